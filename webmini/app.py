@@ -1,0 +1,469 @@
+"""``application``: the URL table, processors and the PEP 3333 entry point."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from . import errors
+from .config import config
+from .ctx import RequestContext, _current
+from .errors import HTTPError
+from .request import decode_path
+from .response import check_header, json_bytes
+from .routing import HANDLER, REDIRECT, SUBAPP, Route, Router, pairs
+from .storage import Storage
+
+log = logging.getLogger("webmini")
+
+Processor = Callable[[Callable[[], Any]], Any]
+StartResponse = Callable[..., Any]
+
+# Methods tried on handler classes, in the order an Allow header lists them.
+_STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+_NO_BODY_STATUS = frozenset({"204", "304"})
+_PLAIN = "text/plain; charset=utf-8"
+_CHUNK = 64 * 1024
+
+
+def _is_handler_method(name: str) -> bool:
+    # SECURITY: REQUEST_METHOD is looked up on the handler class, so only
+    # names made of upper-case ASCII letters may reach getattr (never
+    # "__init__" or a helper method).
+    return name.isascii() and name.isalpha() and name.isupper()
+
+
+def _allowed_methods(cls: type) -> list[str]:
+    names = [m for m in dir(cls) if _is_handler_method(m) and callable(getattr(cls, m, None))]
+    if "GET" in names and "HEAD" not in names:
+        names.append("HEAD")
+    if "OPTIONS" not in names:
+        names.append("OPTIONS")
+    order = {m: i for i, m in enumerate(_STANDARD_METHODS)}
+    return sorted(names, key=lambda m: (order.get(m, len(order)), m))
+
+
+class _HandlerInfo:
+    """What dispatch needs to know about a handler class, computed once."""
+
+    __slots__ = ("allow", "timeout")
+
+    def __init__(self, cls: type, app_timeout: float | None) -> None:
+        self.allow = ", ".join(_allowed_methods(cls))
+        timeout = getattr(cls, "timeout", None)
+        self.timeout: float | None = app_timeout if timeout is None else timeout
+
+
+class application:  # noqa: N801 - web.py's name
+    """A web.py-style application: ``application(urls, globals())``."""
+
+    def __init__(
+        self,
+        mapping: Iterable[Any] = (),
+        fvars: dict[str, Any] | None = None,
+        autoreload: bool | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        self.fvars: dict[str, Any] = fvars if fvars is not None else {}
+        self.mapping: list[tuple[str, Any]] = pairs(mapping)
+        self.processors: list[Processor] = []
+        self.timeout = timeout
+        self._router = Router(self.mapping, _is_app)
+        self._handler_info: dict[type, _HandlerInfo] = {}
+        # autoreload is accepted for web.py compatibility; the dev server reloads.
+        self.autoreload = autoreload
+
+    # -- configuration -------------------------------------------------
+
+    def add_mapping(self, pattern: str, target: Any) -> None:
+        """Append ``pattern -> target`` to the URL table."""
+        self.mapping.append((pattern, target))
+        self._router = Router(self.mapping, _is_app)
+
+    def add_processor(self, processor: Processor) -> None:
+        """Add a processor: ``processor(handler)`` must call ``handler()``."""
+        self.processors.append(processor)
+
+    def notfound(self) -> HTTPError:
+        """Return the 404 response; assign ``app.notfound = f`` to customise it."""
+        return errors.NotFound()
+
+    def internalerror(self) -> HTTPError:
+        """Return the 500 response; assign ``app.internalerror = f`` to customise it."""
+        return errors.InternalError()
+
+    # -- WSGI ------------------------------------------------------------
+
+    def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
+        """Return the PEP 3333 callable, wrapped by ``middleware`` in order."""
+        func: Any = self
+        for m in middleware:
+            func = m(func)
+        return func  # type: ignore[no-any-return]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request (PEP 3333)."""
+        path = environ.get("PATH_INFO") or "/"
+        if not path.isascii():
+            try:
+                path = decode_path(path)
+            except HTTPError as bad:
+                start_response(bad.status, [("Content-Type", _PLAIN)])
+                return [str(bad.data).encode()]
+        c = RequestContext(environ, self, path)
+        token = _current.set(c)
+        try:
+            try:
+                result = self.handle_with_processors(c)
+            except HTTPError as e:
+                result = self._error_result(c, e)
+            except Exception:
+                result = self._internal_error(c)
+            return self._finish(c, result, start_response)
+        finally:
+            _current.reset(token)
+
+    # -- dispatch --------------------------------------------------------
+
+    def handle_with_processors(self, c: RequestContext) -> Any:
+        """Run the processors around :meth:`handle` (used for sub-apps too)."""
+        processors = self.processors
+        if not processors:
+            return self._guard(c)
+
+        def run(index: int) -> Any:
+            if index == len(processors):
+                return self._guard(c)
+            return processors[index](lambda: run(index + 1))
+
+        return run(0)
+
+    def _guard(self, c: RequestContext) -> Any:
+        # Errors become responses inside the processor chain, so processors
+        # outside (unloadhooks, sessions) see an HTTPError, as in web.py.
+        try:
+            result = self.handle(c)
+        except HTTPError:
+            raise
+        except Exception:
+            result = self._internal_error(c)
+        if isinstance(result, HTTPError):
+            raise result
+        return result
+
+    def handle(self, c: RequestContext) -> Any:
+        """Route the request and call its handler; return the handler's result."""
+        hit = self._router.match(c.path)
+        if hit is None:
+            raise self.notfound()
+        route, args = hit
+        kind = route.kind
+        if kind == HANDLER:
+            target = route.target
+            if isinstance(target, str):
+                target = route.resolve(self.fvars)
+            if isinstance(target, type):
+                return self._call_class(c, target, args)
+            return target(*args)
+        if kind == REDIRECT:
+            url = self._router.expand_redirect(route, c.path)
+            query = c.env.get("QUERY_STRING")
+            raise errors.Redirect(url + "?" + query if query else url)
+        return self._delegate(c, route)
+
+    def _call_class(self, c: RequestContext, cls: type, args: tuple[Any, ...]) -> Any:
+        method = c.method
+        func = getattr(cls, method, None) if _is_handler_method(method) else None
+        info = self._handler_info.get(cls)
+        if info is None:
+            info = self._handler_info[cls] = _HandlerInfo(cls, self.timeout)
+        if func is None:
+            if method == "HEAD":
+                func = getattr(cls, "GET", None)
+            elif method == "OPTIONS":
+                c.headers.append(("Allow", info.allow))
+                return b""
+            if func is None:
+                raise errors.NoMethod(info.allow.split(", "))
+        if info.timeout:
+            from .timeouts import call_with_timeout
+
+            return call_with_timeout(info.timeout, func, cls(), *args)
+        return func(cls(), *args)
+
+    def _delegate(self, c: RequestContext, route: Route) -> Any:
+        sub: application = route.target
+        prefix = route.pattern
+        c.homepath = c.homepath + prefix
+        if "home" in c.__dict__:
+            c.home = c.home + prefix
+        if "fullpath" in c.__dict__:
+            del c.__dict__["fullpath"]
+        c.path = c.path[len(prefix):]
+        c.app_stack.append(sub)
+        return sub.handle_with_processors(c)
+
+    # -- responses -------------------------------------------------------
+
+    def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+        c.status = e.status
+        for name, value in e.headers:
+            check_header(name, value)
+            if name.lower() == "content-type":
+                c.has_content_type = True
+            c.headers.append((name, value))
+        if not c.has_content_type and isinstance(e.data, str) and e.data == e.default_message:
+            c.headers.append(("Content-Type", _PLAIN))
+            c.has_content_type = True
+        return e.data
+
+    def _internal_error(self, c: RequestContext) -> Any:
+        exc_info = sys.exc_info()
+        log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
+        c.headers = []
+        c.has_content_type = False
+        if config.debug:
+            from .debugpage import render
+
+            c.status = "500 Internal Server Error"
+            c.headers.append(("Content-Type", "text/html; charset=utf-8"))
+            c.has_content_type = True
+            return render(exc_info, c.env)
+        app = c.app_stack[-1] if c.app_stack else self
+        try:
+            e = app.internalerror()
+        except HTTPError as raised:
+            e = raised
+        except Exception:
+            log.exception("internalerror handler failed")
+            e = errors.InternalError()
+        if not isinstance(e, HTTPError):
+            e = errors.InternalError(e)
+        return self._error_result(c, e)
+
+    def _finish(self, c: RequestContext, result: Any, start_response: StartResponse) -> Any:
+        # PERF: the common bodies (bytes, str, dict) are tested by exact type first.
+        kind = type(result)
+        if kind is bytes:
+            body = result
+        elif kind is str:
+            body = result.encode("utf-8")
+        elif kind is dict or kind is list:
+            body = json_bytes(result)
+            if not c.has_content_type:
+                c.headers.append(("Content-Type", "application/json"))
+                c.has_content_type = True
+        elif result is None:
+            body = b""
+        elif isinstance(result, (bytes, bytearray, memoryview)):
+            body = bytes(result)
+        elif isinstance(result, str):
+            body = str(result).encode("utf-8")
+        elif hasattr(result, "read"):
+            return self._file_response(c, result, start_response)
+        elif isinstance(result, (Iterator, types.GeneratorType)) or hasattr(result, "__iter__"):
+            return self._stream_response(c, result, start_response)
+        else:
+            body = str(result).encode("utf-8")
+        headers = c.headers
+        status = c.status
+        code = status[:3]
+        if code in _NO_BODY_STATUS:
+            start_response(status, [h for h in headers if h[0].lower() != "content-type"])
+            return []
+        if not c.has_content_type:
+            headers.append(("Content-Type", config.default_content_type))
+        if c.method == "HEAD":
+            start_response(status, headers)
+            return []
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+
+    def _file_response(self, c: RequestContext, f: Any, start_response: StartResponse) -> Any:
+        headers = c.headers
+        if not c.has_content_type:
+            headers.append(("Content-Type", "application/octet-stream"))
+        size = _remaining_size(f)
+        if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
+            f.close()
+            start_response(c.status, headers)
+            return []
+        if size is not None:
+            headers.append(("Content-Length", str(size)))
+        start_response(c.status, headers)
+        wrapper = c.env.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            return wrapper(f, _CHUNK)
+        return _FileIterator(f)
+
+    def _stream_response(self, c: RequestContext, result: Any, start_response: StartResponse) -> Any:
+        iterator = iter(result)
+        # Pull the first chunk now, inside the request context, so headers the
+        # generator sets and errors it raises before yielding still count.
+        try:
+            first = next(iterator)
+        except StopIteration:
+            first = b""
+            iterator = iter(())
+        except HTTPError as e:
+            _close(iterator)
+            return self._finish(c, self._error_result(c, e), start_response)
+        except Exception:
+            _close(iterator)
+            return self._finish(c, self._internal_error(c), start_response)
+        if not c.has_content_type:
+            c.headers.append(("Content-Type", config.default_content_type))
+        if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
+            _close(iterator)
+            start_response(c.status, c.headers)
+            return []
+        start_response(c.status, c.headers)
+        return _StreamingBody(self, c, _encode_chunk(first), iterator)
+
+    def stream_failed(self, c: RequestContext) -> None:
+        """Report an exception raised while a streamed body was being sent."""
+        log.error(
+            "error while streaming the response to %s %s", c.method, c.path, exc_info=True
+        )
+        app = c.app_stack[-1] if c.app_stack else self
+        try:
+            app.internalerror()
+        except Exception:  # the hook is for reporting only at this point
+            log.exception("internalerror handler failed")
+
+    # -- conveniences ----------------------------------------------------
+
+    def request(
+        self,
+        localpart: str = "/",
+        method: str = "GET",
+        data: Any = None,
+        host: str = "0.0.0.0:8080",
+        headers: dict[str, str] | None = None,
+        https: bool = False,
+        **kw: Any,
+    ) -> Storage:
+        """Make a request to the application in-process; return status, headers, data."""
+        from .testing import build_environ, call_app
+
+        env = build_environ(localpart, method, data, host, headers or {}, https, kw.get("env"))
+        return call_app(self, env)
+
+    def run(self, *middleware: Callable[[Any], Any], host: str | None = None,
+            port: int | None = None) -> None:
+        """Serve the application with the builtin gevent dev server.
+
+        Like web.py, ``python app.py 8080`` or ``python app.py 0.0.0.0:8080``
+        choose the address.
+        """
+        from .server import serve
+
+        bind_host, bind_port = host or "127.0.0.1", port or 8080
+        if len(sys.argv) > 1 and host is None and port is None:
+            arg = sys.argv[1]
+            if ":" in arg:
+                h, _, p = arg.rpartition(":")
+                bind_host, bind_port = h, int(p)
+            elif arg.isdigit():
+                bind_port = int(arg)
+        serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port)
+
+
+def _is_app(target: Any) -> bool:
+    return isinstance(target, application)
+
+
+def _remaining_size(f: Any) -> int | None:
+    try:
+        size = os.fstat(f.fileno()).st_size
+        return int(size - f.tell())
+    except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
+        return None
+
+
+def _close(iterator: Any) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+def _encode_chunk(chunk: Any) -> bytes:
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    if isinstance(chunk, (dict, list)):
+        return json_bytes(chunk)
+    return str(chunk).encode("utf-8")
+
+
+class _FileIterator:
+    """Iterate a file in chunks when the server offers no ``wsgi.file_wrapper``."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk: bytes = self.f.read(_CHUNK)
+        if not chunk:
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        """Close the file."""
+        self.f.close()
+
+
+class _StreamingBody:
+    """A streamed response body that runs the generator inside its request context."""
+
+    def __init__(self, app: application, c: RequestContext, first: bytes, rest: Any) -> None:
+        self.app = app
+        self.c = c
+        self.first: bytes | None = first
+        self.rest = rest
+
+    def __iter__(self) -> _StreamingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self.first
+        if first is not None:
+            self.first = None
+            return first
+        token = _current.set(self.c)
+        try:
+            return _encode_chunk(next(self.rest))
+        except StopIteration:
+            raise
+        except Exception:
+            self.app.stream_failed(self.c)
+            # The status line is gone: aborting the connection is the only
+            # honest signal left that the body is incomplete.
+            raise
+        finally:
+            _current.reset(token)
+
+    def close(self) -> None:
+        """Close the underlying generator (runs its ``finally`` blocks)."""
+        token = _current.set(self.c)
+        try:
+            _close(self.rest)
+        finally:
+            _current.reset(token)
+
+
+def urlencode_query(params: dict[str, Any], doseq: bool = False) -> str:
+    """Encode ``params`` as a query string."""
+    return urlencode(params, doseq=doseq)

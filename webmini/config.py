@@ -1,0 +1,22 @@
+"""``webmini.config``: framework settings with safe defaults."""
+
+from __future__ import annotations
+
+from .storage import Storage
+
+config = Storage(
+    # Debug pages show tracebacks to the client: never guessed, only when asked.
+    debug=False,
+    # Largest request body read by data()/input()/json(), in bytes (413 beyond).
+    max_body_size=10 * 1024 * 1024,
+    # Most fields in a query string or form body, and parts in a multipart body.
+    max_form_fields=1000,
+    # Largest request line plus headers the dev server accepts (431 beyond).
+    max_header_size=16 * 1024,
+    # Multipart parts above this size spill from memory to a temporary file.
+    multipart_spool_size=64 * 1024,
+    # Total memory multipart fields may use before the request is refused.
+    multipart_memory_limit=8 * 1024 * 1024,
+    # Content-Type given to str/bytes responses that set none.
+    default_content_type="text/html; charset=utf-8",
+)

@@ -1,0 +1,190 @@
+"""The per-request context, held in a ContextVar.
+
+A ContextVar is greenlet-local under gevent (greenlet >= 1.0 gives every
+greenlet its own context) and thread-local under threads, whatever the
+order in which gevent patching and imports happened.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+_current: ContextVar[RequestContext] = ContextVar("webmini.request")
+
+
+def _fullpath(c: RequestContext) -> str:
+    query = c.env.get("QUERY_STRING")
+    return c.path + "?" + query if query else c.path
+
+
+def _query(c: RequestContext) -> str:
+    query = c.env.get("QUERY_STRING")
+    return "?" + query if query else ""
+
+
+def _protocol(c: RequestContext) -> str:
+    env = c.env
+    # Proxies tell the original scheme; uWSGI and pywsgi set wsgi.url_scheme.
+    forwarded = env.get("HTTP_X_FORWARDED_PROTO")
+    if forwarded in ("http", "https"):
+        return str(forwarded)
+    return str(env.get("wsgi.url_scheme", "http"))
+
+
+def _host(c: RequestContext) -> str:
+    env = c.env
+    host = env.get("HTTP_HOST")
+    if host:
+        return str(host)
+    port = env.get("SERVER_PORT", "80")
+    name = env.get("SERVER_NAME", "localhost")
+    return name if port in ("80", "443") else f"{name}:{port}"
+
+
+def _ip(c: RequestContext) -> str:
+    return str(c.env.get("REMOTE_ADDR", ""))
+
+
+def _homedomain(c: RequestContext) -> str:
+    return c.protocol + "://" + c.host
+
+
+def _realhome(c: RequestContext) -> str:
+    return c.homedomain + c.env.get("SCRIPT_NAME", "")
+
+
+def _homepath(c: RequestContext) -> str:
+    return str(c.env.get("SCRIPT_NAME", ""))
+
+
+def _home(c: RequestContext) -> str:
+    return c.homedomain + c.homepath
+
+
+_LAZY = {
+    "fullpath": _fullpath,
+    "query": _query,
+    "protocol": _protocol,
+    "host": _host,
+    "ip": _ip,
+    "homedomain": _homedomain,
+    "realhome": _realhome,
+    "homepath": _homepath,
+    "home": _home,
+}
+
+
+class RequestContext:
+    """Everything webmini and the user know about the request being served.
+
+    Common fields are set eagerly; the rest (``home``, ``ip``, ``query``, ...)
+    are computed on first access and then stored. Handlers and processors may
+    attach their own attributes (``ctx.session``, ``ctx.db``...).
+    """
+
+    # PERF: a plain class with eager slots-free attributes; lazy fields go
+    # through __getattr__ only on first access, then live in __dict__.
+    def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:
+        self.env = self.environ = environ
+        self.app = app
+        self.method: str = environ["REQUEST_METHOD"]
+        self.path = path
+        self.status = "200 OK"
+        self.headers: list[tuple[str, str]] = []
+        self.has_content_type = False
+        self.app_stack = [app]
+
+    def __getattr__(self, name: str) -> Any:
+        compute = _LAZY.get(name)
+        if compute is None:
+            raise AttributeError(f"webmini.ctx has no attribute {name!r}")
+        value = compute(self)
+        self.__dict__[name] = value
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        setattr(self, name, value)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.__dict__ or name in _LAZY
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Return attribute ``name`` or ``default``, like ``dict.get``."""
+        return getattr(self, name, default)
+
+
+def current() -> RequestContext:
+    """Return the context of the request being served, or raise RuntimeError."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("webmini.ctx is only available while a request is served") from None
+
+
+class _ContextProxy:
+    """``webmini.ctx``: forwards attribute access to the current request's context."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(current(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(current(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(current(), name)
+
+    def __getitem__(self, name: str) -> Any:
+        return current()[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        current()[name] = value
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            return name in _current.get()
+        except LookupError:
+            return False
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Return attribute ``name`` of the current context, or ``default``."""
+        try:
+            return _current.get().get(name, default)
+        except LookupError:
+            return default
+
+    def __repr__(self) -> str:
+        try:
+            return f"<webmini.ctx {_current.get().__dict__!r}>"
+        except LookupError:
+            return "<webmini.ctx (no request)>"
+
+
+ctx: Any = _ContextProxy()
+
+
+def absolute_url(url: str, absolute: bool = False) -> str:
+    """Make ``url`` absolute against the current request, the way web.py redirects do.
+
+    ``/x`` becomes ``home + /x`` (``absolute=True`` uses the domain root
+    instead of the application's home); ``x`` is taken relative to the path.
+    """
+    if "://" in url:
+        return url
+    c = _current.get(None)
+    if c is None:
+        return url
+    if url.startswith("//"):
+        return c.protocol + ":" + url
+    if url.startswith("/"):
+        return (c.homedomain if absolute else c.home) + url
+    base = c.home + c.path
+    return base.rsplit("/", 1)[0] + "/" + url if "/" in base else url

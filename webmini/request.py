@@ -1,0 +1,310 @@
+"""Request data: query, forms, uploads, raw body, JSON and cookies.
+
+Everything is parsed lazily, on first use, and kept on the request context.
+Limits come from ``webmini.config``; bad input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import io
+import json as _json
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from .config import config
+from .ctx import RequestContext, current
+from .errors import BadRequest, PayloadTooLarge
+from .storage import Storage, storify
+
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+class FileUpload:
+    """A file part of a multipart body: ``filename``, ``type``, ``file`` and ``value``."""
+
+    def __init__(self, name: str, filename: str, content_type: str, file: Any) -> None:
+        self.name = name
+        self.filename = filename
+        self.type = content_type
+        self.file = file
+
+    @property
+    def value(self) -> bytes:
+        """The whole content of the upload, as bytes."""
+        self.file.seek(0)
+        data: bytes = self.file.read()
+        self.file.seek(0)
+        return data
+
+    def __repr__(self) -> str:
+        return f"<FileUpload {self.name!r} filename={self.filename!r} type={self.type!r}>"
+
+
+def _to_utf8(text: str, what: str) -> str:
+    """Re-decode a PEP 3333 latin-1 string as UTF-8, or answer 400."""
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise BadRequest(f"{what} is not valid UTF-8") from None
+
+
+def parse_query(qs: str) -> dict[str, list[str]]:
+    """Parse a query string into a dict of lists, enforcing the field limit."""
+    if not qs:
+        return {}
+    limit = config.max_form_fields
+    # PERF: most API query strings are plain ASCII with nothing escaped;
+    # splitting them by hand is several times faster than parse_qs.
+    if "%" not in qs and "+" not in qs and qs.isascii():
+        pairs = qs.split("&")
+        if len(pairs) > limit:
+            raise PayloadTooLarge(f"more than {limit} form fields")
+        out: dict[str, list[str]] = {}
+        for pair in pairs:
+            if not pair:
+                continue
+            key, _, value = pair.partition("=")
+            if key in out:
+                out[key].append(value)
+            else:
+                out[key] = [value]
+        return out
+    raw = qs.encode("latin-1", "replace")
+    try:
+        return parse_qs(
+            raw.decode("latin-1"),
+            keep_blank_values=True,
+            max_num_fields=limit,
+            encoding="utf-8",
+            errors="strict",
+        )
+    except UnicodeDecodeError:
+        raise BadRequest("form data is not valid UTF-8") from None
+    except ValueError:
+        raise PayloadTooLarge(f"more than {limit} form fields") from None
+
+
+def _content_length(env: dict[str, Any]) -> int | None:
+    text = env.get("CONTENT_LENGTH")
+    if not text:
+        return None
+    try:
+        length = int(text)
+    except ValueError:
+        raise BadRequest("invalid Content-Length") from None
+    if length < 0:
+        raise BadRequest("invalid Content-Length")
+    return length
+
+
+def _read_body(c: RequestContext) -> bytes:
+    env = c.env
+    limit = config.max_body_size
+    length = _content_length(env)
+    stream = env["wsgi.input"]
+    if length is None:
+        if not env.get("wsgi.input_terminated"):
+            return b""
+        # The server de-chunked the body: read up to the limit and no further.
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body larger than {limit} bytes")
+        return bytes(body)
+    if length > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    body = stream.read(length) if length else b""
+    if len(body) < length:
+        raise BadRequest("request body shorter than its Content-Length")
+    return bytes(body)
+
+
+def data() -> bytes:
+    """Return the raw request body (read once, bounded by ``config.max_body_size``)."""
+    c = current()
+    cached = c.__dict__.get("_body")
+    if cached is None:
+        if c.__dict__.get("_body_streamed"):
+            raise RuntimeError("the request body was already consumed by input()")
+        cached = c.__dict__["_body"] = _read_body(c)
+    return cached
+
+
+def json() -> Any:
+    """Return the request body parsed as JSON; an empty or invalid body is a 400."""
+    c = current()
+    if "_json" in c.__dict__:
+        return c.__dict__["_json"]
+    body = data()
+    if not body:
+        raise BadRequest("a JSON body is required")
+    try:
+        value = _json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("invalid JSON body") from None
+    c.__dict__["_json"] = value
+    return value
+
+
+def _parse_multipart(c: RequestContext, ctype: str) -> dict[str, list[Any]]:
+    from multipart import MultipartError, MultipartParser, ParserLimitReached, parse_options_header
+
+    _, options = parse_options_header(ctype)
+    boundary = options.get("boundary")
+    if not boundary:
+        raise BadRequest("multipart body without a boundary")
+    env = c.env
+    length = _content_length(env)
+    limit = config.max_body_size
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    if "_body" in c.__dict__:
+        stream: Any = io.BytesIO(c.__dict__["_body"])
+    else:
+        stream = env["wsgi.input"]
+        c.__dict__["_body_streamed"] = True
+    out: dict[str, list[Any]] = {}
+    try:
+        parser = MultipartParser(
+            stream,
+            boundary,
+            content_length=-1 if length is None else length,
+            charset="utf8",
+            part_limit=config.max_form_fields,
+            spool_limit=config.multipart_spool_size,
+            memory_limit=config.multipart_memory_limit,
+            disk_limit=limit,
+        )
+        for part in parser:
+            if part.filename is not None:
+                value: Any = FileUpload(part.name, part.filename, part.content_type, part.file)
+            else:
+                value = part.value
+            out.setdefault(part.name, []).append(value)
+    except ParserLimitReached as exc:
+        raise PayloadTooLarge(f"multipart body over a limit: {exc}") from None
+    except (MultipartError, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"malformed multipart body: {exc}") from None
+    return out
+
+
+def _form(c: RequestContext) -> dict[str, list[Any]]:
+    cached = c.__dict__.get("_form")
+    if cached is not None:
+        return cached
+    env = c.env
+    form: dict[str, list[Any]] = {}
+    if c.method not in _NO_BODY_METHODS:
+        ctype = env.get("CONTENT_TYPE", "")
+        lower = ctype.lower()
+        if lower.startswith("multipart/form-data"):
+            form = _parse_multipart(c, ctype)
+        elif not lower or lower.startswith("application/x-www-form-urlencoded"):
+            body = data()
+            if body:
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise BadRequest("form data is not valid UTF-8") from None
+                form = parse_query(text)
+    c.__dict__["_form"] = form
+    return form
+
+
+def _query(c: RequestContext) -> dict[str, list[str]]:
+    cached = c.__dict__.get("_query_fields")
+    if cached is None:
+        qs = c.env.get("QUERY_STRING", "")
+        cached = c.__dict__["_query_fields"] = parse_query(qs) if qs else {}
+    return cached
+
+
+def _adapt_uploads(fields: dict[str, list[Any]], defaults: dict[str, Any]) -> None:
+    # web.py: an upload is given as its bytes unless its default is a dict.
+    for key, values in fields.items():
+        if isinstance(defaults.get(key), dict):
+            continue
+        if any(isinstance(v, FileUpload) for v in values):
+            fields[key] = [v.value if isinstance(v, FileUpload) else v for v in values]
+
+
+def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  # noqa: A001
+    """Return query and form fields as a Storage, web.py style.
+
+    ``requireds`` must be present (400 otherwise); a list default keeps every
+    value of a repeated field; ``{}`` as default keeps an upload as a
+    :class:`FileUpload`. ``_method`` is ``"get"``, ``"post"`` or ``"both"``.
+    """
+    c = current()
+    method = _method.lower()
+    if method == "get":
+        fields: dict[str, list[Any]] = dict(_query(c))
+    elif method == "post":
+        fields = dict(_form(c))
+    else:
+        query = _query(c)
+        form = _form(c) if c.method not in _NO_BODY_METHODS else {}
+        if form:
+            fields = dict(query)
+            fields.update(form)
+        else:
+            fields = query
+    if "_form" in c.__dict__ and any(
+        isinstance(v, FileUpload) for vs in fields.values() for v in vs
+    ):
+        fields = dict(fields)
+        _adapt_uploads(fields, defaults)
+    try:
+        return storify(fields, *requireds, **defaults)
+    except KeyError as exc:
+        raise BadRequest(f"missing required field {exc.args[0]!r}") from None
+
+
+def cookies(*requireds: str, **defaults: Any) -> Storage:
+    """Return the request's cookies as a Storage; missing required ones are a 400."""
+    c = current()
+    parsed = c.__dict__.get("_cookies")
+    if parsed is None:
+        parsed = c.__dict__["_cookies"] = _parse_cookie_header(c.env.get("HTTP_COOKIE", ""))
+    result = Storage(defaults)
+    result.update(parsed)
+    for key in requireds:
+        if key not in result:
+            raise BadRequest(f"missing required cookie {key!r}")
+    return result
+
+
+def _parse_cookie_header(text: str) -> dict[str, str]:
+    # Lenient like browsers: one bad pair never hides the others (SimpleCookie
+    # drops every cookie after an unexpected character).
+    out: dict[str, str] = {}
+    if not text:
+        return out
+    text = _to_utf8(text, "the Cookie header")
+    for chunk in text.split(";"):
+        name, sep, value = chunk.strip().partition("=")
+        if not sep or not name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        try:
+            out.setdefault(name.strip(), unquote(value, errors="strict"))
+        except UnicodeDecodeError:
+            raise BadRequest(f"cookie {name!r} is not valid UTF-8") from None
+    return out
+
+
+def getheader(name: str, default: str | None = None) -> str | None:
+    """Return request header ``name`` (any case), or ``default``."""
+    env = current().env
+    key = name.upper().replace("-", "_")
+    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        return env.get(key, default)
+    return env.get("HTTP_" + key, default)
+
+
+def decode_path(path: str) -> str:
+    """Return PATH_INFO decoded as UTF-8, or raise 400."""
+    return _to_utf8(path, "the request path")

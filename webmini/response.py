@@ -1,0 +1,170 @@
+"""Response helpers: headers, cookies, caching headers, and body encoding."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import re
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from .ctx import current
+from .errors import NotModified
+
+# SECURITY: header names are RFC 9110 tokens; values may not contain CR, LF
+# or NUL, which would let a caller split the response or inject headers.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_SAMESITE = frozenset({"strict", "lax", "none"})
+
+
+def check_header(name: str, value: str) -> None:
+    """Raise ValueError unless ``name: value`` is a safe response header."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}")
+    if not isinstance(value, str) or _BAD_VALUE.search(value):
+        raise ValueError(f"invalid value for header {name!r}: CR, LF and NUL are not allowed")
+
+
+def header(hdr: str, value: Any, unique: bool = False) -> None:
+    """Add a response header; with ``unique=True`` keep an existing one instead."""
+    value = str(value)
+    check_header(hdr, value)
+    c = current()
+    lower = hdr.lower()
+    if unique and any(h.lower() == lower for h, _ in c.headers):
+        return
+    if lower == "content-type":
+        c.has_content_type = True
+    c.headers.append((hdr, value))
+
+
+def set_status(status: str | int) -> None:
+    """Set the response status (``"201 Created"`` or ``201``)."""
+    from .errors import status_line
+
+    current().status = status_line(status) if isinstance(status, int) else status
+
+
+def _http_date(when: datetime.datetime) -> str:
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.timezone.utc)
+    return when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def setcookie(
+    name: str,
+    value: str,
+    expires: int | str | datetime.datetime = "",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = False,
+    path: str | None = None,
+    samesite: str | None = None,
+    max_age: int | None = None,
+) -> None:
+    """Set a cookie (web.py's signature plus ``max_age``); the value is URL-quoted."""
+    # SECURITY: the name must be a token and the value is percent-encoded, so
+    # neither can end the attribute list or the header early.
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid cookie name {name!r}")
+    parts = [f"{name}={quote(str(value), safe='')}"]
+    if isinstance(expires, datetime.datetime):
+        parts.append("Expires=" + _http_date(expires))
+    elif isinstance(expires, int) and not isinstance(expires, bool):
+        if expires < 0:
+            parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+            max_age = 0 if max_age is None else max_age
+        else:
+            when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                seconds=expires
+            )
+            parts.append("Expires=" + _http_date(when))
+    elif expires:
+        parts.append("Expires=" + str(expires))
+    if max_age is not None:
+        parts.append(f"Max-Age={int(max_age)}")
+    if domain:
+        parts.append("Domain=" + domain)
+    parts.append("Path=" + (path or "/"))
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if samesite:
+        if samesite.lower() not in _SAMESITE:
+            raise ValueError("samesite must be 'Strict', 'Lax' or 'None'")
+        parts.append("SameSite=" + samesite.capitalize())
+    header("Set-Cookie", "; ".join(parts))
+
+
+def expires(delta: int | float | datetime.timedelta) -> None:
+    """Set ``Expires`` to ``delta`` (seconds or timedelta) from now."""
+    if not isinstance(delta, datetime.timedelta):
+        delta = datetime.timedelta(seconds=delta)
+    header("Expires", _http_date(datetime.datetime.now(datetime.timezone.utc) + delta))
+
+
+def lastmodified(date_obj: datetime.datetime) -> None:
+    """Set ``Last-Modified`` to ``date_obj``."""
+    header("Last-Modified", _http_date(date_obj), unique=True)
+
+
+def _parse_http_date(text: str) -> datetime.datetime | None:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
+def modified(date: datetime.datetime | None = None, etag: str | None = None) -> bool:
+    """Conditional GET: raise 304 Not Modified when the client's copy is current.
+
+    Sets ``Last-Modified`` and ``ETag`` for the response; returns True when
+    the resource must be sent.
+    """
+    env = current().env
+    n = {t.strip() for t in env.get("HTTP_IF_NONE_MATCH", "").split(",") if t.strip()}
+    since_text = env.get("HTTP_IF_MODIFIED_SINCE", "")
+    validated = False
+    if etag is not None and n:
+        validated = "*" in n or f'"{etag}"' in n or etag in n
+    elif date is not None and since_text:
+        since = _parse_http_date(since_text)
+        d = date if date.tzinfo else date.replace(tzinfo=datetime.timezone.utc)
+        validated = since is not None and d.replace(microsecond=0) <= since
+    if date is not None:
+        lastmodified(date)
+    if etag is not None:
+        header("ETag", f'"{etag}"', unique=True)
+    if validated:
+        raise NotModified()
+    return True
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (datetime.datetime, datetime.date, datetime.time)):
+        return obj.isoformat()
+    if isinstance(obj, decimal.Decimal):
+        return str(obj)
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+# PERF: one encoder built once; ensure_ascii=False keeps UTF-8 bodies short.
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON (datetimes, decimals and UUIDs as strings)."""
+    return _encoder.encode(obj).encode("utf-8")

@@ -1,0 +1,58 @@
+"""Attribute-access dictionaries: web.py's ``storage`` and ``storify``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Storage(dict[str, Any]):
+    """A dict whose keys are also attributes: ``s.a`` is ``s["a"]``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __delattr__(self, key: str) -> None:
+        try:
+            del self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __repr__(self) -> str:
+        return "<Storage " + dict.__repr__(self) + ">"
+
+
+storage = Storage
+
+
+def _first_or_last(values: list[Any], keep_last: bool) -> Any:
+    return values[-1] if keep_last else values[0]
+
+
+def storify(mapping: Any, *requireds: str, _unicode: bool = True, **defaults: Any) -> Storage:
+    """Build a Storage from a mapping of lists, applying web.py's default rules.
+
+    A key whose default is a list keeps every value; any other key keeps the
+    last value. A key listed in ``requireds`` that is missing raises KeyError.
+    """
+    result = Storage()
+    for key in requireds:
+        if key not in mapping:
+            raise KeyError(key)
+    for key, value in mapping.items():
+        wants_list = isinstance(defaults.get(key), (list, tuple))
+        if isinstance(value, list):
+            result[key] = list(value) if wants_list else (value[-1] if value else None)
+        else:
+            result[key] = [value] if wants_list else value
+    for key, default in defaults.items():
+        if key not in result:
+            result[key] = list(default) if isinstance(default, tuple) else default
+    return result

@@ -1,0 +1,245 @@
+"""In-process testing: a WSGI test client and a browser that keeps cookies."""
+
+from __future__ import annotations
+
+import io
+import json as _json
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+from wsgiref.validate import validator
+
+from .storage import Storage
+
+
+def build_environ(
+    localpart: str = "/",
+    method: str = "GET",
+    data: Any = None,
+    host: str = "0.0.0.0:8080",
+    headers: dict[str, str] | None = None,
+    https: bool = False,
+    env: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build a PEP 3333 environ for ``method localpart`` with ``data`` as body."""
+    parts = urlsplit(localpart)
+    path = parts.path or "/"
+    server_name, _, server_port = host.partition(":")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method.upper(),
+        "SCRIPT_NAME": "",
+        # PEP 3333: PATH_INFO carries the raw bytes as latin-1 code points.
+        "PATH_INFO": _to_wsgi_str(path),
+        "QUERY_STRING": parts.query,
+        "SERVER_NAME": server_name or "localhost",
+        "SERVER_PORT": server_port or ("443" if https else "80"),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": host,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https" if https else "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    body = b""
+    if isinstance(data, dict):
+        body = urlencode(data, doseq=True).encode()
+        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    elif isinstance(data, str):
+        body = data.encode("utf-8")
+    elif isinstance(data, (bytes, bytearray)):
+        body = bytes(data)
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            environ[key] = value
+        else:
+            environ["HTTP_" + key] = value
+    if body or method.upper() in ("POST", "PUT", "PATCH"):
+        environ.setdefault("CONTENT_LENGTH", str(len(body)))
+    environ["wsgi.input"] = io.BytesIO(body)
+    if env:
+        environ.update(env)
+    return environ
+
+
+def _to_wsgi_str(text: str) -> str:
+    return text.encode("utf-8").decode("latin-1")
+
+
+def call_app(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> Storage:
+    """Call a WSGI app; return web.py's response Storage (status, headers, data)."""
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"] = status
+        captured["header_items"] = headers
+        return lambda chunk: None
+
+    result = app(environ, start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return Storage(
+        status=captured["status"],
+        header_items=captured["header_items"],
+        headers=dict(captured["header_items"]),
+        data=data,
+    )
+
+
+class Response:
+    """A response captured by :class:`TestClient`."""
+
+    def __init__(self, status: str, header_items: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.status_code = int(status[:3])
+        self.header_items = header_items
+        self.headers = _Headers(header_items)
+        self.body = body
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return _json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.body[:60]!r}>"
+
+
+class _Headers:
+    """Case-insensitive, read-only view of response headers."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self.items = items
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Return the first header called ``name`` (any case), or ``default``."""
+        lower = name.lower()
+        for key, value in self.items:
+            if key.lower() == lower:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Return every header called ``name`` (any case)."""
+        lower = name.lower()
+        return [v for k, v in self.items if k.lower() == lower]
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+
+class TestClient:
+    """Drive a WSGI application in-process; every exchange is checked by wsgiref.validate."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], validate: bool = True) -> None:
+        self.app = validator(app) if validate else app
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        data: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        https: bool = False,
+        env: dict[str, Any] | None = None,
+    ) -> Response:
+        """Send one request and return the full :class:`Response`."""
+        headers = dict(headers or {})
+        if json is not None:
+            data = _json.dumps(json)
+            headers.setdefault("Content-Type", "application/json")
+        environ = build_environ(path, method, data, "localhost:8080", headers, https, env)
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, items: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["items"] = status, items
+            return lambda chunk: None
+
+        result = self.app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return Response(captured["status"], captured["items"], body)
+
+    def get(self, path: str, **kw: Any) -> Response:
+        """Send a GET."""
+        return self.request("GET", path, **kw)
+
+    def head(self, path: str, **kw: Any) -> Response:
+        """Send a HEAD."""
+        return self.request("HEAD", path, **kw)
+
+    def post(self, path: str, data: Any = None, **kw: Any) -> Response:
+        """Send a POST."""
+        return self.request("POST", path, data=data, **kw)
+
+    def put(self, path: str, data: Any = None, **kw: Any) -> Response:
+        """Send a PUT."""
+        return self.request("PUT", path, data=data, **kw)
+
+    def patch(self, path: str, data: Any = None, **kw: Any) -> Response:
+        """Send a PATCH."""
+        return self.request("PATCH", path, data=data, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Response:
+        """Send a DELETE."""
+        return self.request("DELETE", path, **kw)
+
+    def options(self, path: str, **kw: Any) -> Response:
+        """Send an OPTIONS."""
+        return self.request("OPTIONS", path, **kw)
+
+
+class Browser(TestClient):
+    """A test client that stores cookies from responses and sends them back."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], validate: bool = True) -> None:
+        super().__init__(app, validate)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, **kw: Any) -> Response:
+        """Send a request with the stored cookies; store the ones set in reply."""
+        headers = dict(kw.pop("headers", None) or {})
+        if self.cookies and "Cookie" not in headers:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = super().request(method, path, headers=headers, **kw)
+        for cookie in response.headers.get_all("Set-Cookie"):
+            self._store(cookie)
+        return response
+
+    def _store(self, set_cookie: str) -> None:
+        first, *attrs = [p.strip() for p in set_cookie.split(";")]
+        name, _, value = first.partition("=")
+        expired = any(
+            a.lower().startswith("max-age=") and a[8:].strip().lstrip("-").isdigit()
+            and int(a[8:]) <= 0
+            for a in attrs
+        ) or any(a.lower() == "expires=thu, 01 jan 1970 00:00:00 gmt" for a in attrs)
+        if expired:
+            self.cookies.pop(name, None)
+        else:
+            self.cookies[name] = value

@@ -1,0 +1,117 @@
+"""web.py's helper functions that act on the current request or application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from . import errors
+from .ctx import _current, current
+from .request import input as _input
+
+
+def notfound(message: Any = None, headers: Any = None) -> errors.HTTPError:
+    """Return a 404; with no message, the application's ``notfound`` override is used."""
+    if message is None:
+        c = _current.get(None)
+        if c is not None:
+            return c.app_stack[-1].notfound()  # type: ignore[no-any-return]
+    return errors.NotFound(message, headers)
+
+
+def internalerror(message: Any = None, headers: Any = None) -> errors.HTTPError:
+    """Return a 500; with no message, the application's ``internalerror`` override is used."""
+    if message is None:
+        c = _current.get(None)
+        if c is not None:
+            return c.app_stack[-1].internalerror()  # type: ignore[no-any-return]
+    return errors.InternalError(message, headers)
+
+
+def loadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
+    """Make a processor that calls ``hook()`` before each request."""
+
+    def processor(handler: Callable[[], Any]) -> Any:
+        hook()
+        return handler()
+
+    return processor
+
+
+def unloadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
+    """Make a processor that calls ``hook()`` after each request, errors and streams included."""
+
+    def processor(handler: Callable[[], Any]) -> Any:
+        try:
+            result = handler()
+        except BaseException:
+            hook()
+            raise
+        if _is_stream(result):
+            return _run_after(result, hook)
+        hook()
+        return result
+
+    return processor
+
+
+def _is_stream(result: Any) -> bool:
+    if isinstance(result, (str, bytes, bytearray, dict, list)) or result is None:
+        return False
+    return hasattr(result, "__next__") or hasattr(result, "__iter__") and not hasattr(
+        result, "read"
+    )
+
+
+def _run_after(result: Any, hook: Callable[[], Any]) -> Any:
+    try:
+        yield from result
+    finally:
+        hook()
+
+
+def autodelegate(prefix: str = "") -> Callable[..., Any]:
+    """Return a method that dispatches ``/name/rest`` to ``self.<prefix>name(rest)``."""
+
+    def internal(self: Any, arg: str) -> Any:
+        if "/" in arg:
+            first, rest = arg.split("/", 1)
+            func, args = prefix + first, ["/" + rest]
+        else:
+            func, args = prefix + arg, []
+        # SECURITY: only plain identifiers reach getattr.
+        if not func.isidentifier() or func.startswith("_") and not prefix.startswith("_"):
+            raise errors.NotFound()
+        method = getattr(self, func, None)
+        if method is None:
+            raise errors.NotFound()
+        return method(*args)
+
+    return internal
+
+
+def url(path: str | None = None, doseq: bool = False, **kw: Any) -> str:
+    """Return ``path`` under the application's home path, with ``kw`` as query."""
+    c = current()
+    if path is None:
+        path = c.path
+    if path.startswith("/"):
+        path = c.homepath + path
+    if kw:
+        path += "?" + urlencode(kw, doseq=doseq)
+    return path
+
+
+def changequery(query: dict[str, Any] | None = None, **kw: Any) -> str:
+    """Return the current URL with query fields changed (``None`` removes one)."""
+    fields = dict(_input(_method="get")) if query is None else dict(query)
+    for key, value in kw.items():
+        if value is None:
+            fields.pop(key, None)
+        else:
+            fields[key] = value
+    out = current().path
+    if fields:
+        out += "?" + urlencode(fields, doseq=True)
+    return out
