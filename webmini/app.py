@@ -17,7 +17,7 @@ from .ctx import RequestContext, _current
 from .errors import HTTPError
 from .request import decode_path
 from .response import check_header, json_bytes
-from .routing import HANDLER, REDIRECT, SUBAPP, Route, Router, pairs
+from .routing import HANDLER, REDIRECT, Route, Router, pairs
 from .storage import Storage
 
 log = logging.getLogger("webmini")
@@ -32,11 +32,14 @@ _PLAIN = "text/plain; charset=utf-8"
 _CHUNK = 64 * 1024
 
 
+_STANDARD_SET = frozenset(_STANDARD_METHODS)
+
+
 def _is_handler_method(name: str) -> bool:
     # SECURITY: REQUEST_METHOD is looked up on the handler class, so only
     # names made of upper-case ASCII letters may reach getattr (never
     # "__init__" or a helper method).
-    return name.isascii() and name.isalpha() and name.isupper()
+    return name in _STANDARD_SET or (name.isascii() and name.isalpha() and name.isupper())
 
 
 def _allowed_methods(cls: type) -> list[str]:
@@ -121,7 +124,8 @@ class application:  # noqa: N801 - web.py's name
         token = _current.set(c)
         try:
             try:
-                result = self.handle_with_processors(c)
+                # PERF: without processors there is no chain to build.
+                result = self.handle_with_processors(c) if self.processors else self.handle(c)
             except HTTPError as e:
                 result = self._error_result(c, e)
             except Exception:
@@ -266,6 +270,8 @@ class application:  # noqa: N801 - web.py's name
             body = bytes(result)
         elif isinstance(result, str):
             body = str(result).encode("utf-8")
+        elif isinstance(result, HTTPError):
+            return self._finish(c, self._error_result(c, result), start_response)
         elif hasattr(result, "read"):
             return self._file_response(c, result, start_response)
         elif isinstance(result, (Iterator, types.GeneratorType)) or hasattr(result, "__iter__"):
@@ -279,7 +285,7 @@ class application:  # noqa: N801 - web.py's name
             start_response(status, [h for h in headers if h[0].lower() != "content-type"])
             return []
         if not c.has_content_type:
-            headers.append(("Content-Type", config.default_content_type))
+            headers.append(("Content-Type", config["default_content_type"]))
         if c.method == "HEAD":
             start_response(status, headers)
             return []
@@ -304,7 +310,9 @@ class application:  # noqa: N801 - web.py's name
             return wrapper(f, _CHUNK)
         return _FileIterator(f)
 
-    def _stream_response(self, c: RequestContext, result: Any, start_response: StartResponse) -> Any:
+    def _stream_response(
+        self, c: RequestContext, result: Any, start_response: StartResponse
+    ) -> Any:
         iterator = iter(result)
         # Pull the first chunk now, inside the request context, so headers the
         # generator sets and errors it raises before yielding still count.

@@ -83,6 +83,17 @@ class RequestContext:
     attach their own attributes (``ctx.session``, ``ctx.db``...).
     """
 
+    # Computed on first access (see _LAZY), then stored in __dict__.
+    fullpath: str
+    query: str
+    protocol: str
+    host: str
+    ip: str
+    homedomain: str
+    realhome: str
+    homepath: str
+    home: str
+
     # PERF: a plain class with eager slots-free attributes; lazy fields go
     # through __getattr__ only on first access, then live in __dict__.
     def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from .config import config
-from .ctx import RequestContext, current
+from .ctx import RequestContext, _current, current
 from .errors import BadRequest, PayloadTooLarge
-from .storage import Storage, storify
+from .storage import Storage
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
@@ -50,31 +50,45 @@ def _to_utf8(text: str, what: str) -> str:
         raise BadRequest(f"{what} is not valid UTF-8") from None
 
 
-def parse_query(qs: str) -> dict[str, list[str]]:
-    """Parse a query string into a dict of lists, enforcing the field limit."""
+Fields = tuple[dict[str, Any], dict[str, list[Any]]]
+"""Parsed fields: the last value of each name, and every value of repeated names."""
+
+_NO_FIELDS: Fields = ({}, {})
+
+
+def _fields_from_lists(lists: dict[str, list[Any]]) -> Fields:
+    last = {k: v[-1] for k, v in lists.items() if v}
+    multi = {k: v for k, v in lists.items() if len(v) > 1}
+    return last, multi
+
+
+def parse_query(qs: str) -> Fields:
+    """Parse a query string into :data:`Fields`, enforcing the field limit."""
     if not qs:
-        return {}
-    limit = config.max_form_fields
+        return _NO_FIELDS
+    limit = config["max_form_fields"]
     # PERF: most API query strings are plain ASCII with nothing escaped;
     # splitting them by hand is several times faster than parse_qs.
     if "%" not in qs and "+" not in qs and qs.isascii():
         pairs = qs.split("&")
         if len(pairs) > limit:
             raise PayloadTooLarge(f"more than {limit} form fields")
-        out: dict[str, list[str]] = {}
+        last: dict[str, Any] = {}
+        multi: dict[str, list[Any]] = {}
         for pair in pairs:
             if not pair:
                 continue
             key, _, value = pair.partition("=")
-            if key in out:
-                out[key].append(value)
-            else:
-                out[key] = [value]
-        return out
-    raw = qs.encode("latin-1", "replace")
+            if key in last:
+                if key in multi:
+                    multi[key].append(value)
+                else:
+                    multi[key] = [last[key], value]
+            last[key] = value
+        return last, multi
     try:
-        return parse_qs(
-            raw.decode("latin-1"),
+        lists = parse_qs(
+            qs,
             keep_blank_values=True,
             max_num_fields=limit,
             encoding="utf-8",
@@ -84,6 +98,7 @@ def parse_query(qs: str) -> dict[str, list[str]]:
         raise BadRequest("form data is not valid UTF-8") from None
     except ValueError:
         raise PayloadTooLarge(f"more than {limit} form fields") from None
+    return _fields_from_lists(lists)
 
 
 def _content_length(env: dict[str, Any]) -> int | None:
@@ -147,7 +162,7 @@ def json() -> Any:
     return value
 
 
-def _parse_multipart(c: RequestContext, ctype: str) -> dict[str, list[Any]]:
+def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
     from multipart import MultipartError, MultipartParser, ParserLimitReached, parse_options_header
 
     _, options = parse_options_header(ctype)
@@ -186,15 +201,15 @@ def _parse_multipart(c: RequestContext, ctype: str) -> dict[str, list[Any]]:
         raise PayloadTooLarge(f"multipart body over a limit: {exc}") from None
     except (MultipartError, UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from None
-    return out
+    return _fields_from_lists(out)
 
 
-def _form(c: RequestContext) -> dict[str, list[Any]]:
+def _form(c: RequestContext) -> Fields:
     cached = c.__dict__.get("_form")
     if cached is not None:
-        return cached
+        return cached  # type: ignore[no-any-return]
     env = c.env
-    form: dict[str, list[Any]] = {}
+    form = _NO_FIELDS
     if c.method not in _NO_BODY_METHODS:
         ctype = env.get("CONTENT_TYPE", "")
         lower = ctype.lower()
@@ -212,21 +227,21 @@ def _form(c: RequestContext) -> dict[str, list[Any]]:
     return form
 
 
-def _query(c: RequestContext) -> dict[str, list[str]]:
+def _query(c: RequestContext) -> Fields:
     cached = c.__dict__.get("_query_fields")
     if cached is None:
-        qs = c.env.get("QUERY_STRING", "")
-        cached = c.__dict__["_query_fields"] = parse_query(qs) if qs else {}
-    return cached
+        qs = c.env.get("QUERY_STRING")
+        if qs and not qs.isascii():
+            qs = _to_utf8(qs, "the query string")
+        cached = c.__dict__["_query_fields"] = parse_query(qs) if qs else _NO_FIELDS
+    return cached  # type: ignore[no-any-return]
 
 
-def _adapt_uploads(fields: dict[str, list[Any]], defaults: dict[str, Any]) -> None:
+def _upload_value(value: Any, default: Any) -> Any:
     # web.py: an upload is given as its bytes unless its default is a dict.
-    for key, values in fields.items():
-        if isinstance(defaults.get(key), dict):
-            continue
-        if any(isinstance(v, FileUpload) for v in values):
-            fields[key] = [v.value if isinstance(v, FileUpload) else v for v in values]
+    if isinstance(value, FileUpload) and not isinstance(default, dict):
+        return value.value
+    return value
 
 
 def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  # noqa: A001
@@ -236,29 +251,44 @@ def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  
     value of a repeated field; ``{}`` as default keeps an upload as a
     :class:`FileUpload`. ``_method`` is ``"get"``, ``"post"`` or ``"both"``.
     """
-    c = current()
-    method = _method.lower()
-    if method == "get":
-        fields: dict[str, list[Any]] = dict(_query(c))
-    elif method == "post":
-        fields = dict(_form(c))
-    else:
-        query = _query(c)
-        form = _form(c) if c.method not in _NO_BODY_METHODS else {}
-        if form:
-            fields = dict(query)
-            fields.update(form)
-        else:
-            fields = query
-    if "_form" in c.__dict__ and any(
-        isinstance(v, FileUpload) for vs in fields.values() for v in vs
-    ):
-        fields = dict(fields)
-        _adapt_uploads(fields, defaults)
     try:
-        return storify(fields, *requireds, **defaults)
-    except KeyError as exc:
-        raise BadRequest(f"missing required field {exc.args[0]!r}") from None
+        c = _current.get()
+    except LookupError:
+        c = current()
+    if _method == "both":
+        last, multi = _query(c)
+        if c.method not in _NO_BODY_METHODS:
+            form_last, form_multi = _form(c)
+            if form_last:
+                # Form fields replace query fields of the same name (web.py).
+                last = {**last, **form_last}
+                multi = {k: v for k, v in multi.items() if k not in form_last}
+                multi.update(form_multi)
+    elif _method.lower() == "get":
+        last, multi = _query(c)
+    else:
+        last, multi = _form(c)
+    # PERF: the result is built with C-level dict operations; only list
+    # defaults and uploads need a look at single fields.
+    result = Storage(last)
+    for key, default in defaults.items():
+        if isinstance(default, (list, tuple)):
+            if key in multi:
+                result[key] = [_upload_value(v, default) for v in multi[key]]
+            elif key in last:
+                result[key] = [_upload_value(last[key], default)]
+            else:
+                result[key] = list(default)
+        elif key not in result:
+            result[key] = default
+    if c.__dict__.get("_form") and any(isinstance(v, FileUpload) for v in last.values()):
+        for key, value in last.items():
+            if not isinstance(defaults.get(key), (list, tuple)):
+                result[key] = _upload_value(value, defaults.get(key))
+    for key in requireds:
+        if key not in result:
+            raise BadRequest(f"missing required field {key!r}")
+    return result
 
 
 def cookies(*requireds: str, **defaults: Any) -> Storage:

@@ -50,7 +50,7 @@ def set_status(status: str | int) -> None:
 
 def _http_date(when: datetime.datetime) -> str:
     if when.tzinfo is not None:
-        when = when.astimezone(datetime.timezone.utc)
+        when = when.astimezone(datetime.UTC)
     return when.strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
@@ -78,7 +78,7 @@ def setcookie(
             parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
             max_age = 0 if max_age is None else max_age
         else:
-            when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
                 seconds=expires
             )
             parts.append("Expires=" + _http_date(when))
@@ -104,7 +104,7 @@ def expires(delta: int | float | datetime.timedelta) -> None:
     """Set ``Expires`` to ``delta`` (seconds or timedelta) from now."""
     if not isinstance(delta, datetime.timedelta):
         delta = datetime.timedelta(seconds=delta)
-    header("Expires", _http_date(datetime.datetime.now(datetime.timezone.utc) + delta))
+    header("Expires", _http_date(datetime.datetime.now(datetime.UTC) + delta))
 
 
 def lastmodified(date_obj: datetime.datetime) -> None:
@@ -119,7 +119,7 @@ def _parse_http_date(text: str) -> datetime.datetime | None:
         parsed = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 def modified(date: datetime.datetime | None = None, etag: str | None = None) -> bool:
@@ -136,7 +136,7 @@ def modified(date: datetime.datetime | None = None, etag: str | None = None) -> 
         validated = "*" in n or f'"{etag}"' in n or etag in n
     elif date is not None and since_text:
         since = _parse_http_date(since_text)
-        d = date if date.tzinfo else date.replace(tzinfo=datetime.timezone.utc)
+        d = date if date.tzinfo else date.replace(tzinfo=datetime.UTC)
         validated = since is not None and d.replace(microsecond=0) <= since
     if date is not None:
         lastmodified(date)

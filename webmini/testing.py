@@ -221,12 +221,21 @@ class Browser(TestClient):
         super().__init__(app, validate)
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, **kw: Any) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        data: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        https: bool = False,
+        env: dict[str, Any] | None = None,
+    ) -> Response:
         """Send a request with the stored cookies; store the ones set in reply."""
-        headers = dict(kw.pop("headers", None) or {})
+        headers = dict(headers or {})
         if self.cookies and "Cookie" not in headers:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        response = super().request(method, path, headers=headers, **kw)
+        response = super().request(method, path, data, json, headers, https, env)
         for cookie in response.headers.get_all("Set-Cookie"):
             self._store(cookie)
         return response
