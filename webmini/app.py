@@ -166,7 +166,7 @@ class application:  # noqa: N801 - web.py's name
         """Route the request and call its handler; return the handler's result."""
         hit = self._router.match(c.path)
         if hit is None:
-            raise self.notfound()
+            raise _call_hook(c, self, "notfound")
         route, args = hit
         kind = route.kind
         if kind == HANDLER:
@@ -217,9 +217,13 @@ class application:  # noqa: N801 - web.py's name
     # -- responses -------------------------------------------------------
 
     def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+        try:
+            for name, value in e.headers:
+                check_header(name, value)
+        except ValueError:
+            return self._internal_error(c)
         c.status = e.status
         for name, value in e.headers:
-            check_header(name, value)
             if name.lower() == "content-type":
                 c.has_content_type = True
             c.headers.append((name, value))
@@ -242,7 +246,7 @@ class application:  # noqa: N801 - web.py's name
             return render(exc_info, c.env)
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            e = app.internalerror()
+            e = _call_hook(c, app, "internalerror")
         except HTTPError as raised:
             e = raised
         except Exception:
@@ -343,7 +347,7 @@ class application:  # noqa: N801 - web.py's name
         )
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            app.internalerror()
+            _call_hook(c, app, "internalerror")
         except Exception:  # the hook is for reporting only at this point
             log.exception("internalerror handler failed")
 
@@ -383,6 +387,15 @@ class application:  # noqa: N801 - web.py's name
             elif arg.isdigit():
                 bind_port = int(arg)
         serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port)
+
+
+def _call_hook(c: RequestContext, app: application, name: str) -> Any:
+    """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it is the default."""
+    c.__dict__["_in_override"] = name
+    try:
+        return getattr(app, name)()
+    finally:
+        c.__dict__.pop("_in_override", None)
 
 
 def _is_app(target: Any) -> bool:

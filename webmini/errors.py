@@ -113,9 +113,13 @@ class Redirect(HTTPError):
 
     def __init__(self, url: str, status: int | str | None = None, absolute: bool = False):
         from .ctx import absolute_url  # late import: errors stays a leaf of the core
+        from .response import check_header
 
+        location = absolute_url(url, absolute)
+        # SECURITY: a URL built from user input must not split the response.
+        check_header("Location", location)
         code = status if status is not None else self.code
-        HTTPError.__init__(self, code, [("Location", absolute_url(url, absolute))], "")
+        HTTPError.__init__(self, code, [("Location", location)], "")
 
 
 class Found(Redirect):

@@ -11,21 +11,37 @@ from .ctx import _current, current
 from .request import input as _input
 
 
+def _from_override(name: str) -> errors.HTTPError | None:
+    # Calls app.<name>() when the user replaced it, unless we are already
+    # inside that override (an override that calls web.<name>() itself).
+    c = _current.get(None)
+    if c is None or c.__dict__.get("_in_override") == name:
+        return None
+    app = c.app_stack[-1]
+    if name not in app.__dict__:
+        return None
+    c.__dict__["_in_override"] = name
+    try:
+        return getattr(app, name)()  # type: ignore[no-any-return]
+    finally:
+        c.__dict__.pop("_in_override", None)
+
+
 def notfound(message: Any = None, headers: Any = None) -> errors.HTTPError:
     """Return a 404; with no message, the application's ``notfound`` override is used."""
     if message is None:
-        c = _current.get(None)
-        if c is not None:
-            return c.app_stack[-1].notfound()  # type: ignore[no-any-return]
+        custom = _from_override("notfound")
+        if custom is not None:
+            return custom
     return errors.NotFound(message, headers)
 
 
 def internalerror(message: Any = None, headers: Any = None) -> errors.HTTPError:
     """Return a 500; with no message, the application's ``internalerror`` override is used."""
     if message is None:
-        c = _current.get(None)
-        if c is not None:
-            return c.app_stack[-1].internalerror()  # type: ignore[no-any-return]
+        custom = _from_override("internalerror")
+        if custom is not None:
+            return custom
     return errors.InternalError(message, headers)
 
 
@@ -59,9 +75,9 @@ def unloadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
 def _is_stream(result: Any) -> bool:
     if isinstance(result, (str, bytes, bytearray, dict, list)) or result is None:
         return False
-    return hasattr(result, "__next__") or hasattr(result, "__iter__") and not hasattr(
-        result, "read"
-    )
+    if hasattr(result, "read"):  # files are sent whole by the server
+        return False
+    return hasattr(result, "__iter__")
 
 
 def _run_after(result: Any, hook: Callable[[], Any]) -> Any:

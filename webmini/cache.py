@@ -1,0 +1,495 @@
+"""memcached over python-memcached: a ketama ring of bounded, per-node connection pools.
+
+``Cache(["10.0.0.1:11211", "10.0.0.2:11211"])`` places keys like
+libmemcached's weighted ketama (see :mod:`webmini.ketama`). Each node keeps
+at most ``pool_size`` connections (python-memcached's ``_Host``), shared by
+all greenlets; ``memcache.Client`` itself is not used because it is a
+``threading.local``: under gevent it would open sockets per greenlet.
+
+A node that fails is marked down for ``retry_delay`` seconds and its keys
+fall to the next node on the ring; reads against it are misses and writes
+return False: a cache failure never raises into the handler.
+
+Values: ``bytes``, ``str`` and ``int`` are stored as python-memcached stores
+them (flags 0, 16, 2); anything else is stored as JSON. Pickled values are
+never written, and never read (flag 1 is a miss).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+try:
+    import memcache
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "webmini.cache needs python-memcached: pip install webmini[memcache]"
+    ) from exc
+
+from .ketama import Ketama
+
+__all__ = ["Cache", "PoolTimeout", "encode_value", "decode_value"]
+
+log = logging.getLogger("webmini.cache")
+
+T = TypeVar("T")
+
+FLAG_BYTES = 0
+FLAG_PICKLE = 1 << 0  # python-memcached's pickle flag: refused
+FLAG_INT = 1 << 1
+FLAG_LONG = 1 << 2
+FLAG_TEXT = 1 << 4
+FLAG_JSON = 1 << 8
+
+MAX_KEY_LENGTH = 250
+# memcached reads an expiry above 30 days as a Unix timestamp.
+_RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
+# SECURITY: memcached keys are protocol tokens; a space, CR or LF in a key
+# would let a caller inject commands, so only printable non-space bytes pass.
+_VALID_KEY = re.compile(rb"[\x21-\x7e\x80-\xff]{1,250}")
+
+_MISS = object()
+
+
+class PoolTimeout(Exception):
+    """No connection to a node became free within ``acquire_timeout``."""
+
+
+class _NodeFailure(Exception):
+    """The node did not answer (refused, reset, timed out): mark it down."""
+
+
+class _BadReply(Exception):
+    """The node answered something unexpected: drop the connection, keep the node."""
+
+
+def encode_value(value: Any) -> tuple[int, bytes]:
+    """Return ``(flags, payload)`` for a value: bytes, str and int natively, the rest as JSON."""
+    kind = type(value)
+    if kind is bytes:
+        return FLAG_BYTES, value
+    if kind is str:
+        return FLAG_TEXT, value.encode("utf-8")
+    if kind is int:
+        return FLAG_INT, b"%d" % value
+    # SECURITY: JSON, never pickle: a value read back cannot run code.
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return FLAG_JSON, text.encode("utf-8")
+
+
+def decode_value(flags: int, payload: bytes) -> Any:
+    """Return the value stored with ``flags``; unknown or pickled flags raise ValueError."""
+    if flags == FLAG_BYTES:
+        return payload
+    if flags == FLAG_TEXT:
+        return payload.decode("utf-8")
+    if flags in (FLAG_INT, FLAG_LONG):
+        return int(payload)
+    if flags == FLAG_JSON:
+        return json.loads(payload)
+    # SECURITY: flag 1 is a pickle written by another client; loading it would
+    # execute whatever the cache holds, so it is treated as a miss.
+    raise ValueError(f"refusing to decode a value with flags {flags:#x}")
+
+
+class _Pool:
+    """At most ``size`` connections to one node, handed to one caller at a time."""
+
+    def __init__(self, address: str, size: int, socket_timeout: float) -> None:
+        self.address = address
+        self.size = size
+        self.socket_timeout = socket_timeout
+        self.idle: list[Any] = []
+        self.opened = 0  # connections that exist, idle or in use
+        self.in_use = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, timeout: float) -> Any:
+        """Return an idle connection, a new one if below ``size``, or wait up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self.idle:
+                    self.in_use += 1
+                    return self.idle.pop()
+                if self.opened < self.size:
+                    # The slot is counted before the (yielding) connect happens.
+                    self.opened += 1
+                    self.in_use += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PoolTimeout(f"no free connection to {self.address} in {timeout}s")
+                self._cond.wait(remaining)
+        # dead_retry=0: down/up bookkeeping is per node (Cache), not per connection.
+        return memcache._Host(self.address, dead_retry=0, socket_timeout=self.socket_timeout)
+
+    def release(self, conn: Any, broken: bool = False) -> None:
+        """Give a connection back; a broken one is closed and its slot freed."""
+        if broken:
+            conn.close_socket()
+        with self._cond:
+            self.in_use -= 1
+            if broken:
+                self.opened -= 1
+            else:
+                self.idle.append(conn)
+            self._cond.notify()
+
+    def clear(self) -> None:
+        """Close the idle connections (the node went away)."""
+        with self._cond:
+            idle, self.idle = self.idle, []
+            self.opened -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close_socket()
+
+
+class _Node:
+    """One memcached server: its pool and whether it is up."""
+
+    def __init__(self, name: str, pool: _Pool, retry_delay: float) -> None:
+        self.name = name
+        self.pool = pool
+        self.retry_delay = retry_delay
+        self.down_until = 0.0
+        self.failures = 0
+
+    def is_up(self, now: float) -> bool:
+        """Return True unless the node is inside its retry delay (no side effect)."""
+        return not self.down_until or now >= self.down_until
+
+    def available(self, now: float) -> bool:
+        """Return True if the node may be used now; after the delay, one caller probes it."""
+        if not self.down_until:
+            return True
+        if now < self.down_until:
+            return False
+        # Retry delay over: this caller probes the node, the others keep
+        # failing over until the probe succeeds or fails again.
+        self.down_until = now + self.retry_delay
+        return True
+
+    def mark_down(self, reason: object) -> None:
+        """Take the node out of the ring for ``retry_delay`` seconds."""
+        if not self.down_until:
+            log.warning("memcached %s is down (%s); retry in %ss", self.name, reason,
+                        self.retry_delay)
+        self.failures += 1
+        self.down_until = time.monotonic() + self.retry_delay
+        self.pool.clear()
+
+    def mark_up(self) -> None:
+        """Put the node back after a successful exchange."""
+        if self.down_until:
+            log.warning("memcached %s is back", self.name)
+            self.down_until = 0.0
+
+
+class Cache:
+    """A memcached cluster client: ketama placement, bounded pools, failover, JSON values."""
+
+    def __init__(
+        self,
+        servers: Iterable[str] | Mapping[str, int],
+        *,
+        pool_size: int = 10,
+        socket_timeout: float = 1.0,
+        acquire_timeout: float | None = None,
+        retry_delay: float = 5.0,
+        key_prefix: str = "",
+    ) -> None:
+        self.ring = Ketama(servers)
+        self.pool_size = pool_size
+        self.socket_timeout = socket_timeout
+        self.acquire_timeout = socket_timeout if acquire_timeout is None else acquire_timeout
+        self.retry_delay = retry_delay
+        self.key_prefix = key_prefix.encode("utf-8")
+        self.nodes: dict[str, _Node] = {
+            name: _Node(name, _Pool(name, pool_size, socket_timeout), retry_delay)
+            for name in self.ring.nodes
+        }
+
+    # -- keys and nodes ---------------------------------------------------
+
+    def _key(self, key: str | bytes) -> bytes:
+        raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        raw = self.key_prefix + raw
+        if not _VALID_KEY.fullmatch(raw):
+            raise ValueError(f"invalid memcached key {key!r} (1-250 bytes, no spaces or controls)")
+        return raw
+
+    def node_for(self, key: str | bytes) -> str | None:
+        """Return the node that serves ``key`` now (its owner, or the next one up), or None."""
+        now = time.monotonic()
+        for name in self.ring.walk(self._key(key)):
+            if self.nodes[name].is_up(now):
+                return name
+        return None
+
+    def _pick(self, raw: bytes, now: float) -> _Node | None:
+        for name in self.ring.walk(raw):
+            node = self.nodes[name]
+            if node.available(now):
+                return node
+        return None
+
+    def _group(self, raws: Iterable[bytes]) -> dict[_Node, list[bytes]]:
+        now = time.monotonic()
+        groups: dict[_Node, list[bytes]] = {}
+        for raw in raws:
+            node = self._pick(raw, now)
+            if node is not None:
+                groups.setdefault(node, []).append(raw)
+        return groups
+
+    def _run(self, node: _Node, exchange: Callable[..., T], *args: Any) -> T:
+        """Run ``exchange(conn, *args)`` on a pooled connection; _NodeFailure if the node failed."""
+        for attempt in (1, 2):
+            try:
+                conn = node.pool.acquire(self.acquire_timeout)
+            except PoolTimeout as e:
+                # Busy, not dead: the caller sees a miss, the node stays up.
+                raise _BadReply(str(e)) from None
+            reused = conn.socket is not None
+            try:
+                if not conn.connect():
+                    raise _NodeFailure("connect failed")
+                result = exchange(conn, *args)
+            except (memcache._ConnectionDeadError, ConnectionError) as e:
+                node.pool.release(conn, broken=True)
+                if reused and attempt == 1:
+                    continue  # a pooled socket the server closed (restart): one fresh try
+                node.mark_down(str(e) or type(e).__name__)
+                raise _NodeFailure(str(e)) from None
+            except (OSError, memcache._Error, _NodeFailure) as e:
+                node.pool.release(conn, broken=True)
+                node.mark_down(e)
+                raise _NodeFailure(str(e)) from None
+            except BaseException:
+                # A bad reply, a gevent.Timeout, a greenlet kill: the stream may be
+                # mid-reply, so the connection is not reused.
+                node.pool.release(conn, broken=True)
+                raise
+            node.pool.release(conn)
+            node.mark_up()
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _safely(
+        self, node: _Node | None, failed: T, exchange: Callable[..., T], *args: Any
+    ) -> T:
+        if node is None:
+            return failed
+        try:
+            return self._run(node, exchange, *args)
+        except _NodeFailure:
+            return failed
+        except _BadReply as e:
+            log.warning("memcached %s: %s", node.name, e)
+            return failed
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, key: str | bytes, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` on a miss or when its node is down."""
+        raw = self._key(key)
+        node = self._pick(raw, time.monotonic())
+        found: dict[bytes, Any] = self._safely(node, {}, _get, [raw])
+        return found.get(raw, default)
+
+    def get_multi(self, keys: Iterable[str | bytes]) -> dict[Any, Any]:
+        """Return ``{key: value}`` for the keys found (one round trip per node)."""
+        originals: dict[bytes, Any] = {}
+        for key in keys:
+            originals[self._key(key)] = key
+        result: dict[Any, Any] = {}
+        for node, raws in self._group(originals).items():
+            found: dict[bytes, Any] = self._safely(node, {}, _get, raws)
+            for raw, value in found.items():
+                result[originals[raw]] = value
+        return result
+
+    # -- writes -------------------------------------------------------------
+
+    def set(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
+        """Store ``value`` for ``expire`` seconds from now (0: no expiry); False if not stored."""
+        return self._store(b"set", key, value, expire)
+
+    def add(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
+        """Store ``value`` only if ``key`` is absent; False if it exists or was not stored."""
+        return self._store(b"add", key, value, expire)
+
+    def _store(self, cmd: bytes, key: str | bytes, value: Any, expire: int) -> bool:
+        raw = self._key(key)
+        flags, payload = encode_value(value)
+        line = _storage_command(cmd, raw, flags, expire, payload)
+        node = self._pick(raw, time.monotonic())
+        refused: list[int] | None = self._safely(node, None, _store, line, 1)
+        return refused == []
+
+    def set_multi(self, mapping: Mapping[Any, Any], expire: int = 0) -> list[Any]:
+        """Store every item (pipelined per node); return the keys that were not stored."""
+        originals: dict[bytes, Any] = {}
+        commands: dict[bytes, bytes] = {}
+        for key, value in mapping.items():
+            raw = self._key(key)
+            flags, payload = encode_value(value)
+            originals[raw] = key
+            commands[raw] = _storage_command(b"set", raw, flags, expire, payload)
+        failed: list[Any] = []
+        stored: set[bytes] = set()
+        for node, raws in self._group(originals).items():
+            blob = b"".join(commands[raw] for raw in raws)
+            refused: list[int] | None = self._safely(node, None, _store, blob, len(raws))
+            if refused is None:
+                continue
+            refused_set = set(refused)
+            stored.update(raw for i, raw in enumerate(raws) if i not in refused_set)
+        failed = [key for raw, key in originals.items() if raw not in stored]
+        return failed
+
+    def delete(self, key: str | bytes) -> bool:
+        """Delete ``key``; True if it existed."""
+        raw = self._key(key)
+        node = self._pick(raw, time.monotonic())
+        return self._safely(node, b"", _simple, b"delete " + raw) == b"DELETED"
+
+    def incr(self, key: str | bytes, delta: int = 1) -> int | None:
+        """Add ``delta`` to a stored integer; return the new value, or None if absent."""
+        return self._incrdecr(b"incr", key, delta)
+
+    def decr(self, key: str | bytes, delta: int = 1) -> int | None:
+        """Subtract ``delta`` (memcached stops at 0); return the new value or None."""
+        return self._incrdecr(b"decr", key, delta)
+
+    def _incrdecr(self, cmd: bytes, key: str | bytes, delta: int) -> int | None:
+        if delta < 0:
+            raise ValueError("delta must be >= 0 (use decr)")
+        raw = self._key(key)
+        node = self._pick(raw, time.monotonic())
+        reply = self._safely(node, b"", _simple, b"%s %s %d" % (cmd, raw, delta))
+        return int(reply) if reply.isdigit() else None
+
+    # -- health -------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Return client-side health: nodes up/down, pool use per node."""
+        now = time.monotonic()
+        nodes: dict[str, Any] = {}
+        for name, node in self.nodes.items():
+            up = node.is_up(now)
+            nodes[name] = {
+                "up": up,
+                "retry_in": 0.0 if up else round(node.down_until - now, 3),
+                "failures": node.failures,
+                "pool_size": node.pool.size,
+                "open": node.pool.opened,
+                "in_use": node.pool.in_use,
+                "idle": len(node.pool.idle),
+            }
+        up_count = sum(1 for n in nodes.values() if n["up"])
+        return {
+            "nodes": nodes,
+            "up": up_count,
+            "down": len(nodes) - up_count,
+            "in_use": sum(n["in_use"] for n in nodes.values()),
+            "open": sum(n["open"] for n in nodes.values()),
+        }
+
+    def server_stats(self) -> dict[str, dict[str, str] | None]:
+        """Return memcached's own ``stats`` per node (None for a node that is down)."""
+        now = time.monotonic()
+        result: dict[str, dict[str, str] | None] = {}
+        for name, node in self.nodes.items():
+            available = node.available(now)
+            result[name] = self._safely(node, None, _server_stats) if available else None
+        return result
+
+    def flush_all(self) -> None:
+        """Empty every node that is up (tests and maintenance only)."""
+        now = time.monotonic()
+        for node in self.nodes.values():
+            if node.available(now):
+                self._safely(node, b"", _simple, b"flush_all")
+
+    def close(self) -> None:
+        """Close the idle connections of every node."""
+        for node in self.nodes.values():
+            node.pool.clear()
+
+
+# -- the text protocol over one _Host connection -----------------------------
+
+
+def _expiry(expire: float) -> int:
+    """Seconds from now, as memcached wants them (absolute time beyond 30 days)."""
+    seconds = int(expire)
+    return int(time.time()) + seconds if seconds > _RELATIVE_EXPIRY_LIMIT else seconds
+
+
+def _storage_command(cmd: bytes, raw: bytes, flags: int, expire: float, payload: bytes) -> bytes:
+    expire = _expiry(expire)
+    return b"%s %s %d %d %d\r\n%s\r\n" % (cmd, raw, flags, expire, len(payload), payload)
+
+
+def _get(conn: Any, raws: list[bytes]) -> dict[bytes, Any]:
+    conn.send_cmd(b"get " + b" ".join(raws))
+    found: dict[bytes, Any] = {}
+    while True:
+        line = conn.readline(raise_exception=True)
+        if line == b"END":
+            return found
+        parts = line.split()
+        if len(parts) != 4 or parts[0] != b"VALUE":
+            raise _BadReply(f"unexpected reply to get: {line[:80]!r}")
+        flags, length = int(parts[2]), int(parts[3])
+        payload = conn.recv(length + 2)[:-2]
+        try:
+            found[parts[1]] = decode_value(flags, payload)
+        except ValueError as e:  # includes bad JSON / UTF-8: a miss, logged
+            log.warning("memcached value %r ignored: %s", parts[1][:80], e)
+
+
+def _store(conn: Any, blob: bytes, count: int) -> list[int]:
+    """Send ``count`` pipelined storage commands; return the indexes not stored."""
+    conn.send_cmds(blob)
+    refused: list[int] = []
+    for i in range(count):
+        line = conn.readline(raise_exception=True)
+        if line == b"STORED":
+            continue
+        if line == b"NOT_STORED" or line.startswith(b"SERVER_ERROR"):
+            # add on an existing key, or a value above the item size limit
+            refused.append(i)
+            continue
+        raise _BadReply(f"unexpected reply to a store: {line[:80]!r}")
+    return refused
+
+
+def _simple(conn: Any, command: bytes) -> bytes:
+    conn.send_cmd(command)
+    line: bytes = conn.readline(raise_exception=True)
+    if line.startswith((b"ERROR", b"CLIENT_ERROR")):
+        # e.g. incr on a value that is not a number: the stream is still in step
+        log.warning("memcached refused %r: %r", command[:40], line[:80])
+        return b""
+    return line
+
+
+def _server_stats(conn: Any) -> dict[str, str]:
+    conn.send_cmd(b"stats")
+    stats: dict[str, str] = {}
+    while True:
+        line = conn.readline(raise_exception=True)
+        if line == b"END":
+            return stats
+        _, name, value = line.decode("ascii", "replace").split(" ", 2)
+        stats[name] = value
