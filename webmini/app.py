@@ -274,6 +274,11 @@ class application:  # noqa: N801 - web.py's name
             body = bytes(result)
         elif isinstance(result, str):
             body = str(result).encode("utf-8")
+        elif isinstance(result, (dict, list)):  # Storage rows, OrderedDict...
+            body = json_bytes(result)
+            if not c.has_content_type:
+                c.headers.append(("Content-Type", "application/json"))
+                c.has_content_type = True
         elif isinstance(result, HTTPError):
             return self._finish(c, self._error_result(c, result), start_response)
         elif hasattr(result, "read"):

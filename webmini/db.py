@@ -7,7 +7,10 @@ replaced, never returned to the pool. Waiting for a free slot is bounded by
 opening (or pre-pinging) a connection is bounded by ``connect_timeout`` and
 raises ``ConnectError``, also a 503. The pool is created lazily in the
 process that uses it: after ``fork`` (uWSGI workers) the child starts a
-fresh pool and never touches the parent's sockets.
+fresh pool and never touches the parent's sockets. Inside ``db.connection()``
+or ``db.transaction()``, further ``db.*`` calls of the same greenlet reuse
+that connection (and so join the transaction); a nested ``transaction()`` is
+a SAVEPOINT.
 
     db = Database.from_url("mysql://app:secret@127.0.0.1:3306/app?pool_size=10")
     rows = db.query("SELECT id, name FROM users WHERE age > %s", (18,))
