@@ -66,7 +66,7 @@ class query:
 class cached:
     def GET(self):
         web.expires(60)
-        web.lastmodified(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+        web.lastmodified(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
         return "cached"
 
 
