@@ -255,6 +255,9 @@ def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  
         c = _current.get()
     except LookupError:
         c = current()
+    if not defaults and not requireds and c.method == "GET" and _method == "both":
+        # PERF: the common API case, plain query fields, is one dict copy.
+        return Storage(_query(c)[0])
     if _method == "both":
         last, multi = _query(c)
         if c.method not in _NO_BODY_METHODS:
