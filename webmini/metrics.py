@@ -1,0 +1,325 @@
+"""Per-worker request metrics in the Prometheus text format.
+
+``metrics = Metrics(db=db, cache=cache, spool_dir="/run/webmini-metrics")``;
+``app.add_processor(metrics.processor)``; ``("/metrics", metrics.handler)``
+in the URL table. Every worker process counts its own requests (by status
+code), a latency histogram, requests in flight, and reports its MySQL pool
+and memcached ring state; every sample carries ``worker`` (the uWSGI worker
+id, 0 outside uWSGI) and ``pid`` labels.
+
+Why labels and not uWSGI's metrics subsystem: a request to ``/metrics``
+reaches one worker chosen by the kernel, so a worker alone can only tell
+its own story. uWSGI's shared-memory metrics would aggregate, but they are
+plain integers declared up front (no label sets, no histogram), and every
+update takes a lock shared by all workers. Here the hot path touches only
+process-local integers; with ``spool_dir`` each worker also writes its
+snapshot to a file at most every ``flush_interval`` seconds (and once
+more after the last request of a busy spell, under gevent), and whichever
+worker answers ``/metrics`` renders all the live workers' snapshots (one
+series per worker; ``sum by (code) (...)`` in PromQL aggregates). Without
+``spool_dir`` the answer holds only the answering worker's series. Scrape
+each node directly (its own address, one target per node), not through
+the load balancer, and give each node its own ``spool_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from typing import Any
+
+from .ctx import _current
+from .errors import HTTPError
+from .response import header
+
+__all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "Metrics", "worker_id"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Seconds; the last bucket (+Inf) is implicit.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+# family name suffix -> (type, help); rendered in this order.
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "worker_start_time_seconds": ("gauge", "Unix time the worker process started counting."),
+    "requests_total": ("counter", "Requests answered, by status code."),
+    "requests_in_flight": ("gauge", "Requests being served now."),
+    "request_duration_seconds": ("histogram", "Time spent in the application per request."),
+    "db_pool_connections": ("gauge", "MySQL pool connections by state (in_use, idle)."),
+    "db_pool_size": ("gauge", "Configured MySQL pool size (plus max_overflow)."),
+    "db_pool_waiting": ("gauge", "Greenlets waiting for a MySQL connection."),
+    "db_pool_connects_total": ("counter", "MySQL connections opened."),
+    "db_pool_discards_total": ("counter", "MySQL connections discarded after an error."),
+    "db_pool_timeouts_total": ("counter", "Waits for a MySQL connection that timed out."),
+    "cache_node_up": ("gauge", "1 if the memcached node is in the ring, 0 while marked down."),
+    "cache_connections": ("gauge", "memcached connections by node and state (in_use, idle)."),
+    "cache_node_failures_total": ("counter", "Times the memcached node was marked down."),
+}
+
+
+def worker_id() -> int:
+    """Return the uWSGI worker id of this process (0 when not running under uWSGI)."""
+    try:
+        import uwsgi  # only importable inside a uWSGI worker
+    except ImportError:
+        return 0
+    return int(uwsgi.worker_id())
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(base: str, extra: Iterable[tuple[str, object]] = ()) -> str:
+    parts = [f'{k}="{_escape(v)}"' for k, v in extra]
+    return "{" + ",".join([base, *parts] if base else parts) + "}"
+
+
+def _number(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+class Metrics:
+    """Request counters, latency histogram and pool/ring gauges of one worker process."""
+
+    def __init__(
+        self,
+        *,
+        db: Any = None,
+        cache: Any = None,
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        namespace: str = "webmini",
+        spool_dir: str | None = None,
+        flush_interval: float = 1.0,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.db = db
+        self.cache = cache
+        self.namespace = namespace
+        self.bounds: tuple[float, ...] = tuple(sorted(float(b) for b in buckets))
+        self.spool_dir = spool_dir
+        self.flush_interval = flush_interval
+        # Constant labels on every sample, e.g. {"node": "node1"}.
+        self.labels = dict(labels or {})
+        self.handler = self._make_handler()
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter (a new process, or a test)."""
+        self.started = time.time()
+        self.pid = os.getpid()
+        self.status_counts: dict[str, int] = {}
+        # One slot per bucket bound plus +Inf; counts are per bucket, made
+        # cumulative only when rendered.
+        self.bucket_counts: list[int] = [0] * (len(self.bounds) + 1)
+        self.latency_sum = 0.0
+        self.in_flight = 0
+        self._next_flush = 0.0 if self.spool_dir else float("inf")
+        # True while a trailing flush is scheduled (always True without a spool,
+        # or without gevent, so the hot path never tries to schedule one).
+        self._trailing = not (self.spool_dir and _gevent_running())
+
+    # -- the hot path -----------------------------------------------------
+
+    def processor(self, handler: Callable[[], Any]) -> Any:
+        """Count the request, its status code and its latency (add with ``app.add_processor``)."""
+        # PERF: runs on every request: process-local ints and one dict update,
+        # no locks, no label formatting, no allocation beyond the float.
+        start = time.perf_counter()
+        self.in_flight += 1
+        code = "500"
+        try:
+            result = handler()
+            code = _current.get().status[:3]
+            return result
+        except HTTPError as e:
+            code = e.status[:3]
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            self.in_flight -= 1
+            counts = self.status_counts
+            counts[code] = counts.get(code, 0) + 1
+            self.bucket_counts[bisect_left(self.bounds, elapsed)] += 1
+            self.latency_sum += elapsed
+            if start >= self._next_flush:
+                self.flush(start)
+            elif not self._trailing:
+                self._schedule_trailing_flush(start)
+
+    # -- snapshots ----------------------------------------------------------
+
+    def _check_process(self) -> None:
+        # A Metrics made before fork (uWSGI without lazy-apps) starts afresh
+        # in each worker: counts never leak from the parent into the child.
+        if os.getpid() != self.pid:
+            self.reset()
+
+    def samples(self) -> list[tuple[str, str]]:
+        """Return this worker's ``(family, sample line)`` pairs, family names unprefixed."""
+        self._check_process()
+        ns = self.namespace
+        base = _labels("", [*self.labels.items(), ("worker", worker_id()), ("pid", self.pid)])
+        base = base[1:-1]
+        out: list[tuple[str, str]] = []
+
+        def add(family: str, value: float, extra: Iterable[tuple[str, object]] = (),
+                suffix: str = "") -> None:
+            out.append((family, f"{ns}_{family}{suffix}{_labels(base, extra)} {_number(value)}"))
+
+        add("worker_start_time_seconds", round(self.started, 3))
+        for code, count in sorted(self.status_counts.items()):
+            add("requests_total", count, [("code", code)])
+        add("requests_in_flight", self.in_flight)
+        cumulative = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.bucket_counts, strict=True):
+            cumulative += count
+            add("request_duration_seconds", cumulative, [("le", _number(bound))], "_bucket")
+        add("request_duration_seconds", round(self.latency_sum, 6), suffix="_sum")
+        add("request_duration_seconds", cumulative, suffix="_count")
+        if self.db is not None:
+            self._db_samples(add)
+        if self.cache is not None:
+            self._cache_samples(add)
+        return out
+
+    def _db_samples(self, add: Callable[..., None]) -> None:
+        stats = self.db.stats()
+        add("db_pool_connections", stats["in_use"], [("state", "in_use")])
+        add("db_pool_connections", stats["idle"], [("state", "idle")])
+        add("db_pool_size", stats["pool_size"] + stats.get("max_overflow", 0))
+        add("db_pool_waiting", stats["waiting"])
+        add("db_pool_connects_total", stats["connects"])
+        add("db_pool_discards_total", stats["discards"])
+        add("db_pool_timeouts_total", stats["timeouts"])
+
+    def _cache_samples(self, add: Callable[..., None]) -> None:
+        nodes = self.cache.stats()["nodes"]
+        for name, node in sorted(nodes.items()):
+            add("cache_node_up", 1 if node["up"] else 0, [("node", name)])
+        for name, node in sorted(nodes.items()):
+            add("cache_connections", node["in_use"], [("node", name), ("state", "in_use")])
+            add("cache_connections", node["idle"], [("node", name), ("state", "idle")])
+        for name, node in sorted(nodes.items()):
+            add("cache_node_failures_total", node["failures"], [("node", name)])
+
+    def _schedule_trailing_flush(self, now: float) -> None:
+        # The last requests before a quiet spell would otherwise stay unspooled
+        # until the next request: flush once more when the interval is over,
+        # so a spooled snapshot is never more than flush_interval behind.
+        import gevent
+
+        self._trailing = True
+        gevent.spawn_later(max(0.0, self._next_flush - now), self._trailing_flush)
+
+    def _trailing_flush(self) -> None:
+        self._trailing = False
+        self.flush()
+
+    def flush(self, now: float | None = None) -> None:
+        """Write this worker's snapshot to ``spool_dir`` (atomically); no-op without one."""
+        if not self.spool_dir:
+            return
+        now = time.perf_counter() if now is None else now
+        self._next_flush = now + self.flush_interval
+        self._check_process()
+        path = os.path.join(self.spool_dir, f"worker-{self.pid}.json")
+        tmp = path + ".tmp"
+        try:
+            os.makedirs(self.spool_dir, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"pid": self.pid, "samples": self.samples()}, f)
+            os.replace(tmp, path)
+        except OSError:  # metrics must never break a request
+            pass
+
+    def _spooled(self) -> list[tuple[str, str]]:
+        """Samples of the other live workers found in ``spool_dir``."""
+        assert self.spool_dir is not None
+        found: list[tuple[str, str]] = []
+        try:
+            names = os.listdir(self.spool_dir)
+        except OSError:
+            return found
+        for name in sorted(names):
+            if not (name.startswith("worker-") and name.endswith(".json")):
+                continue
+            path = os.path.join(self.spool_dir, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    snap = json.load(f)
+                pid = int(snap["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if pid == self.pid:
+                continue  # this worker reports live figures instead
+            if not _alive(pid):
+                # A worker that exited (reload, respawn): its series end here.
+                with suppress(OSError):
+                    os.unlink(path)
+                continue
+            found.extend((str(fam), str(line)) for fam, line in snap["samples"])
+        return found
+
+    def render(self) -> str:
+        """Return the Prometheus text exposition of this worker (and the spooled ones)."""
+        samples = self.samples()
+        if self.spool_dir:
+            self.flush()
+            samples += self._spooled()
+        by_family: dict[str, list[str]] = {}
+        for family, line in samples:
+            by_family.setdefault(family, []).append(line)
+        lines: list[str] = []
+        for family, (kind, help_text) in _FAMILIES.items():
+            rows = by_family.get(family)
+            if not rows:
+                continue
+            name = f"{self.namespace}_{family}"
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(rows)
+        return "\n".join(lines) + "\n"
+
+    def _make_handler(self) -> type:
+        metrics = self
+
+        class MetricsHandler:
+            """``GET /metrics``: the Prometheus text exposition."""
+
+            def GET(self) -> str:  # noqa: N802 - HTTP method name
+                """Render the metrics."""
+                header("Content-Type", CONTENT_TYPE)
+                header("Cache-Control", "no-store")
+                return metrics.render()
+
+        return MetricsHandler
+
+
+def _gevent_running() -> bool:
+    """True when gevent has patched the stdlib (uWSGI's gevent loop, webmini run)."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
