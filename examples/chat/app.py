@@ -1,0 +1,67 @@
+"""A chat room over WebSockets: one page, one socket each, messages reach every worker.
+
+Run it under uWSGI with two workers (see README.md next to this file) or with
+the dev server: ``python examples/chat/app.py 8080``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import webmini as web
+from webmini import websocket
+from webmini.websocket_fanout import UnixFanout
+
+PAGE = Path(__file__).with_name("index.html")
+
+urls = (
+    "/", "Index",
+    "/chat", "Chat",
+)
+
+
+class Index:
+    """The chat page."""
+
+    def GET(self) -> bytes:
+        web.header("Content-Type", "text/html; charset=utf-8")
+        return PAGE.read_bytes()
+
+
+class Chat(web.WebSocket):
+    """One chat member: everything it says goes to the whole room, on every worker."""
+
+    max_message_size = 4096
+
+    def on_open(self) -> None:
+        self.name = web.input(name="anonymous").name.strip()[:32] or "anonymous"
+        self.join("chat")
+        # The worker's pid is shown on the page to make the demo's point:
+        # members on different workers still hear each other.
+        self.send(json.dumps({"system": "welcome", "worker": os.getpid()}))
+        self.broadcast("chat", json.dumps({"system": f"{self.name} joined"}), exclude=self)
+
+    def on_message(self, data: str | bytes) -> None:
+        if not isinstance(data, str):
+            self.close(1003, "text messages only")
+            return
+        self.broadcast("chat", json.dumps({"from": self.name, "text": data[:1000]}))
+
+    def on_close(self, code: int, reason: str) -> None:
+        self.broadcast("chat", json.dumps({"system": f"{self.name} left"}))
+
+
+app = web.application(urls, globals())
+application = app.wsgifunc()
+
+# Workers of this node relay broadcasts through unix sockets in a private directory.
+websocket.set_fanout(UnixFanout(
+    os.environ.get("CHAT_FANOUT_DIR")
+    or os.path.join(tempfile.gettempdir(), f"webmini-chat-{os.geteuid()}")
+))
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,325 @@
+"""The gevent dev server: keep-alive latency, timeouts, limits, reload, workers, debug page."""
+
+import http.client
+import logging
+import socket
+import statistics
+import textwrap
+import time
+
+import gevent
+import pytest
+
+import webmini as web
+from webmini.config import config
+from webmini.debugpage import render
+from webmini.server import make_server
+
+PLAIN_APP = """
+import os
+
+def app(environ, start_response):
+    body = ("%s %d" % (environ["PATH_INFO"], os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _plain(environ, start_response):
+    body = environ["PATH_INFO"].encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.fixture
+def dev_server():
+    """Start in-process dev servers on free ports; stop them afterwards."""
+    servers = []
+
+    def start(app=_plain, **options):
+        server = make_server(app, ("127.0.0.1", 0), **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(timeout=1)
+
+
+def _get(port, path="/", headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, body
+
+
+def _recv_all(sock, timeout=5.0):
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+# -- keep-alive latency (TCP_NODELAY) -----------------------------------------
+
+
+def test_keepalive_client_gets_sub_millisecond_latency(webmini_run, tmp_path):
+    (tmp_path / "plainapp.py").write_text(PLAIN_APP)
+    server = webmini_run("plainapp:app")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    times = []
+    for i in range(200):
+        t0 = time.perf_counter()
+        conn.request("GET", f"/k{i}")
+        resp = conn.getresponse()
+        body = resp.read()
+        times.append(time.perf_counter() - t0)
+        assert resp.status == 200 and body.startswith(f"/k{i} ".encode())
+    conn.close()
+    # One connection all along: every answer came from the same process.
+    # Without TCP_NODELAY each request waits ~40 ms (Nagle + delayed ACK).
+    assert statistics.median(times) < 0.005, statistics.median(times)
+
+
+def test_accepted_sockets_have_tcp_nodelay(dev_server):
+    seen = {}
+
+    def app(environ, start_response):
+        sock = environ["webmini.pywsgi_handler"].socket
+        seen["nodelay"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    server = dev_server(app)
+    assert _get(server.server_port)[0] == 200
+    assert seen["nodelay"] == 1
+
+
+# -- timeouts and limits ---------------------------------------------------------
+
+
+def test_slow_header_client_is_cut_off_while_others_are_served(dev_server):
+    server = dev_server(header_timeout=0.6, keepalive_timeout=5)
+    slow = socket.create_connection(("127.0.0.1", server.server_port))
+    slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+    answer = {}
+
+    def trickle():
+        # A slowloris client: one header byte every 0.1 s, never finishing.
+        try:
+            for _ in range(100):
+                slow.sendall(b"X")
+                gevent.sleep(0.1)
+        except OSError:
+            answer["send_failed"] = True
+
+    def read_answer():
+        answer["data"] = _recv_all(slow, timeout=5)
+        answer["at"] = time.monotonic()
+
+    t0 = time.monotonic()
+    trickler = gevent.spawn(trickle)
+    reader = gevent.spawn(read_answer)
+    served = [_get(server.server_port, f"/other{i}") for i in range(20)]
+    assert all(status == 200 for status, _ in served)
+    assert [body for _, body in served] == [f"/other{i}".encode() for i in range(20)]
+    reader.join(5)
+    trickler.kill()
+    slow.close()
+    assert answer["data"].startswith(b"HTTP/1.1 408 ")
+    assert answer["at"] - t0 < 3, "the slow client was not cut off by header_timeout"
+
+
+def test_idle_keepalive_connection_is_closed(dev_server):
+    server = dev_server(keepalive_timeout=0.3)
+    sock = socket.create_connection(("127.0.0.1", server.server_port))
+    sock.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+    t0 = time.monotonic()
+    data = _recv_all(sock, timeout=5)  # returns once the server closes the connection
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"/first")
+    assert time.monotonic() - t0 < 3
+
+
+def test_header_size_limit_is_431(dev_server):
+    server = dev_server(max_header_size=2048)
+    status, _ = _get(server.server_port, "/", {"X-Big": "a" * 4000})
+    assert status == 431
+    # Just under the limit is fine, and the default limit is config.max_header_size.
+    assert _get(server.server_port, "/", {"X-Ok": "a" * 1500}) == (200, b"/")
+    default = dev_server()
+    assert default.max_header_size == config.max_header_size
+    status, _ = _get(default.server_port, "/", {"X-Big": "a" * (config.max_header_size + 10)})
+    assert status == 431
+
+
+def test_bounded_pool(dev_server):
+    server = dev_server(pool_size=7)
+    assert server.pool.size == 7
+
+
+# -- access log, errors, upgrade contract ---------------------------------------------
+
+
+def test_access_log_goes_through_logging(dev_server, caplog):
+    server = dev_server()
+    with caplog.at_level(logging.INFO, logger="webmini.access"):
+        assert _get(server.server_port, "/logged?x=1")[0] == 200
+        gevent.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if r.name == "webmini.access"]
+    assert any('"GET /logged?x=1 HTTP/1.1" 200' in line for line in lines), lines
+
+
+def test_upgraded_connection_gets_nothing_more(dev_server):
+    def app(environ, start_response):
+        handler = environ["webmini.pywsgi_handler"]
+        handler.socket.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nraw")
+        environ["webmini.upgraded"] = True
+        return []
+
+    server = dev_server(app)
+    sock = socket.create_connection(("127.0.0.1", server.server_port))
+    sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+    data = _recv_all(sock)
+    sock.close()
+    assert data == b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nraw"
+
+
+def test_exception_escaping_a_plain_wsgi_app_is_500_and_logged(dev_server, caplog):
+    def app(environ, start_response):
+        raise RuntimeError("plain app broke")
+
+    server = dev_server(app)
+    with caplog.at_level(logging.ERROR, logger="webmini.server"):
+        status, body = _get(server.server_port, "/x")
+    assert status == 500 and b"plain app broke" not in body
+    assert any("plain app broke" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+# -- debug page --------------------------------------------------------------------
+
+DEBUG_APP = """
+import webmini as web
+
+class Boom:
+    def GET(self):
+        secret_local = "<img src=x onerror=alert(2)>"
+        raise ValueError("<script>alert(1)</script>")
+
+app = web.application(("/boom", "Boom"), globals())
+"""
+
+
+def test_debug_page_only_with_debug_on_and_escaped(webmini_run, tmp_path):
+    (tmp_path / "boomapp.py").write_text(DEBUG_APP)
+    evil = {"X-Evil": "<b>bold</b>"}
+    off = webmini_run("boomapp:app")
+    status, body = _get(off.port, "/boom?q=<i>", evil)
+    assert status == 500
+    assert b"Traceback" not in body and b"ValueError" not in body and b"<script>" not in body
+
+    on = webmini_run("boomapp:app", "--debug")
+    status, body = _get(on.port, "/boom?q=<i>", evil)
+    page = body.decode()
+    assert status == 500
+    assert "ValueError" in page and "Traceback" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page  # a frame local, escaped
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page  # a request header, escaped
+    assert "q=&lt;i&gt;" in page
+    for raw in ("<script>alert", "<img src=x", "<b>bold", "<i>"):
+        assert raw not in page
+
+
+def test_debug_page_render_escapes_everything():
+    try:
+        raise KeyError("\"'><svg onload=x>")
+    except KeyError:
+        import sys
+
+        page = render(sys.exc_info(), {"REQUEST_METHOD": "GET", "PATH_INFO": "/<q>",
+                                       "HTTP_COOKIE": "a=<c>", "wsgi.input": object()})
+    assert "<svg" not in page and "<q>" not in page and "<c>" not in page
+    assert "&lt;svg onload=x&gt;" in page and "KeyError" in page
+
+
+def test_debug_flag_in_process(dev_server):
+    class Boom:
+        def GET(self):
+            raise ValueError("<u>x</u>")
+
+    app = web.application(("/boom", Boom), {})
+    server = dev_server(app.wsgifunc())
+    saved = config.debug
+    try:
+        config.debug = False
+        status, body = _get(server.server_port, "/boom")
+        assert status == 500 and b"ValueError" not in body
+        config.debug = True
+        status, body = _get(server.server_port, "/boom")
+        assert status == 500 and b"&lt;u&gt;x&lt;/u&gt;" in body and b"<u>" not in body
+    finally:
+        config.debug = saved
+
+
+# -- reload and workers --------------------------------------------------------------
+
+VERSIONED_APP = """
+def app(environ, start_response):
+    body = b"{version}"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_reloader_picks_up_an_edited_file(webmini_run, tmp_path):
+    module = tmp_path / "reloadme.py"
+    module.write_text(VERSIONED_APP.format(version="v1"))
+    server = webmini_run("reloadme:app", "--reload")
+    assert _get(server.port, "/") == (200, b"v1")
+    time.sleep(0.5)  # let the watcher settle
+    module.write_text(VERSIONED_APP.format(version="v2"))
+    deadline = time.monotonic() + 20
+    body = b""
+    while time.monotonic() < deadline:
+        try:
+            body = _get(server.port, "/")[1]
+        except (ConnectionError, http.client.HTTPException):
+            body = b""
+        if body == b"v2":
+            break
+        time.sleep(0.2)
+    assert body == b"v2", server.output()
+    assert "reloading (reloadme.py)" in server.output()
+
+
+BLOCKING_PID_APP = """
+import os
+from gevent import monkey
+
+_real_sleep = monkey.get_original("time", "sleep")
+
+def app(environ, start_response):
+    # Hold this process (not just this greenlet): concurrent requests must
+    # then be accepted by the other worker.
+    _real_sleep(0.2)
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_two_workers_serve_from_two_pids(webmini_run, tmp_path):
+    (tmp_path / "pidapp.py").write_text(BLOCKING_PID_APP)
+    server = webmini_run("pidapp:app", "--workers", "2")
+    jobs = [gevent.spawn(_get, server.port, f"/{i}") for i in range(6)]
+    gevent.joinall(jobs, timeout=15, raise_error=True)
+    pids = {int(job.value[1]) for job in jobs}
+    assert len(pids) == 2, server.output()
+    assert server.proc.pid not in pids  # the supervisor only supervises

@@ -1,0 +1,306 @@
+"""Run CPU-bound or blocking work off the gevent hub: bounded thread and process pools.
+
+Under gevent every request of a worker shares one OS thread. A handler that
+computes for a second in pure Python holds that thread (and the GIL) for a
+second, and every other request of the worker waits. ``offload`` hands such
+work to a bounded pool and suspends only the calling greenlet, so the hub
+keeps serving:
+
+* ``kind="process"`` (default): pure-Python CPU work. A
+  ``concurrent.futures.ProcessPoolExecutor`` whose workers are started with
+  ``spawn`` (or ``forkserver``), never ``fork``: forking a gevent-patched,
+  multi-threaded worker would copy its hub, its event loop, the greenlets of
+  requests in flight, sockets shared with the parent (database and cache
+  connections) and locks held by other threads, into a child that must then
+  run ordinary blocking code. A spawned worker is a fresh, unpatched
+  interpreter that gets only the pickled function and arguments. The
+  function and its arguments must therefore be picklable (a module-level
+  function), and the result must be picklable too.
+  The caller waits on the future without blocking the hub: the future's
+  done-callback (run by the executor's management thread, a real thread or,
+  once patched, a greenlet) schedules an ``Event.set`` on the hub with
+  ``loop.run_callback_threadsafe``. No thread is parked per waiting call,
+  unlike wrapping ``future.result`` in a thread pool.
+* ``kind="thread"``: work that releases the GIL (hashing, compression, C
+  libraries, blocking C drivers). A dedicated ``gevent.threadpool.ThreadPool``
+  of real OS threads; gevent's hub pool is left to the DNS resolver. The
+  caller's ``contextvars`` (``web.ctx``) are visible inside the thread.
+
+Pools are created lazily and belong to the process that created them: a
+pool made before a fork (e.g. in a uWSGI master without ``lazy-apps``) is
+dropped and a new one made in the child (``os.getpid()`` is checked). Every
+call is bounded: at most ``max_pending`` calls per pool wait or run; further
+callers wait (backpressure) within their ``timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Literal, TypeVar
+
+try:
+    import gevent
+    from gevent.event import Event
+    from gevent.lock import BoundedSemaphore
+    from gevent.threadpool import ThreadPool
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise ImportError("webmini.offload needs gevent: pip install webmini[gevent]") from None
+
+__all__ = [
+    "OffloadTimeout",
+    "configure",
+    "offload",
+    "offload_process",
+    "offload_thread",
+    "shutdown",
+    "stats",
+]
+
+T = TypeVar("T")
+Kind = Literal["process", "thread"]
+
+log = logging.getLogger("webmini.offload")
+
+_CPUS = os.cpu_count() or 1
+
+
+class OffloadTimeout(TimeoutError):
+    """Offloaded work did not finish (or start) within its ``timeout``."""
+
+
+class _Settings:
+    """Pool sizes and start method; read when a pool is (re)created."""
+
+    def __init__(self) -> None:
+        self.processes = _CPUS
+        self.threads = min(32, _CPUS + 4)
+        self.start_method = "spawn"
+        self.max_pending: int | None = None  # None: 4 x pool size
+
+    def pending_limit(self, size: int) -> int:
+        """Most calls allowed to wait or run at once for a pool of ``size``."""
+        return self.max_pending if self.max_pending is not None else 4 * size
+
+
+_settings = _Settings()
+
+
+class _ProcessPool:
+    """A process executor plus the semaphore bounding its queue, owned by one pid."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.size = _settings.processes
+        ctx = multiprocessing.get_context(_settings.start_method)
+        self.executor = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx)
+        self.slots = BoundedSemaphore(_settings.pending_limit(self.size))
+        self.calls = 0
+        self.running = 0
+
+
+class _ThreadPool:
+    """A gevent thread pool plus the semaphore bounding its queue, owned by one pid."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.size = _settings.threads
+        self.pool = ThreadPool(self.size)
+        self.slots = BoundedSemaphore(_settings.pending_limit(self.size))
+        self.calls = 0
+        self.running = 0
+
+
+_process_pool: _ProcessPool | None = None
+_thread_pool: _ThreadPool | None = None
+
+
+def configure(
+    *,
+    processes: int | None = None,
+    threads: int | None = None,
+    start_method: str | None = None,
+    max_pending: int | None = None,
+) -> None:
+    """Set pool sizes, the worker start method and the queue bound; applies to new pools.
+
+    Call it at start-up, before the first offload (or call ``shutdown()``
+    first): existing pools keep their sizes.
+    """
+    if processes is not None:
+        if processes < 1:
+            raise ValueError("processes must be >= 1")
+        _settings.processes = processes
+    if threads is not None:
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
+        _settings.threads = threads
+    if start_method is not None:
+        if start_method not in ("spawn", "forkserver", "fork"):
+            raise ValueError("start_method must be 'spawn', 'forkserver' or 'fork'")
+        _settings.start_method = start_method
+    if max_pending is not None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
+        _settings.max_pending = max_pending
+
+
+def _get_process_pool() -> _ProcessPool:
+    """Return this process's process pool, creating it on first use or after a fork."""
+    global _process_pool
+    pool = _process_pool
+    if pool is None or pool.pid != os.getpid():
+        # A pool inherited across fork belongs to the parent: never touch it.
+        pool = _process_pool = _ProcessPool()
+    return pool
+
+
+def _get_thread_pool() -> _ThreadPool:
+    """Return this process's thread pool, creating it on first use or after a fork."""
+    global _thread_pool
+    pool = _thread_pool
+    if pool is None or pool.pid != os.getpid():
+        pool = _thread_pool = _ThreadPool()
+    return pool
+
+
+def _acquire(slots: BoundedSemaphore, timeout: float | None, what: str) -> None:
+    """Take a queue slot cooperatively or raise ``OffloadTimeout``."""
+    if not slots.acquire(timeout=timeout):
+        raise OffloadTimeout(f"no free {what} slot within {timeout:g} s")
+
+
+def _wait_future(future: Future[T], wait: float | None, timeout: float | None) -> T:
+    """Wait for ``future`` in this greenlet only, then return its result or raise."""
+    hub = gevent.get_hub()
+    done = Event()
+    loop = hub.loop
+
+    def wake(_future: Future[T]) -> None:
+        # Runs in whichever thread completes the future: only schedule onto the hub.
+        # The hub may already be gone at interpreter exit: nothing left to wake.
+        with contextlib.suppress(Exception):
+            loop.run_callback_threadsafe(done.set)
+
+    future.add_done_callback(wake)
+    try:
+        if not done.wait(wait):
+            future.cancel()
+            raise OffloadTimeout(f"offloaded call took longer than {timeout:g} s")
+    except BaseException:
+        # Timeout, GreenletExit, gevent.Timeout: drop the call if it has not started.
+        future.cancel()
+        raise
+    return future.result(timeout=0)
+
+
+def offload_process(fn: Callable[..., T], *args: Any, timeout: float | None = None,
+                    **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a worker process; return its result to this greenlet.
+
+    ``fn``, the arguments and the result travel by pickle. On ``timeout`` the
+    call is cancelled if still queued; a call already running finishes in its
+    worker and its result is discarded.
+    """
+    pool = _get_process_pool()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    _acquire(pool.slots, timeout, "process pool")
+    pool.calls += 1
+    pool.running += 1
+    try:
+        try:
+            future = pool.executor.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            # A worker died (killed, segfault): replace the pool once and retry.
+            log.warning("process pool broken; starting a new one")
+            pool.executor.shutdown(wait=False, cancel_futures=True)
+            pool.executor = ProcessPoolExecutor(
+                max_workers=pool.size,
+                mp_context=multiprocessing.get_context(_settings.start_method),
+            )
+            future = pool.executor.submit(fn, *args, **kwargs)
+        return _wait_future(future, _remaining(deadline), timeout)
+    finally:
+        pool.running -= 1
+        pool.slots.release()
+
+
+def offload_thread(fn: Callable[..., T], *args: Any, timeout: float | None = None,
+                   **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a real OS thread; return its result to this greenlet.
+
+    Only useful for code that releases the GIL. On ``timeout`` the thread is
+    not interrupted: it finishes its call and the result is discarded.
+    """
+    pool = _get_thread_pool()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    _acquire(pool.slots, timeout, "thread pool")
+    pool.calls += 1
+    pool.running += 1
+    try:
+        ctx = contextvars.copy_context()
+        result = pool.pool.spawn(ctx.run, fn, *args, **kwargs)
+        # wait() rather than get(timeout): an outer gevent.Timeout (a request
+        # deadline) must propagate as itself, not turn into OffloadTimeout.
+        result.wait(_remaining(deadline))
+        if not result.ready():
+            raise OffloadTimeout(f"offloaded call took longer than {timeout:g} s")
+        return result.get()  # type: ignore[no-any-return]
+    finally:
+        pool.running -= 1
+        pool.slots.release()
+
+
+def offload(fn: Callable[..., T], *args: Any, kind: Kind = "process",
+            timeout: float | None = None, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a process (default) or thread pool; return its result.
+
+    ``kind`` and ``timeout`` are taken by ``offload`` itself; pass a function
+    that needs arguments of those names through ``functools.partial``.
+    """
+    if kind == "process":
+        return offload_process(fn, *args, timeout=timeout, **kwargs)
+    if kind == "thread":
+        return offload_thread(fn, *args, timeout=timeout, **kwargs)
+    raise ValueError(f"kind must be 'process' or 'thread', not {kind!r}")
+
+
+def stats() -> dict[str, dict[str, int]]:
+    """Return calls made, calls in flight and sizes of this process's pools."""
+    out: dict[str, dict[str, int]] = {}
+    pid = os.getpid()
+    if _process_pool is not None and _process_pool.pid == pid:
+        p = _process_pool
+        out["process"] = {"size": p.size, "calls": p.calls, "in_flight": p.running}
+    if _thread_pool is not None and _thread_pool.pid == pid:
+        t = _thread_pool
+        out["thread"] = {"size": t.size, "calls": t.calls, "in_flight": t.running}
+    return out
+
+
+def shutdown(wait: bool = True) -> None:
+    """Stop this process's pools (queued calls are cancelled); later calls make new ones."""
+    global _process_pool, _thread_pool
+    pid = os.getpid()
+    process_pool, thread_pool = _process_pool, _thread_pool
+    _process_pool = _thread_pool = None
+    if process_pool is not None and process_pool.pid == pid:
+        process_pool.executor.shutdown(wait=wait, cancel_futures=True)
+    if thread_pool is not None and thread_pool.pid == pid:
+        if wait:
+            thread_pool.pool.join()
+        thread_pool.pool.kill()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (never negative), or None for no deadline."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())

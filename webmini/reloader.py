@@ -1,0 +1,159 @@
+"""The dev-server supervisor: pre-forked workers and auto-reload on source change.
+
+The supervisor binds the listening socket, then runs the current command
+line again in N child processes that inherit it (environment variable
+``WEBMINI_LISTEN_FD``). With ``reload`` it watches Python files with
+watchfiles and restarts the children when one changes; the socket stays
+open across restarts, so clients wait in the backlog instead of failing.
+It never imports the application itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["LISTEN_FD_ENV", "WORKERS_ENV", "supervise"]
+
+#: Environment variable through which the supervisor hands its listening socket to a child.
+LISTEN_FD_ENV = "WEBMINI_LISTEN_FD"
+#: Environment variable telling a child how many worker processes share the socket.
+WORKERS_ENV = "WEBMINI_WORKERS"
+
+log = logging.getLogger("webmini.server")
+
+_STOP_GRACE = 5.0  # seconds a child gets to stop after SIGTERM
+_RESPAWN_DELAY = 1.0
+
+
+class _Stop(Exception):
+    """SIGTERM/SIGINT reached the supervisor."""
+
+
+def _child_command() -> list[str]:
+    # sys.orig_argv keeps interpreter options (-m webmini.cli, -X ...).
+    return [sys.executable, *sys.orig_argv[1:]]
+
+
+class _Children:
+    """The worker processes sharing one listening socket."""
+
+    def __init__(self, sock: socket.socket, count: int, command: list[str]) -> None:
+        self.sock = sock
+        self.count = count
+        self.command = command
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.started: dict[int, float] = {}
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        fd = self.sock.fileno()
+        env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), WORKERS_ENV: str(self.count)})
+        proc = subprocess.Popen(self.command, env=env, pass_fds=(fd,))
+        self.started[proc.pid] = time.monotonic()
+        return proc
+
+    def start(self) -> None:
+        """Start the missing children."""
+        while len(self.procs) < self.count:
+            self.procs.append(self._spawn())
+        log.info("workers %s", " ".join(str(p.pid) for p in self.procs))
+
+    def respawn_dead(self) -> bool:
+        """Replace children that exited; return False if they keep dying at start."""
+        healthy = True
+        for i, proc in enumerate(self.procs):
+            code = proc.poll()
+            if code is None:
+                continue
+            lived = time.monotonic() - self.started.pop(proc.pid, 0.0)
+            log.warning("worker %d exited with status %s after %.1f s", proc.pid, code, lived)
+            if lived < _RESPAWN_DELAY:
+                healthy = False
+                time.sleep(_RESPAWN_DELAY)
+            self.procs[i] = self._spawn()
+        return healthy
+
+    def stop(self) -> None:
+        """Stop every child: SIGTERM, then SIGKILL after a grace period."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + _STOP_GRACE
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = []
+
+    def all_dead(self) -> bool:
+        """Return True when no child is running."""
+        return all(proc.poll() is not None for proc in self.procs)
+
+
+def _changes(dirs: list[str]) -> Iterator[set[Any]]:
+    try:
+        from watchfiles import PythonFilter, watch
+    except ImportError:
+        raise ImportError("auto-reload needs watchfiles: pip install webmini[reload]") from None
+    # rust_timeout + yield_on_timeout: an empty set every 0.5 s lets the
+    # supervisor check its children between file changes.
+    return watch(*dirs, watch_filter=PythonFilter(), rust_timeout=500,
+                 yield_on_timeout=True, raise_interrupt=True)
+
+
+def supervise(
+    sock: socket.socket,
+    *,
+    workers: int = 1,
+    reload: bool = False,
+    reload_dirs: list[str] | None = None,
+    command: list[str] | None = None,
+) -> None:
+    """Run ``command`` (default: this command line) in ``workers`` children on ``sock``.
+
+    Returns when SIGTERM or SIGINT arrives, after stopping the children.
+    """
+    children = _Children(sock, max(1, workers), command or _child_command())
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise _Stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        children.start()
+        if reload:
+            dirs = reload_dirs or [os.getcwd()]
+            log.info("watching %s for changes", ", ".join(dirs))
+            for changed in _changes(dirs):
+                if changed:
+                    names = sorted({os.path.relpath(path) for _, path in changed})
+                    log.warning("%s changed, restarting", ", ".join(names))
+                    print(f"webmini: reloading ({', '.join(names)})", file=sys.stderr, flush=True)
+                    children.stop()
+                    children.start()
+                elif children.all_dead():
+                    continue  # a broken edit: wait for the next change
+        else:
+            failures = 0
+            while True:
+                time.sleep(0.5)
+                failures = 0 if children.respawn_dead() else failures + 1
+                if failures >= 5:
+                    log.error("workers keep exiting at start; giving up")
+                    raise SystemExit(1)
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        children.stop()
+        sock.close()
