@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from test_websocket import ROOT, UWSGI_
+from test_websocket import ROOT, UWSGI_, worker_stopped
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -74,12 +73,10 @@ def test_message_from_one_page_arrives_in_another_on_another_worker(chat: Any, b
     alice_worker = open_page(browser, base + "?name=alice")
     browser.switch_to.new_window("tab")
     bob_tab = browser.current_window_handle
-    # Reconnect until bob's socket is held by the other worker.
-    for _ in range(30):
+    # With alice's worker stopped, bob's page and socket go to the other worker.
+    with worker_stopped(int(alice_worker)):
         bob_worker = open_page(browser, base + "?name=bob")
-        if bob_worker != alice_worker:
-            break
-    assert bob_worker != alice_worker, "both pages stayed on one worker"
+    assert bob_worker != alice_worker
 
     browser.switch_to.window(alice_tab)
     browser.find_element(By.ID, "text").send_keys("hello <b>bob</b>")

@@ -4,7 +4,6 @@ import http.client
 import logging
 import socket
 import statistics
-import textwrap
 import time
 
 import gevent

@@ -182,7 +182,9 @@ class Offloaded:
                 pass
             return "offloaded"
 
-        return green.offload(spin)
+        from webmini.offload import offload
+
+        return offload(spin, kind="thread")  # a real thread: the hub keeps running
 
 
 monitor_app = web.application(
@@ -192,16 +194,6 @@ monitor_app = web.application(
 
 @pytest.fixture
 def monitor():
-    import gevent._monitor as gm, traceback
-    orig = gm.PeriodicMonitoringThread.monitor_blocking
-    def mb(self, hub):
-        try:
-            return orig(self, hub)
-        except BaseException:
-            with open("/tmp/fh.txt", "a") as f:
-                traceback.print_exc(file=f)
-            raise
-    gm.PeriodicMonitoringThread.monitor_blocking = mb
     green.start_monitor(max_blocking_time=0.1)
     yield
     green.stop_monitor()

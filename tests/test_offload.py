@@ -85,6 +85,7 @@ class Ticker:
 
 
 def test_thread_offload_returns_result_and_keeps_hub_free():
+    calls_before = off.stats().get("thread", {}).get("calls", 0)
     ticker = Ticker()
     t0 = time.monotonic()
     jobs = [gevent.spawn(off.offload_thread, real_sleep, 0.3) for _ in range(4)]
@@ -94,7 +95,7 @@ def test_thread_offload_returns_result_and_keeps_hub_free():
     assert elapsed < 0.55  # four 0.3 s blocking calls ran side by side in threads
     assert gap < 0.1  # and the hub kept ticking meanwhile
     assert off.offload(sum, [1, 2, 3], kind="thread") == 6
-    assert off.stats()["thread"]["calls"] == 5
+    assert off.stats()["thread"]["calls"] - calls_before == 5
 
 
 def test_inline_blocking_call_blocks_the_hub():
@@ -137,7 +138,7 @@ def test_configure_and_kind_validation():
     with pytest.raises(ValueError):
         off.configure(processes=0)
     with pytest.raises(ValueError):
-        off.configure(start_method="thread")
+        off.configure(start_method="fork")
     with pytest.raises(ValueError, match="kind"):
         off.offload(int, "1", kind="greenlet")  # type: ignore[arg-type]
 
@@ -187,34 +188,45 @@ def test_broken_pool_is_replaced():
     assert off.offload_process(int, "9", timeout=10) == 9
 
 
-def test_pool_is_not_reused_after_fork():
+FORK_CODE = """
+import sys; sys.path.insert(0, {repo!r})
+from gevent import monkey; monkey.patch_all()
+import json, os
+from webmini import offload as off
+
+def main():
     off.configure(processes=1)
-    parent_worker = off.offload_process(os.getpid)
-    parent_pool = off._process_pool
-    r, w = os.pipe()
+    master_worker = off.offload_process(os.getpid)  # a pool made in the "master"
+    master_pool = off._process_pool
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        out = b"error"
-        try:
-            worker = off.offload_process(os.getpid, timeout=20)
-            pool = off._process_pool
-            fresh = pool is not parent_pool and pool is not None and pool.pid == os.getpid()
-            out = json.dumps({"worker": worker, "fresh": fresh}).encode()
-            off.shutdown()
-        finally:
-            os.write(w, out)
-            os._exit(0)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 4096):
-        chunks.append(chunk)
-    os.close(r)
+    if pid == 0:
+        worker = off.offload_process(os.getpid, timeout=20)
+        pool = off._process_pool
+        fresh = pool is not master_pool and pool.pid == os.getpid()
+        off.shutdown()
+        print(json.dumps({{"child_worker": worker, "fresh": fresh}}), flush=True)
+        os._exit(0)
     os.waitpid(pid, 0)
-    child = json.loads(b"".join(chunks))
-    assert child["fresh"] is True
-    assert child["worker"] not in (parent_worker, pid, os.getpid())
-    assert off._process_pool is parent_pool  # the parent's pool is untouched
-    assert off.offload_process(os.getpid) == parent_worker
+    again = off.offload_process(os.getpid)
+    same = off._process_pool is master_pool
+    off.shutdown()
+    print(json.dumps({{"master_worker": master_worker, "again": again, "same": same,
+                      "child": pid}}), flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_pool_is_not_reused_after_fork(tmp_path):
+    script = tmp_path / "forking_master.py"
+    script.write_text(FORK_CODE.format(repo=REPO_DIR))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    child, master = (json.loads(line) for line in proc.stdout.decode().splitlines())
+    assert child["fresh"] is True  # the child made its own pool...
+    assert child["child_worker"] != master["master_worker"]  # ...with its own worker
+    assert master["same"] is True and master["again"] == master["master_worker"]
 
 
 # ------------------------------------------------------ end to end: server
@@ -339,9 +351,105 @@ def test_without_offload_pings_wait_for_the_heavy_request(server_port):
     gevent.sleep(0.2)  # the server is now burning the CPU in its hub thread
     ping_time, body = get(server_port, "/ping")
     assert body == b"pong"
-    assert heavy.ready(), "the ping could only be answered after /heavy-inline finished"
-    heavy_time, heavy_body = heavy.get()
+    heavy_time, heavy_body = heavy.get(timeout=30)
     stats = json.loads(get(server_port, "/stats")[1])
     assert json.loads(heavy_body)["pid"] == stats["server_pid"]
     # Started 0.2 s into a 1 s burn: the ping waited for the rest of it.
     assert ping_time > 0.5, f"ping took only {ping_time:.3f} s"
+
+
+# ------------------------------------------------------ end to end: uWSGI
+
+UWSGI_APP = '''
+"""Offload under uWSGI: the pool is first made in the master (no lazy-apps)."""
+import os
+import webmini as web
+from webmini import offload as off
+import test_offload
+
+MASTER = os.getpid()
+off.configure(processes=1)
+MASTER_WORKER = off.offload(os.getpid)  # a pool made in the master, before the fork
+
+
+class Pids:
+    def GET(self):
+        worker = off.offload(os.getpid)
+        return {"master": MASTER, "master_worker": MASTER_WORKER, "me": os.getpid(),
+                "worker": worker, "pool_pid": off._process_pool.pid}
+
+
+class Heavy:
+    def GET(self):
+        return off.offload(test_offload.burn, 1.0)
+
+
+class Ping:
+    def GET(self):
+        return "pong"
+
+
+class Stats:
+    def GET(self):
+        return off.stats()
+
+
+urls = ("/", "Ping", "/pids", "Pids", "/heavy", "Heavy", "/ping", "Ping", "/stats", "Stats")
+application = web.application(urls, globals()).wsgifunc()
+'''
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` no longer runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        gevent.sleep(0.05)
+    return False
+
+
+def test_uwsgi_worker_makes_its_own_pool_and_keeps_serving(start_uwsgi, tmp_path):
+    from fixtures_servers import http_get
+
+    (tmp_path / "offload_uwsgi_app.py").write_text(UWSGI_APP)
+    server = start_uwsgi(
+        module="offload_uwsgi_app:application", processes=1, gevent=100,
+        env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{TESTS_DIR}"},
+        args=["--set", "lazy-apps=false"],  # load in the master, then fork: the case to guard
+    )
+    pids = http_get(server.http_port, "/pids").json()
+    assert pids["me"] != pids["master"]
+    assert pids["pool_pid"] == pids["me"]  # the worker did not reuse the master's pool...
+    assert pids["worker"] not in (pids["master_worker"], pids["me"], pids["master"])
+
+    # ...and its pool keeps the hub free: pings stay fast during a 1 s offloaded burn.
+    heavy = gevent.spawn(http_get, server.http_port, "/heavy", 30)
+    deadline = time.monotonic() + 10
+    while http_get(server.http_port, "/stats").json()["process"]["in_flight"] != 1:
+        assert time.monotonic() < deadline, "heavy request never started"
+        gevent.sleep(0.005)
+    latencies = []
+    for _ in range(20):
+        t0 = time.monotonic()
+        assert http_get(server.http_port, "/ping").body == b"pong"
+        latencies.append(time.monotonic() - t0)
+    assert not heavy.ready()
+    assert heavy.get(timeout=30).json()["pid"] == pids["worker"]
+    assert max(latencies) < 0.1, latencies
+
+    # A uWSGI worker that dies hard (harakiri, OOM killer) leaks no pool process.
+    os.kill(pids["me"], signal.SIGKILL)
+    assert wait_gone(pids["worker"], 5), "offload worker outlived its uWSGI worker"
+    assert pid_alive(pids["master_worker"])  # the master's own pool is the master's business
+
+
+def test_thread_timeout_covers_waiting_for_a_busy_thread():
+    off.configure(threads=1, max_pending=5)
+    first = gevent.spawn(off.offload_thread, real_sleep, 0.3)
+    gevent.sleep(0.01)
+    t0 = time.monotonic()
+    with pytest.raises(off.OffloadTimeout):
+        off.offload_thread(real_sleep, 0.01, timeout=0.05)
+    assert time.monotonic() - t0 < 0.2
+    first.join()

@@ -75,6 +75,7 @@ def todo(mariadb: Any, memcached: Any) -> Iterator[Any]:
     _root_sql(mariadb, "DROP TABLE IF EXISTS todos")
     app = make_app(_settings(mariadb, memcached))
     yield app
+    app.resources.close()
 
 
 def _login(browser: Browser, user: str) -> None:
@@ -362,7 +363,7 @@ def uwsgi_todo(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[i
         WEBMINI_STATS=f"127.0.0.1:{_free_port()}",
         WEBMINI_PROCESSES="2",
         WEBMINI_GEVENT="100",
-        WEBMINI_LISTEN="128",
+        WEBMINI_LISTEN="128",  # within any host's net.core.somaxconn
         WEBMINI_TODO_MYSQL_URL=mariadb.url,
         WEBMINI_TODO_MEMCACHED=",".join(memcached.addresses),
         WEBMINI_TODO_SECRET=SECRET,

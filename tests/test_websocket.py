@@ -7,6 +7,7 @@ server in this process, uWSGI by importing this module
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -241,6 +242,16 @@ def closes(srv: Any) -> list[list[Any]]:
     return list(json.loads(http_get(srv.port, "/closes")[1]))
 
 
+@contextlib.contextmanager
+def worker_stopped(pid: int) -> Iterator[None]:
+    """SIGSTOP a uWSGI worker for the duration, so that the other one accepts."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
     """Poll ``predicate`` until truthy; return its value or fail."""
     deadline = time.monotonic() + timeout
@@ -429,12 +440,16 @@ def test_broadcast_reaches_every_uwsgi_worker(tmp_path: Path) -> None:
     fanout = Path(tempfile.mkdtemp(prefix="wsfan-", dir=tmp_path))
     srv = UWSGI_("test_websocket:app", 2, tmp_path, env={"WEBMINI_TEST_FANOUT": str(fanout)})
     try:
-        clients, pids = [], set()
-        while len(pids) < 2 and len(clients) < 60:
+        def join() -> tuple[websocket.WebSocket, int]:
             c = websocket.create_connection(f"ws://127.0.0.1:{srv.port}/room", timeout=5)
-            pids.add(json.loads(c.recv())["pid"])
-            clients.append(c)
-        assert len(pids) == 2, "connections never reached the second worker"
+            return c, json.loads(c.recv())["pid"]
+
+        first, first_pid = join()
+        # A stopped worker accepts nothing: the next connections go to the other one.
+        with worker_stopped(first_pid):
+            others = [join() for _ in range(3)]
+        clients = [first] + [c for c, _ in others] + [join()[0] for _ in range(4)]
+        assert {pid for _, pid in others} - {first_pid}, "no connection on the second worker"
         clients[0].send("across workers")
         for c in clients:
             assert c.recv() == "across workers"

@@ -82,6 +82,7 @@ class application:  # noqa: N801 - web.py's name
         self._handler_info: dict[type, _HandlerInfo] = {}
         # autoreload is accepted for web.py compatibility; the dev server reloads.
         self.autoreload = autoreload
+        self._checked = False
 
     # -- configuration -------------------------------------------------
 
@@ -106,6 +107,12 @@ class application:  # noqa: N801 - web.py's name
 
     def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
         """Return the PEP 3333 callable, wrapped by ``middleware`` in order."""
+        if "uwsgi" in sys.modules and not self._checked:
+            # Under uWSGI nothing else runs webmini's start-up audit: do it here.
+            self._checked = True
+            from .green import uwsgi_startup_check
+
+            uwsgi_startup_check()
         func: Any = self
         for m in middleware:
             func = m(func)
@@ -130,6 +137,8 @@ class application:  # noqa: N801 - web.py's name
                 result = self._error_result(c, e)
             except Exception:
                 result = self._internal_error(c)
+            if "webmini.upgraded" in environ:
+                return []  # a WebSocket took the connection; its 101 is already sent
             return self._finish(c, result, start_response)
         finally:
             _current.reset(token)
@@ -383,7 +392,8 @@ class application:  # noqa: N801 - web.py's name
         """
         from .server import serve
 
-        bind_host, bind_port = host or "127.0.0.1", port or 8080
+        bind_host = "127.0.0.1" if host is None else host
+        bind_port = 8080 if port is None else port
         if len(sys.argv) > 1 and host is None and port is None:
             arg = sys.argv[1]
             if ":" in arg:

@@ -25,7 +25,9 @@ def load_app(target: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise SystemExit(f"webmini: {module_name!r} has no attribute {attr or 'app'!r}") from None
+            raise SystemExit(
+                f"webmini: {module_name!r} has no attribute {attr or 'app'!r}"
+            ) from None
     wsgifunc = getattr(obj, "wsgifunc", None)
     if callable(wsgifunc):
         return wsgifunc()
@@ -65,15 +67,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import config
-    from .reloader import LISTEN_FD_ENV, supervise
+    from .reloader import LISTEN_FD_ENV, announce, listen, supervise
 
     if args.debug:
         config.debug = True
     if LISTEN_FD_ENV not in os.environ and (args.reload or args.workers > 1):
         # The supervisor never imports the application: its children do.
         import logging
-
-        from .server import announce, listen
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         sock = listen(args.host, args.port)

@@ -17,6 +17,9 @@ config = Storage(
     multipart_spool_size=64 * 1024,
     # Total memory multipart fields may use before the request is refused.
     multipart_memory_limit=8 * 1024 * 1024,
+    # Seconds a greenlet may hold the event loop before the monitor logs it
+    # (None: monitor only in debug; see webmini.green.start_monitor).
+    max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
 )

@@ -10,11 +10,13 @@ for how long (logger ``webmini.green``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -30,7 +32,6 @@ __all__ = [
     "audit",
     "is_patched",
     "late_patch_problems",
-    "offload",
     "patch",
     "start_monitor",
     "startup_check",
@@ -177,7 +178,7 @@ _BLOCKING_MODULES: dict[str, tuple[str, str, str, Callable[[ModuleType], bool] |
     "ldap": ("python-ldap", "a C extension over libldap", "ldap3", None),
     "confluent_kafka": (
         "confluent-kafka", "librdkafka's poll() and flush() block", "kafka-python, or "
-        "webmini.green.offload() around the blocking calls", None,
+        "webmini.offload.offload(..., kind=\"thread\") around the blocking calls", None,
     ),
     "zmq": ("pyzmq", "blocking sends and receives", "import zmq.green as zmq", _zmq_blocks),
 }
@@ -215,6 +216,24 @@ def startup_check(debug: bool | None = None) -> list[Blocking]:
     if threshold or debug:
         start_monitor(float(threshold or 0.1))
     return found
+
+
+def uwsgi_startup_check() -> None:
+    """Run :func:`startup_check` in every uWSGI worker (app loaded in the worker or the master)."""
+    import uwsgi  # only importable inside uWSGI
+
+    if uwsgi.worker_id() > 0:  # lazy-apps: the app is loaded in the worker itself
+        startup_check()
+        return
+    previous = getattr(uwsgi, "post_fork_hook", None)
+
+    def after_fork() -> None:
+        if previous is not None:
+            previous()
+        if uwsgi.worker_id() > 0:
+            startup_check()
+
+    uwsgi.post_fork_hook = after_fork
 
 
 # -- the hub monitor -----------------------------------------------------------
@@ -264,7 +283,12 @@ def _qualname(frame: FrameType) -> str:
 
 
 def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
-    """Find the request, the handler and the location in a blocked thread's stack."""
+    """Find the request, the handler and the location in a blocked thread's stack.
+
+    The handler is where webmini's code called into the application: the
+    handler method (``GET``, ``POST``...) when there is one, else the
+    outermost such call (a plain WSGI callable, a processor).
+    """
     frames: list[FrameType] = []
     while frame is not None:
         frames.append(frame)
@@ -272,18 +296,22 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
     if not frames:
         return _Blocker("", "", "?")
     frames.reverse()  # outermost first
-    request = handler = ""
+    request = ""
+    calls: list[FrameType] = []  # frames webmini called into
     innermost = frames[-1]
     for i, f in enumerate(frames):
         filename = f.f_code.co_filename
-        ours = filename.startswith(_PACKAGE_DIR)
-        if ours and not request and f is not innermost:
-            request = _request_of(f)
+        if filename.startswith(_PACKAGE_DIR):
+            if not request and f is not innermost:
+                request = _request_of(f)
         elif (
-            not ours and i > 0 and frames[i - 1].f_code.co_filename.startswith(_PACKAGE_DIR)
+            i > 0 and frames[i - 1].f_code.co_filename.startswith(_PACKAGE_DIR)
             and not (gevent_dir and filename.startswith(gevent_dir))
         ):
-            handler = _qualname(f)  # webmini code called into user code: the handler
+            calls.append(f)
+    methods = [f for f in calls if f.f_code.co_name.isupper() and f.f_code.co_name.isalpha()]
+    chosen = methods[0] if methods else (calls[0] if calls else None)
+    handler = _qualname(chosen) if chosen is not None else ""
     where = f"{innermost.f_code.co_filename}:{innermost.f_lineno} ({innermost.f_code.co_name})"
     return _Blocker(request, handler, where)
 
@@ -291,32 +319,58 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
 class _Monitor:
     """Names the request and handler that blocked the hub, through ``webmini.green``.
 
-    It runs in gevent's monitor thread: as a monitoring function every half
-    ``max_blocking_time``, and on gevent's EventLoopBlocked events. A block
-    is confirmed on the hub thread's own state, not on greenlet switch
-    counts (garbage-collected greenlets switch too, which hides real blocks
-    and invents others): the loop has not woken up for ``max_blocking_time``
-    and the thread is not waiting inside the loop. The record is written by
-    the hub thread once the loop is back, with the exact duration; a block
-    still going on after ``still_blocking_after`` seconds is logged from the
-    monitor thread as well, so that a greenlet that never yields is named.
+    A native thread looks at the hub thread every half ``max_blocking_time``;
+    gevent's own EventLoopBlocked events (when its monitor thread is on)
+    trigger the same check. A block is confirmed on the hub thread's own
+    state, not on greenlet switch counts (garbage-collected greenlets switch
+    too, which hides real blocks and invents others): the loop has not woken
+    up for ``max_blocking_time`` and the thread is not waiting inside the
+    loop. The record is written by the hub thread once the loop is back, with
+    the duration; a block still going on after ``still_blocking_after``
+    seconds is also logged from the monitor thread, so that a greenlet that
+    never yields is named.
     """
 
     still_blocking_after = 2.0
 
-    def __init__(self, max_blocking_time: float) -> None:
-        self.max_blocking_time = max_blocking_time
-        self.pending_wake = -1.0  # loop wake-up time of the block being reported
-        self.pending_since = 0.0
-        self.pending_said = False
+    def __init__(self, hub: Any, max_blocking_time: float) -> None:
         gevent = _gevent()
+        from gevent import monkey
         from gevent.hub import Hub
 
+        self.max_blocking_time = max_blocking_time
+        self.hub_ref = weakref.ref(hub)
+        self.pending_wake = -1.0  # loop wake-up time of the block being reported
+        self.pending_said = False
+        self.running = True
         self.gevent_dir = os.path.dirname(os.path.abspath(gevent.__file__)) + os.sep
         self.hub_run_code = Hub.run.__code__
+        self._sleep = monkey.get_original("time", "sleep")
+        self._started = monkey.get_original("_thread", "allocate_lock")()
+        self._started.acquire()
+        monkey.get_original("_thread", "start_new_thread")(self._run, ())
+        # Return once the thread runs: a block right after start is then seen.
+        self._started.acquire(True, 5.0)
+
+    def _run(self) -> None:
+        # The monitor thread: real sleeps, never touches the hub's greenlets.
+        self._started.release()
+        while self.running:
+            self._sleep(self.max_blocking_time / 2)
+            hub = self.hub_ref()
+            if hub is None or not self.running:
+                return
+            # The monitor must outlive a stack it cannot read.
+            with contextlib.suppress(Exception):
+                self.check(hub)
+            del hub
+
+    def stop(self) -> None:
+        """Stop the monitor thread (it exits after its current sleep)."""
+        self.running = False
 
     def __call__(self, event: Any) -> None:
-        """Handle a gevent event (EventLoopBlocked triggers a check)."""
+        """Handle a gevent event: EventLoopBlocked triggers a check."""
         from gevent.events import EventLoopBlocked
 
         hub = getattr(event, "hub", None)
@@ -343,8 +397,7 @@ class _Monitor:
         blocker = describe_stack(frame, self.gevent_dir)
         del frame
         self.pending_wake, self.pending_said = wake, False
-        began = perf_counter() - away
-        hub.loop.run_callback_threadsafe(self._ended, blocker, began)
+        hub.loop.run_callback_threadsafe(self._ended, blocker, perf_counter() - away)
 
     def _maybe_still_blocking(self, frame: FrameType, away: float) -> None:
         if self.pending_said or away < self.still_blocking_after:
@@ -368,60 +421,35 @@ _monitor: _Monitor | None = None
 
 
 def start_monitor(max_blocking_time: float = 0.1) -> None:
-    """Log every time a greenlet keeps the hub for longer than ``max_blocking_time`` seconds.
+    """Log every time the hub is kept for longer than ``max_blocking_time`` seconds.
 
-    Uses gevent's monitor thread; each report names the request (method and
-    path), the handler, where it was running and how long the loop was held.
-    Call it from the thread that serves requests (the main thread).
+    Each record names the request (method and path), the handler, where it
+    was running and how long the loop was held. Call it once per process
+    (after fork), from the thread that serves requests. Calling it again
+    changes the threshold. The cost while nothing blocks: one look at the
+    hub thread every ``max_blocking_time / 2`` seconds.
     """
     global _monitor
     gevent = _gevent()
     from gevent import events
 
+    # gevent's own monitor thread, if enabled, uses the same threshold and its
+    # EventLoopBlocked events are checked and reported the same way.
     gevent.config.max_blocking_time = max_blocking_time
-    gevent.config.monitor_thread = True
-    try:
-        gevent.config.print_blocking_reports = False  # our log records replace them
-    except (AttributeError, ValueError):  # pragma: no cover - gevent < 25.4
-        pass
-    if _monitor is None:
-        _monitor = _Monitor(max_blocking_time)
-        events.subscribers.append(_monitor)
-    _monitor.max_blocking_time = max_blocking_time
-    hub = gevent.get_hub()
-    if not hub and not hub.dead and gevent.getcurrent() is not hub:
-        # The monitor thread stops itself if it finds the hub greenlet not
-        # yet started (a greenlet that never ran is false): start it first.
-        gevent.sleep(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "install psutil" for the memory monitor
-        thread = hub.start_periodic_monitoring_thread()
-    thread.add_monitoring_function(_monitor.check, max_blocking_time / 2)
+    if _monitor is not None and _monitor.running:
+        _monitor.max_blocking_time = max_blocking_time
+        return
+    _monitor = _Monitor(gevent.get_hub(), max_blocking_time)
+    events.subscribers.append(_monitor)
 
 
 def stop_monitor() -> None:
     """Stop the hub monitor started by :func:`start_monitor`."""
     global _monitor
-    gevent = _gevent()
     from gevent import events
 
-    hub = gevent.get_hub()
-    thread = hub.periodic_monitoring_thread
-    if thread is not None:
-        thread.kill()
-        hub.periodic_monitoring_thread = None
-    gevent.config.monitor_thread = False
     if _monitor is not None:
+        _monitor.stop()
         if _monitor in events.subscribers:
             events.subscribers.remove(_monitor)
         _monitor = None
-
-
-def offload(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run CPU-bound or blocking ``func`` in gevent's thread pool; wait cooperatively.
-
-    The hub keeps serving other greenlets meanwhile (the GIL is handed over
-    every few milliseconds), so one slow computation no longer stalls them.
-    """
-    gevent = _gevent()
-    return gevent.get_hub().threadpool.apply(func, args, kwargs)

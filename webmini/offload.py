@@ -14,8 +14,11 @@ keeps serving:
   connections) and locks held by other threads, into a child that must then
   run ordinary blocking code. A spawned worker is a fresh, unpatched
   interpreter that gets only the pickled function and arguments. The
-  function and its arguments must therefore be picklable (a module-level
-  function), and the result must be picklable too.
+  function must be importable by name (module level, not a lambda), and
+  its arguments and result picklable. A worker re-imports the main script
+  of a program started as ``python app.py``, so such a script must guard
+  its start-up with ``if __name__ == "__main__":`` (under uWSGI there is no
+  main script to re-import).
   The caller waits on the future without blocking the hub: the future's
   done-callback (run by the executor's management thread, a real thread or,
   once patched, a greenlet) schedules an ``Event.set`` on the hub with
@@ -40,6 +43,7 @@ import contextvars
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -84,6 +88,7 @@ class _Settings:
         self.threads = min(32, _CPUS + 4)
         self.start_method = "spawn"
         self.max_pending: int | None = None  # None: 4 x pool size
+        self.executable: str | None = None  # None: sys.executable, or python beside it
 
     def pending_limit(self, size: int) -> int:
         """Most calls allowed to wait or run at once for a pool of ``size``."""
@@ -99,11 +104,57 @@ class _ProcessPool:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.size = _settings.processes
-        ctx = multiprocessing.get_context(_settings.start_method)
-        self.executor = ProcessPoolExecutor(max_workers=self.size, mp_context=ctx)
+        self.executor = _new_executor(self.size)
         self.slots = BoundedSemaphore(_settings.pending_limit(self.size))
         self.calls = 0
         self.running = 0
+
+
+def _python_executable() -> str:
+    """The Python interpreter that worker processes run.
+
+    Under uWSGI ``sys.executable`` is the uwsgi binary, which cannot run a
+    spawned worker: use the environment's python instead.
+    """
+    exe = sys.executable
+    if exe and "python" in os.path.basename(exe).lower():
+        return exe
+    bindir = os.path.join(sys.prefix, "bin")
+    candidates = [os.path.join(bindir, "python3"), os.path.join(bindir, "python"),
+                  getattr(sys, "_base_executable", "")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return exe
+
+
+def _new_executor(size: int) -> ProcessPoolExecutor:
+    """A process executor of ``size`` workers started with the configured method."""
+    ctx = multiprocessing.get_context(_settings.start_method)
+    exe = _settings.executable or _python_executable()
+    if exe != sys.executable:
+        ctx.set_executable(exe)
+    return ProcessPoolExecutor(max_workers=size, mp_context=ctx,
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In a pool worker: exit once the process that started it is gone.
+
+    A worker holds both ends of its own task pipe, so it never sees EOF when
+    its parent dies without a clean shutdown (a uWSGI worker killed, recycled
+    or reloaded): without this, every such death would leak the pool.
+    """
+    import threading
+
+    sleep = time.sleep  # bound now: the real sleep even if the job's module patches later
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="webmini-offload-parent-watch", daemon=True).start()
 
 
 class _ThreadPool:
@@ -128,8 +179,9 @@ def configure(
     threads: int | None = None,
     start_method: str | None = None,
     max_pending: int | None = None,
+    executable: str | None = None,
 ) -> None:
-    """Set pool sizes, the worker start method and the queue bound; applies to new pools.
+    """Set pool sizes, start method, queue bound and worker python; applies to new pools.
 
     Call it at start-up, before the first offload (or call ``shutdown()``
     first): existing pools keep their sizes.
@@ -143,13 +195,16 @@ def configure(
             raise ValueError("threads must be >= 1")
         _settings.threads = threads
     if start_method is not None:
-        if start_method not in ("spawn", "forkserver", "fork"):
-            raise ValueError("start_method must be 'spawn', 'forkserver' or 'fork'")
+        if start_method not in ("spawn", "forkserver"):
+            # "fork" would copy a patched hub, live sockets and held locks: see the module doc.
+            raise ValueError("start_method must be 'spawn' or 'forkserver'")
         _settings.start_method = start_method
     if max_pending is not None:
         if max_pending < 1:
             raise ValueError("max_pending must be >= 1")
         _settings.max_pending = max_pending
+    if executable is not None:
+        _settings.executable = executable
 
 
 def _get_process_pool() -> _ProcessPool:
@@ -221,10 +276,7 @@ def offload_process(fn: Callable[..., T], *args: Any, timeout: float | None = No
             # A worker died (killed, segfault): replace the pool once and retry.
             log.warning("process pool broken; starting a new one")
             pool.executor.shutdown(wait=False, cancel_futures=True)
-            pool.executor = ProcessPoolExecutor(
-                max_workers=pool.size,
-                mp_context=multiprocessing.get_context(_settings.start_method),
-            )
+            pool.executor = _new_executor(pool.size)
             future = pool.executor.submit(fn, *args, **kwargs)
         return _wait_future(future, _remaining(deadline), timeout)
     finally:
@@ -246,7 +298,10 @@ def offload_thread(fn: Callable[..., T], *args: Any, timeout: float | None = Non
     pool.running += 1
     try:
         ctx = contextvars.copy_context()
-        result = pool.pool.spawn(ctx.run, fn, *args, **kwargs)
+        # spawn() itself waits (cooperatively) while all threads are busy.
+        busy = OffloadTimeout(f"no free thread within {timeout:g} s") if timeout else None
+        with gevent.Timeout(_remaining(deadline), busy):
+            result = pool.pool.spawn(ctx.run, fn, *args, **kwargs)
         # wait() rather than get(timeout): an outer gevent.Timeout (a request
         # deadline) must propagate as itself, not turn into OffloadTimeout.
         result.wait(_remaining(deadline))

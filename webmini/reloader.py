@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["LISTEN_FD_ENV", "WORKERS_ENV", "supervise"]
+__all__ = ["LISTEN_FD_ENV", "WORKERS_ENV", "announce", "listen", "supervise"]
 
 #: Environment variable through which the supervisor hands its listening socket to a child.
 LISTEN_FD_ENV = "WEBMINI_LISTEN_FD"
@@ -35,6 +35,25 @@ _RESPAWN_DELAY = 1.0
 
 class _Stop(Exception):
     """SIGTERM/SIGINT reached the supervisor."""
+
+
+def listen(host: str = "127.0.0.1", port: int = 8080, backlog: int = 1024) -> socket.socket:
+    """Bind and return a listening TCP socket (port 0 picks a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def announce(sock: socket.socket, what: str = "serving") -> None:
+    """Print the address being served on stderr (the line tools and tests wait for)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"webmini: {what} on http://{shown}:{port} (pid {os.getpid()})",
+          file=sys.stderr, flush=True)
 
 
 def _child_command() -> list[str]:

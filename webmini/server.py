@@ -8,24 +8,29 @@ client holds a greenlet forever), and it has no total header-size limit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import green
+from .config import config
+from .reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
+
+# The dev server is gevent's: patch before gevent.pywsgi pulls in http.client
+# and ssl (a no-op when `webmini run`, uWSGI or a test runner patched first).
+green.patch()
+
 try:
-    import gevent
-    from gevent.pool import Pool
-    from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
+    import gevent  # noqa: E402
+    from gevent.pool import Pool  # noqa: E402
+    from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer  # noqa: E402
 except ImportError:  # pragma: no cover - the dev server needs gevent
     raise ImportError("the webmini dev server needs gevent: pip install webmini[gevent]") from None
-
-from .config import config
-from .reloader import LISTEN_FD_ENV, WORKERS_ENV
 
 __all__ = ["DevHandler", "DevServer", "announce", "listen", "make_server", "run_server", "serve"]
 
@@ -88,15 +93,14 @@ class DevHandler(WSGIHandler):
     """
 
     server: DevServer
+    _orig_status: str | None
     _timer: Any = None
 
     def __init__(self, sock: Any, address: Any, server: DevServer, rfile: Any = None) -> None:
         # PERF: without TCP_NODELAY the body write after the header write waits
         # for the client's delayed ACK: ~40 ms per keep-alive request.
-        try:
+        with contextlib.suppress(OSError):  # not TCP (a UNIX socket)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # not TCP (a UNIX socket)
-            pass
         super().__init__(sock, address, server, rfile)
 
     # -- reading the request ------------------------------------------
@@ -214,11 +218,9 @@ class DevHandler(WSGIHandler):
         """Write one access-log line to the ``webmini.access`` logger."""
         if not access_log.isEnabledFor(logging.INFO):
             return
-        status = (self._orig_status or "000").split(" ", 1)[0]
-        if self.time_finish:
-            took = f"{(self.time_finish - self.time_start) * 1000:.1f}ms"
-        else:
-            took = "-"
+        status = str(self._orig_status or "000").split(" ", 1)[0]
+        finish: float = self.time_finish
+        took = f"{(finish - self.time_start) * 1000:.1f}ms" if finish else "-"
         access_log.info(
             '%s "%s" %s %s %s', self._client_ip(), self.requestline or "", status,
             self.response_length or "-", took,
@@ -256,17 +258,6 @@ class DevServer(WSGIServer):
         )
 
 
-def listen(host: str = "127.0.0.1", port: int = 8080, backlog: int = 1024) -> socket.socket:
-    """Bind and return a listening TCP socket (port 0 picks a free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.set_inheritable(True)
-    return sock
-
-
 def make_server(
     app: WSGIApp,
     listener: Any = ("127.0.0.1", 0),
@@ -284,14 +275,6 @@ def make_server(
     elif isinstance(listener, socket.socket):
         environ.setdefault("SERVER_NAME", str(listener.getsockname()[0]))
     return DevServer(listener, app, environ=environ, **options)
-
-
-def announce(sock: socket.socket, what: str = "serving") -> None:
-    """Print the address being served on stderr (the line tools and tests wait for)."""
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"webmini: {what} on http://{shown}:{port} (pid {os.getpid()})",
-          file=sys.stderr, flush=True)
 
 
 def serve(
@@ -326,9 +309,6 @@ def serve(
         announce(sock)
         supervise(sock, workers=workers, reload=reload, reload_dirs=reload_dirs)
         return
-    from . import green
-
-    green.patch()
     if inherited is not None:
         sock = socket.socket(fileno=int(inherited))
         os.environ.pop(LISTEN_FD_ENV, None)
@@ -340,8 +320,6 @@ def serve(
 
 def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
     """Serve ``app`` on the listening ``sock`` in this process until SIGTERM or SIGINT."""
-    from . import green
-
     environ = dict(options.pop("environ", None) or {})
     if int(os.environ.get(WORKERS_ENV, "1")) > 1:
         environ["wsgi.multiprocess"] = True  # pywsgi then accepts one connection at a time

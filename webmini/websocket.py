@@ -58,6 +58,7 @@ TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
 _READ_SIZE = 65536
+_NEVER = float("inf")
 
 # Open connections of this process, and the groups they joined.
 _open: set[WebSocket] = set()
@@ -157,13 +158,13 @@ class WebSocket:
         _check_origin(env, self.origins)
         self.subprotocol = _choose_subprotocol(env, self.subprotocols)
         self.args = args
-        sock, owned = accept(env, key, self.subprotocol)
+        sock, borrowed = accept(env, key, self.subprotocol)
         env["webmini.upgraded"] = True
         try:
             self._serve(sock)
         finally:
-            if owned:
-                sock.close()
+            if borrowed:
+                sock.detach()  # the server closes its descriptor itself
         # The response went out as the 101 handshake; nothing follows it.
         return b""
 
@@ -187,8 +188,8 @@ class WebSocket:
         self._lost = False
         self._closing_deadline = 0.0
         now = time.monotonic()
-        self._next_ping = now + self.ping_interval if self.ping_interval else float("inf")
-        self._pong_deadline = float("inf")
+        self._next_ping = now + self.ping_interval if self.ping_interval else _NEVER
+        self._pong_deadline = _NEVER
         watcher = gevent.get_hub().loop.io(sock.fileno(), 1)
         _open.add(self)
         try:
@@ -213,8 +214,10 @@ class WebSocket:
 
     def _step(self, sock: Any, watcher: Any, conn: Connection) -> None:
         if not self._readable and not self._outbox and not self._want_close_now(conn):
-            timeout = self._deadline() - time.monotonic()
-            if timeout > 0:
+            deadline = self._deadline()
+            # PERF: no timer at all for an idle connection without pings.
+            timeout = None if deadline == _NEVER else deadline - time.monotonic()
+            if timeout is None or timeout > 0:
                 # One-shot readiness: a level-triggered watcher left running
                 # while on_message waits on something else would spin the hub.
                 watcher.start(self._on_readable)
@@ -256,7 +259,7 @@ class WebSocket:
             return
         if now >= self._next_ping and conn.state is ConnectionState.OPEN:
             self._write(conn.send(Ping(payload=b"webmini")))
-            self._next_ping = float("inf")
+            self._next_ping = _NEVER
             self._pong_deadline = now + self.ping_timeout
 
     def _handle_events(self, conn: Connection) -> None:
@@ -268,7 +271,7 @@ class WebSocket:
                 if conn.state is ConnectionState.OPEN:
                     self._write(conn.send(event.response()))
             elif isinstance(event, Pong):
-                self._pong_deadline = float("inf")
+                self._pong_deadline = _NEVER
                 if self.ping_interval:
                     self._next_ping = time.monotonic() + self.ping_interval
             elif isinstance(event, CloseConnection):

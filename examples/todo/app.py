@@ -105,6 +105,15 @@ class Resources:
                     self._store = store
         return store
 
+    def close(self) -> None:
+        """Close this process's idle database and memcached connections."""
+        if self._pid == os.getpid():
+            if self._store is not None:
+                self._store.db.close()
+            if self._cache is not None:
+                self._cache.close()
+        self._pid = 0
+
 
 class _ProcessCache:
     """The session store's view of the cache: resolved per process at each call."""

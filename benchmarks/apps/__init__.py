@@ -1,0 +1,1 @@
+"""Small WSGI apps served by benchmarks/e2e.py."""

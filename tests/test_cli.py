@@ -1,0 +1,153 @@
+"""The `webmini` command: `run` (patches before importing the app) and `check`."""
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _webmini(args, cwd, timeout=60):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), REPO]))
+    env.pop("WEBMINI_LISTEN_FD", None)
+    return subprocess.run([sys.executable, "-m", "webmini.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _get(port, path="/"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, body
+
+
+CLEAN_APP = """
+import pymysql  # pure Python: cooperative once patched
+import webmini as web
+
+class Hello:
+    def GET(self):
+        return "hello"
+
+app = web.application(("/", "Hello"), globals())
+"""
+
+C_DRIVER_APP = """
+import MySQLdb  # mysqlclient: a C extension, blocks the whole hub
+import webmini as web
+
+app = web.application((), globals())
+"""
+
+
+def test_check_passes_a_clean_app(tmp_path):
+    (tmp_path / "cleanapp.py").write_text(CLEAN_APP)
+    proc = _webmini(["check", "cleanapp:app"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no blocking module" in proc.stdout
+
+
+def test_check_fails_on_a_c_driver_and_names_the_replacement(tmp_path):
+    (tmp_path / "capp.py").write_text(C_DRIVER_APP)
+    proc = _webmini(["check", "capp:app"], tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "MySQLdb (mysqlclient) blocks the event loop" in proc.stdout
+    assert "pymysql through webmini.db" in proc.stdout
+
+
+def test_console_script_is_installed(tmp_path):
+    script = Path(sys.executable).parent / "webmini"
+    (tmp_path / "cleanapp.py").write_text(CLEAN_APP)
+    proc = subprocess.run([str(script), "check", "cleanapp:app"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_run_with_a_bad_target_exits_with_an_error(tmp_path):
+    proc = _webmini(["run", "nosuchmodule:app", "--port", "0"], tmp_path)
+    assert proc.returncode != 0
+    assert "nosuchmodule" in proc.stderr
+    (tmp_path / "cleanapp.py").write_text(CLEAN_APP)
+    proc = _webmini(["run", "cleanapp:nothere", "--port", "0"], tmp_path)
+    assert proc.returncode != 0 and "no attribute 'nothere'" in proc.stderr
+
+
+PATCH_ORDER_APP = """
+import socket, threading
+from gevent import monkey
+
+PATCHED_AT_IMPORT = monkey.is_module_patched("socket") and monkey.is_module_patched("threading")
+
+def app(environ, start_response):
+    body = repr((PATCHED_AT_IMPORT, socket.socket.__module__)).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_run_patches_before_importing_the_app(webmini_run, tmp_path):
+    (tmp_path / "orderapp.py").write_text(PATCH_ORDER_APP)
+    server = webmini_run("orderapp:app")
+    assert _get(server.port) == (200, b"(True, 'gevent._socket3')")
+    assert "LatePatchWarning" not in server.output()
+    assert "gevent patching came late" not in server.output()
+
+
+SPIN_APP = """
+import time
+import webmini as web
+
+class Spin:
+    def GET(self):
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            pass
+        return "spun"
+
+app = web.application(("/spin", "Spin"), globals())
+"""
+
+
+def test_run_debug_turns_the_loop_monitor_on(webmini_run, tmp_path):
+    (tmp_path / "spinapp.py").write_text(SPIN_APP)
+    plain = webmini_run("spinapp:app")
+    debug = webmini_run("spinapp:app", "--debug")
+    assert _get(plain.port, "/spin") == (200, b"spun")
+    assert _get(debug.port, "/spin") == (200, b"spun")
+    out = debug.wait_for_output("blocked the event loop")
+    assert "GET /spin in spinapp.Spin.GET blocked the event loop for" in out, out
+    assert "blocked the event loop" not in plain.output()
+
+
+def test_application_run_serves_with_the_dev_server(tmp_path):
+    script = tmp_path / "runme.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import webmini as web
+
+        class Hello:
+            def GET(self):
+                return "ran"
+
+        if __name__ == "__main__":
+            web.application(("/", "Hello"), globals()).run()
+    """))
+    with socket.socket() as probe:  # find a free loopback port for web.py's argv form
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, str(script), f"127.0.0.1:{port}"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"webmini: serving on http://127.0.0.1:{port}" in line, line
+        assert _get(port) == (200, b"ran")
+    finally:
+        proc.terminate()
+        proc.wait(10)
