@@ -167,3 +167,50 @@ def test_optional_groups_become_none():
     a = web.application(("/o/(\\d+)(?:/(\\d+))?", Opt, "/z", Index), {})
     assert TestClient(a).get("/o/1").text == "1-None"
     assert TestClient(a).get("/o/1/2").text == "1-2"
+
+
+def test_routes_indexed_by_first_segment_keep_table_order():
+    class A:
+        def GET(self, x):
+            return "A " + x
+
+    class B:
+        def GET(self, x):
+            return "B " + x
+
+    class C:
+        def GET(self, *args):
+            return "C " + "/".join(a or "-" for a in args)
+
+    a = web.application((
+        "/(\\w+)/special", A,          # may match under any first segment
+        "/users/(\\w+)", B,            # only under /users/
+        "/user(s)?/x/(\\w+)", C,       # optional character: any segment
+        "/items/(\\d+)", B,
+        "/(.*)", C,
+    ), {})
+    c = TestClient(a)
+    assert c.get("/users/special").text == "A users"   # the earlier wildcard wins
+    assert c.get("/users/ann").text == "B ann"
+    assert c.get("/user/x/y").text == "C -/y"
+    assert c.get("/users/x/y").text == "C s/y"
+    assert c.get("/items/5").text == "B 5"
+    assert c.get("/items/five").text == "C items/five"
+    assert c.get("/elsewhere").text == "C elsewhere"
+    assert c.get("/").text == "C -"
+
+
+def test_segment_keys():
+    from webmini.routing import Route, segment_key
+
+    def key(p):
+        return segment_key(Route(p, "X", False))
+
+    assert key("/users/(\\d+)") == "users"
+    assert key("/users/(\\d+)/posts/(\\d+)") == "users"
+    assert key("/(.*)") is None
+    assert key("/users?/(\\d+)") is None
+    assert key("/users(\\d+)") is None
+    assert key("/a/b|/c/d") is None
+    assert key("(?i)/users/(\\d+)") is None
+    assert key("^/users/(\\d+)$") is None

@@ -38,7 +38,7 @@ def pairs(mapping: Any) -> list[tuple[str, Any]]:
 class Route:
     """One row of the URL table and how to call its target."""
 
-    __slots__ = ("pattern", "target", "kind", "regex", "groups", "first_group")
+    __slots__ = ("pattern", "target", "kind", "regex", "groups")
 
     def __init__(self, pattern: str, target: Any, is_subapp: bool) -> None:
         self.pattern = pattern
@@ -52,16 +52,6 @@ class Route:
             self.kind = REDIRECT if is_redirect else HANDLER
             self.regex = re.compile(pattern)
         self.groups = self.regex.groups
-        self.first_group = 0
-
-    def args(self, match: re.Match[str]) -> tuple[Any, ...]:
-        """Return this route's groups from a match of the combined table regex."""
-        n = self.groups
-        if n == 0:
-            return ()
-        if n == 1:
-            return (match.group(self.first_group),)
-        return match.group(*range(self.first_group, self.first_group + n))
 
     def resolve(self, fvars: Mapping[str, Any]) -> Any:
         """Resolve a handler named by a string (``"Index"`` or ``"pkg.mod.Class"``) once."""
@@ -79,6 +69,76 @@ class Route:
         return resolved
 
 
+def segment_key(route: Route) -> str | None:
+    """Return the first path segment every path this route matches must have, if known.
+
+    ``/users/(\\d+)`` gives ``"users"``; a pattern whose literal prefix does not
+    name a whole first segment (``/(.*)``, ``/user(s)?``, ``a|b``, a sub-app's
+    bare prefix) gives None: it may match under any segment.
+    """
+    if route.kind == SUBAPP:
+        return None
+    pattern = route.regex.pattern
+    if "|" in pattern:
+        return None
+    literal: list[str] = []
+    for ch in pattern:
+        if ch in _REGEX_CHARS:
+            if ch in "?*{" and literal:
+                literal.pop()  # the character before an optional quantifier
+            break
+        literal.append(ch)
+    prefix = "".join(literal)
+    end = prefix.find("/", 1)
+    if not prefix.startswith("/") or end < 0:
+        return None
+    return prefix[1:end]
+
+
+class _Alternation:
+    """Routes tried together: one combined regex when possible, else one by one."""
+
+    __slots__ = ("routes", "regex", "slots")
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+        self.regex: re.Pattern[str] | None = None
+        self.slots: dict[int, tuple[Route, tuple[int, ...]]] = {}
+        if not routes or any(_BACKREF.search(r.regex.pattern) for r in routes):
+            return
+        # PERF: one alternation is matched in C; the outer group that closed
+        # last (lastindex) names the route that matched.
+        parts = []
+        group = 1
+        for r in routes:
+            self.slots[group] = (r, tuple(range(group + 1, group + 1 + r.groups)))
+            parts.append("(" + r.regex.pattern + ")")
+            group += 1 + r.groups
+        try:
+            self.regex = re.compile("|".join(parts))
+        except re.error:  # inline flags or duplicate group names: match one by one
+            self.regex = None
+
+    def match(self, path: str) -> tuple[Route, tuple[Any, ...]] | None:
+        """Return the first route in table order matching the whole path, and its groups."""
+        regex = self.regex
+        if regex is not None:
+            m = regex.fullmatch(path)
+            if m is None:
+                return None
+            route, ids = self.slots[m.lastindex or 0]
+            if not ids:
+                return route, ()
+            if len(ids) == 1:
+                return route, (m.group(ids[0]),)
+            return route, m.group(*ids)
+        for route in self.routes:
+            m = route.regex.fullmatch(path)
+            if m is not None:
+                return route, m.groups()
+        return None
+
+
 class Router:
     """Match a path against the URL table: first match in table order wins."""
 
@@ -87,8 +147,12 @@ class Router:
         dynamic = [
             r for r in self.routes if r.kind == SUBAPP or not is_static(r.pattern)
         ]
-        self._combined, self._by_group = self._combine(dynamic)
-        self._dynamic = dynamic
+        keyed = [(r, segment_key(r)) for r in dynamic]
+        self._any_segment = _Alternation([r for r, k in keyed if k is None])
+        self._by_segment = {
+            key: _Alternation([r for r, k in keyed if k is None or k == key])
+            for key in {k for _, k in keyed if k is not None}
+        }
         # PERF: a static route is answered from a dict. The entry is computed
         # now against every earlier route, so an earlier regex that also
         # matches the literal still wins, exactly as table order says.
@@ -106,45 +170,19 @@ class Router:
                     break
             self._static[route.pattern] = winner
 
-    @staticmethod
-    def _combine(routes: list[Route]) -> tuple[re.Pattern[str] | None, dict[int, Route]]:
-        # PERF: one alternation of all regex routes is matched in C; the outer
-        # group that closes last (lastindex) names the route that matched.
-        if not routes or any(_BACKREF.search(r.regex.pattern) for r in routes):
-            return None, {}
-        parts = []
-        by_group: dict[int, Route] = {}
-        group = 1
-        for r in routes:
-            by_group[group] = r
-            r.first_group = group + 1
-            parts.append("(" + r.regex.pattern + ")")
-            group += 1 + r.groups
-        try:
-            combined = re.compile("|".join(parts))
-        except re.error:  # inline flags or duplicate group names: match one by one
-            for r in routes:
-                r.first_group = 1
-            return None, {}
-        return combined, by_group
-
     def match(self, path: str) -> tuple[Route, tuple[Any, ...]] | None:
         """Return the winning route and its positional arguments, or None."""
         hit = self._static.get(path)
         if hit is not None:
             return hit
-        combined = self._combined
-        if combined is not None:
-            m = combined.fullmatch(path)
-            if m is None:
-                return None
-            route = self._by_group[m.lastindex or 0]
-            return route, route.args(m)
-        for route in self._dynamic:
-            m = route.regex.fullmatch(path)
-            if m is not None:
-                return route, m.groups()
-        return None
+        # PERF: only the routes that can match this first path segment are
+        # tried (those whose literal prefix names it, and those that could
+        # match anything), still in table order.
+        cut = path.find("/", 1)
+        alternation = self._by_segment.get(path[1:cut] if cut > 0 else path[1:])
+        if alternation is None:
+            alternation = self._any_segment
+        return alternation.match(path)
 
     def expand_redirect(self, route: Route, path: str) -> str:
         """Return the URL a ``"redirect /new/\\1"`` target points to for ``path``."""
