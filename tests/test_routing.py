@@ -1,5 +1,7 @@
 """The URL table: order, whole-path matching, targets, sub-apps, methods."""
 
+import pytest
+
 import webmini as web
 from webmini.testing import TestClient
 
@@ -112,6 +114,7 @@ def test_405_lists_exactly_the_class_methods():
     assert client.patch("/shadow/x").text == "patched"
 
 
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")
 def test_unknown_or_dunder_methods_are_refused():
     assert client.request("__INIT__", "/").status_code == 405
     assert client.request("FOO", "/").status_code == 405
