@@ -91,6 +91,18 @@ def http_get(
         conn.close()
 
 
+def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send ``sig`` to a still-running process; SIGKILL it if it outlives ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -250,13 +262,7 @@ class UwsgiServer:
         """SIGTERM the master (die-on-term: stop), SIGKILL the group if it lingers."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, timeout)
         self._kill_orphans()
         self.proc = None
 
@@ -508,13 +514,7 @@ class NginxServer:
         """SIGQUIT (graceful shutdown), SIGKILL if it lingers."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT, timeout)
         self.proc = None
 
 
