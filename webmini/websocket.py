@@ -19,14 +19,12 @@ from __future__ import annotations
 import binascii
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 try:
     import gevent
-    from gevent.event import Event
     from wsproto.connection import Connection, ConnectionState, ConnectionType
     from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
     from wsproto.frame_protocol import FrameProtocol, Opcode
@@ -59,6 +57,9 @@ INTERNAL_ERROR = 1011
 
 _READ_SIZE = 65536
 _NEVER = float("inf")
+# Why a parked request greenlet was switched back into.
+_READABLE = "readable"
+_WOKEN = "woken"
 
 # Open connections of this process, and the groups they joined.
 _open: set[WebSocket] = set()
@@ -90,10 +91,19 @@ class WebSocket:
     max_queue: int = 4096
 
     # Set by GET for the life of the connection.
-    args: tuple[str, ...] = ()
-    subprotocol: str | None = None
-    close_code: int | None = None
-    close_reason: str = ""
+    args: tuple[str, ...]
+    subprotocol: str | None
+    close_code: int | None
+    close_reason: str
+    _conn: Connection | None  # the wsproto parser, made when the first bytes come in
+    _outbox: list[bytes] | None
+    _groups: tuple[str, ...]
+    _parts: list[Any] | None
+    _close_wanted: tuple[int, str] | None
+    _wake_cb: Any
+    _sock: Any
+    _greenlet: Any
+    _hub: Any
 
     # -- events (override) ----------------------------------------------
 
@@ -110,28 +120,28 @@ class WebSocket:
 
     def send(self, data: str | bytes) -> bool:
         """Send a text (``str``) or binary (``bytes``) message; False if no longer open."""
-        conn = self._conn
-        if conn is None or conn.state is not ConnectionState.OPEN or self._close_wanted:
+        if not self._is_open():
             return False
-        if self._lost:
-            return False
+        # PERF: a finished message's frame does not depend on the connection
+        # (server frames are unmasked, no extensions): no wsproto state needed.
         if isinstance(data, str):
-            frame = conn.send(TextMessage(data=data))
+            frame = _encoder.send_data(data, True)
         else:
-            frame = conn.send(BytesMessage(data=bytes(data)))
-        return self._push(frame)
+            frame = _encoder.send_data(bytes(data), True)
+        return self._push(bytes(frame))
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Start the closing handshake with ``code`` and ``reason`` (from any greenlet)."""
-        if self._conn is None or self._close_wanted:
+        if not self._active or self._close_wanted:
             return
         self._close_wanted = (code, reason)
-        self._wake.set()
+        self._wakeup()
 
     def join(self, group: str) -> None:
         """Add this connection to ``group`` (see :func:`broadcast`)."""
         _groups.setdefault(group, set()).add(self)
-        self._groups.add(group)
+        if group not in self._groups:
+            self._groups += (group,)
         if _fanout is not None:
             _fanout.ensure_started(_deliver_local)
 
@@ -142,7 +152,8 @@ class WebSocket:
             members.discard(self)
             if not members:
                 del _groups[group]
-        self._groups.discard(group)
+        if group in self._groups:
+            self._groups = tuple(g for g in self._groups if g != group)
 
     @staticmethod
     def broadcast(group: str, data: str | bytes, exclude: WebSocket | None = None) -> int:
@@ -158,53 +169,89 @@ class WebSocket:
         _check_origin(env, self.origins)
         self.subprotocol = _choose_subprotocol(env, self.subprotocols)
         self.args = args
-        sock, borrowed = accept(env, key, self.subprotocol)
+        sock, borrowed, pending = accept(env, key, self.subprotocol)
         env["webmini.upgraded"] = True
+        del env  # PERF: nothing below needs the environ
         try:
-            self._serve(sock)
+            self._serve(sock, pending)
         finally:
             if borrowed:
                 sock.detach()  # the server closes its descriptor itself
         # The response went out as the 101 handshake; nothing follows it.
         return b""
 
-    # Connection state: set up in _serve, defaults here so that send()
-    # before GET (or after a failed upgrade) is a harmless no-op.
-    _conn: Connection | None = None
-    _lost = False
-    _close_wanted: tuple[int, str] | None = None
-    _wake: Event
+    # PERF: per-connection state lives in slots, and what an idle connection
+    # does not need (the wsproto parser, the outbox, fragment buffers, a
+    # timer) is created only when used: 10,000 idle connections add up.
+    __slots__ = (
+        "args", "subprotocol", "close_code", "close_reason",
+        "_active", "_conn", "_sock", "_outbox", "_greenlet", "_hub", "_groups", "_parts",
+        "_size", "_lost", "_close_wanted", "_parked", "_wake_cb", "_closing_deadline",
+        "_next_ping", "_pong_deadline",
+    )
 
-    def _serve(self, sock: Any) -> None:
-        self._conn = conn = Connection(ConnectionType.SERVER)
-        self._sock = sock
-        self._outbox: deque[bytes] = deque()
-        self._wake = Event()
-        self._greenlet = gevent.getcurrent()
-        self._groups: set[str] = set()
-        self._readable = False
-        self._parts: list[Any] = []
+    def __init__(self) -> None:
+        self.args = ()
+        self.subprotocol = None
+        self.close_code = None
+        self.close_reason = ""
+        # Connection state, set up in _serve; until then (or after a failed
+        # upgrade) send() and close() are harmless no-ops.
+        self._active = False
+        self._conn = None
+        self._outbox = None
+        self._groups = ()
+        self._parts = None
         self._size = 0
         self._lost = False
+        self._close_wanted = None
+        self._parked = False
+        self._wake_cb = None
         self._closing_deadline = 0.0
-        now = time.monotonic()
-        self._next_ping = now + self.ping_interval if self.ping_interval else _NEVER
+        self._next_ping = _NEVER
         self._pong_deadline = _NEVER
-        watcher = gevent.get_hub().loop.io(sock.fileno(), 1)
+
+    def _is_open(self) -> bool:
+        if not self._active or self._close_wanted or self._lost:
+            return False
+        conn = self._conn
+        return conn is None or conn.state is ConnectionState.OPEN
+
+    def _protocol(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = Connection(ConnectionType.SERVER)
+        return conn
+
+    def _serve(self, sock: Any, pending: bytes = b"") -> None:
+        self._sock = sock
+        self._greenlet = gevent.getcurrent()
+        self._hub = hub = gevent.get_hub()
+        self._active = True
+        if self.ping_interval:
+            self._next_ping = time.monotonic() + self.ping_interval
+        watcher = hub.loop.io(sock.fileno(), 1)
         _open.add(self)
+        _start_ticker(self)
         try:
             self._call(self.on_open)
-            while conn.state is not ConnectionState.CLOSED and not self._lost:
-                self._step(sock, watcher, conn)
+            if pending:
+                self._receive(pending)
+            while not self._lost:
+                conn = self._conn
+                if conn is not None and conn.state is ConnectionState.CLOSED:
+                    break
+                self._step(sock, watcher)
         except OSError:
             self._lost = True
         finally:
             self._lost = True
+            self._active = False
             watcher.close()
             _open.discard(self)
-            for group in list(self._groups):
+            for group in self._groups:
                 self.leave(group)
-            self._outbox.clear()
+            self._outbox = None
             if self.close_code is None:
                 self.close_code = ABNORMAL
             try:
@@ -212,42 +259,62 @@ class WebSocket:
             except Exception:
                 log.exception("error in %s.on_close", type(self).__name__)
 
-    def _step(self, sock: Any, watcher: Any, conn: Connection) -> None:
-        if not self._readable and not self._outbox and not self._want_close_now(conn):
-            deadline = self._deadline()
-            # PERF: no timer at all for an idle connection without pings.
-            timeout = None if deadline == _NEVER else deadline - time.monotonic()
-            if timeout is None or timeout > 0:
-                # One-shot readiness: a level-triggered watcher left running
-                # while on_message waits on something else would spin the hub.
-                watcher.start(self._on_readable)
-                self._wake.wait(timeout)
-                watcher.stop()
-        self._wake.clear()
-        if self._readable:
-            self._readable = False
-            data = sock.recv(_READ_SIZE)
-            conn.receive_data(data or None)
-            self._handle_events(conn)
+    def _step(self, sock: Any, watcher: Any) -> None:
+        readable = False
+        if not self._outbox and not self._want_close_now() and not self._due():
+            readable = self._park(watcher)
+        if readable:
+            self._receive(sock.recv(_READ_SIZE))
         self._flush()
-        if self._want_close_now(conn):
+        if self._want_close_now():
             code, reason = self._close_wanted or (NORMAL, "")
-            self._send_close(conn, code, reason)
-        self._timers(conn)
+            self._send_close(code, reason)
+        self._timers()
 
-    def _on_readable(self) -> None:
-        self._readable = True
-        self._wake.set()
+    def _park(self, watcher: Any) -> bool:
+        """Wait in the hub until readable or woken; True if readable."""
+        # PERF: switch to the hub directly, no Event/Waiter in between: the
+        # C stack a parked greenlet saves on the heap grows with call depth.
+        # One-shot readiness: a level-triggered watcher left running while
+        # on_message waits on something else would spin the hub.
+        watcher.start(self._greenlet.switch, _READABLE)
+        self._parked = True
+        try:
+            why = self._hub.switch()
+        finally:
+            self._parked = False
+            watcher.stop()
+            if self._wake_cb is not None:
+                # A wake-up that lost the race must not switch in later.
+                self._wake_cb.stop()
+                self._wake_cb = None
+        return why is _READABLE
 
-    def _want_close_now(self, conn: Connection) -> bool:
-        return self._close_wanted is not None and conn.state is ConnectionState.OPEN
+    def _wakeup(self) -> None:
+        """Make the request greenlet look at its outbox, close request and timers."""
+        if self._parked and self._wake_cb is None:
+            self._wake_cb = self._hub.loop.run_callback(self._greenlet.switch, _WOKEN)
+
+    def _receive(self, data: bytes) -> None:
+        conn = self._protocol()
+        conn.receive_data(data or None)
+        self._handle_events(conn)
+
+    def _want_close_now(self) -> bool:
+        if self._close_wanted is None:
+            return False
+        conn = self._conn
+        return conn is None or conn.state is ConnectionState.OPEN
 
     def _deadline(self) -> float:
         if self._closing_deadline:
             return self._closing_deadline
         return min(self._next_ping, self._pong_deadline)
 
-    def _timers(self, conn: Connection) -> None:
+    def _due(self) -> bool:
+        return self._deadline() <= time.monotonic()
+
+    def _timers(self) -> None:
         now = time.monotonic()
         if self._closing_deadline:
             if now >= self._closing_deadline:
@@ -257,8 +324,8 @@ class WebSocket:
             log.info("websocket %s: no pong in %g s, dropping it", ctx.path, self.ping_timeout)
             self._lost = True
             return
-        if now >= self._next_ping and conn.state is ConnectionState.OPEN:
-            self._write(conn.send(Ping(payload=b"webmini")))
+        if now >= self._next_ping and self._is_open():
+            self._write(self._protocol().send(Ping(payload=b"webmini")))
             self._next_ping = _NEVER
             self._pong_deadline = now + self.ping_timeout
 
@@ -285,7 +352,7 @@ class WebSocket:
             self._write(conn.send(event.response()))
         elif conn.state is ConnectionState.OPEN:
             # wsproto reports a protocol error (bad UTF-8, bad frame) this way.
-            self._send_close(conn, event.code, event.reason or "")
+            self._send_close(event.code, event.reason or "")
             self._lost = True
         elif self.close_code is None:  # the answer to our own close frame
             self.close_code, self.close_reason = event.code, event.reason or ""
@@ -298,17 +365,21 @@ class WebSocket:
         # SECURITY: the size is checked as chunks arrive, before the message is
         # whole, so a peer announcing a huge frame cannot make us buffer it.
         if self._size > self.max_message_size:
-            self._parts.clear()
+            self._parts = None
             self._size = 0
             self._close_wanted = (TOO_BIG, "message too big")
             return
+        parts = self._parts
         if not event.message_finished:
-            self._parts.append(data)
+            if parts is None:
+                self._parts = [data]
+            else:
+                parts.append(data)
             return
-        if self._parts:
-            self._parts.append(data)
-            message: Any = ("" if isinstance(data, str) else b"").join(self._parts)
-            self._parts.clear()
+        if parts:
+            parts.append(data)
+            message: Any = ("" if isinstance(data, str) else b"").join(parts)
+            self._parts = None
         else:
             message = data if isinstance(data, str) else bytes(data)
         self._size = 0
@@ -323,10 +394,10 @@ class WebSocket:
             log.exception("error in %s.%s", type(self).__name__, func.__name__)
             self.close(INTERNAL_ERROR, "internal error")
 
-    def _send_close(self, conn: Connection, code: int, reason: str) -> None:
-        self._outbox.clear()
+    def _send_close(self, code: int, reason: str) -> None:
+        self._outbox = None
         self.close_code, self.close_reason = code, reason
-        self._write(conn.send(CloseConnection(code=code, reason=reason or None)))
+        self._write(self._protocol().send(CloseConnection(code=code, reason=reason or None)))
         self._closing_deadline = time.monotonic() + self.close_timeout
 
     def _push(self, frame: bytes) -> bool:
@@ -336,23 +407,22 @@ class WebSocket:
             self._write(frame)
             return not self._lost
         outbox = self._outbox
-        if len(outbox) >= self.max_queue:
+        if outbox is None:
+            self._outbox = [frame]
+        elif len(outbox) >= self.max_queue:
             self.close(POLICY_VIOLATION, "too slow")
             return False
-        outbox.append(frame)
-        self._wake.set()
+        else:
+            outbox.append(frame)
+        self._wakeup()
         return True
 
     def _flush(self) -> None:
-        outbox = self._outbox
-        while outbox and not self._lost:
-            # PERF: join what is queued into one write.
-            if len(outbox) == 1:
-                data = outbox.popleft()
-            else:
-                data = b"".join(outbox)
-                outbox.clear()
-            self._write(data)
+        while self._outbox and not self._lost:
+            outbox = self._outbox
+            # PERF: join what is queued into one write; drop the list once empty.
+            self._outbox = None
+            self._write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
 
     def _write(self, data: bytes) -> None:
         if self._lost:
@@ -361,6 +431,36 @@ class WebSocket:
             self._sock.sendall(data)
         except OSError:
             self._lost = True
+
+
+# -- the shared ticker: pings, pong and close deadlines ---------------------------
+
+_ticker: Any = None
+_tick = 1.0
+
+
+def _start_ticker(ws: WebSocket) -> None:
+    """Make sure one greenlet per process wakes connections whose deadline passed."""
+    global _ticker, _tick
+    if ws.ping_interval is None and not ws.close_timeout:
+        return
+    # PERF: one ticker for every connection instead of a timer per connection;
+    # a deadline is met within a tick (a quarter of the shortest interval, <= 1 s).
+    periods = [ws.ping_timeout, ws.close_timeout]
+    if ws.ping_interval:
+        periods.append(ws.ping_interval)
+    _tick = max(0.01, min(_tick, min(periods) / 4))
+    if _ticker is None or _ticker.dead:
+        _ticker = gevent.spawn(_tick_loop)
+
+
+def _tick_loop() -> None:
+    while _open:
+        gevent.sleep(_tick)
+        now = time.monotonic()
+        for ws in list(_open):
+            if ws._parked and ws._deadline() <= now:
+                ws._wakeup()
 
 
 # -- groups and broadcast -------------------------------------------------------
@@ -394,9 +494,7 @@ def _deliver_local(
     for member in list(members):
         if member is exclude:
             continue
-        conn = member._conn
-        if (conn is not None and conn.state is ConnectionState.OPEN
-                and not member._close_wanted and not member._lost):
+        if member._is_open():
             member._push(frame)
             count += 1
     return count

@@ -24,13 +24,19 @@ from wsproto.utilities import generate_accept_token
 from .errors import HTTPError
 
 
-def accept(env: dict[str, Any], key: str, subprotocol: str | None) -> tuple[Any, bool]:
-    """Answer 101 on the server found in ``env``; return ``(socket, detach_when_done)``."""
+def accept(
+    env: dict[str, Any], key: str, subprotocol: str | None
+) -> tuple[Any, bool, bytes]:
+    """Answer 101 on the server found in ``env``.
+
+    Returns ``(socket, detach_when_done, bytes_already_read)``.
+    """
     handler = env.get("webmini.pywsgi_handler")
     if handler is not None:
-        return _accept_pywsgi(handler, key, subprotocol), False
+        sock = _accept_pywsgi(handler, key, subprotocol)
+        return sock, False, _release_reader(handler, env)
     if "uwsgi.version" in env:
-        return _accept_uwsgi(key, subprotocol), True
+        return _accept_uwsgi(key, subprotocol), True, b""
     raise HTTPError(
         "501 Not Implemented", [("Content-Type", "text/plain; charset=utf-8")],
         "WebSocket needs uWSGI or the webmini dev server",
@@ -50,6 +56,26 @@ def _accept_pywsgi(handler: Any, key: str, subprotocol: str | None) -> Any:
     _nodelay(sock)
     sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
     return sock
+
+
+def _release_reader(handler: Any, env: dict[str, Any]) -> bytes:
+    """Take what pywsgi's reader buffered past the headers, then free its buffer."""
+    rfile = handler.rfile
+    if env.get("CONTENT_LENGTH") not in (None, "", "0") or env.get("HTTP_TRANSFER_ENCODING"):
+        return b""  # pywsgi still reads the (odd) request body through it
+    # PERF: the reader's 8 KiB buffer would otherwise live as long as the
+    # connection; closing it frees the buffer (the socket stays open).
+    sock = handler.socket
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        pending: bytes = rfile.read1(65536) or b""
+    except OSError:
+        pending = b""
+    finally:
+        sock.settimeout(timeout)
+    rfile.close()
+    return pending
 
 
 def _accept_uwsgi(key: str, subprotocol: str | None) -> Any:
