@@ -383,12 +383,18 @@ class application:  # noqa: N801 - web.py's name
         env = build_environ(localpart, method, data, host, headers or {}, https, kw.get("env"))
         return call_app(self, env)
 
-    def run(self, *middleware: Callable[[Any], Any], host: str | None = None,
-            port: int | None = None) -> None:
+    def run(
+        self,
+        *middleware: Callable[[Any], Any],
+        host: str | None = None,
+        port: int | None = None,
+        **options: Any,
+    ) -> None:
         """Serve the application with the builtin gevent dev server.
 
         Like web.py, ``python app.py 8080`` or ``python app.py 0.0.0.0:8080``
-        choose the address.
+        choose the address; ``options`` go to :func:`webmini.server.serve`
+        (``debug=True``, ``workers=2``, ``reload=True``...).
         """
         from .server import serve
 
@@ -401,7 +407,7 @@ class application:  # noqa: N801 - web.py's name
                 bind_host, bind_port = h, int(p)
             elif arg.isdigit():
                 bind_port = int(arg)
-        serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port)
+        serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port, **options)
 
 
 def _call_hook(c: RequestContext, app: application, name: str) -> Any:
