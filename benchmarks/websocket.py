@@ -213,7 +213,7 @@ def start_server(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
                "--gevent-early-monkey-patch", "--master", "--processes", "1", "--lazy-apps",
                "--listen", "4096", "--max-fd", str(FD_LIMIT), "--pythonpath", str(ROOT),
                "--wsgi-file", __file__, "--need-app", "--die-on-term", "--disable-logging",
-               "--logto", str(log)]
+               "--logto", str(log), *os.environ.get("WEBMINI_BENCH_UWSGI_ARGS", "").split()]
     elif kind == "dev":
         cmd = [PYTHON, __file__, "--serve-dev", str(port)]
     else:
