@@ -105,6 +105,9 @@ def test_404_and_custom_notfound():
     custom.notfound = lambda: web.notfound("nothing here")
     r = TestClient(custom).get("/missing")
     assert (r.status_code, r.text) == (404, "nothing here")
+    custom.notfound = lambda: "just a body"  # a plain body is a 404 with that body
+    r = TestClient(custom).get("/missing")
+    assert (r.status_code, r.text) == (404, "just a body")
 
 
 def test_405_lists_exactly_the_class_methods():

@@ -175,7 +175,8 @@ class application:  # noqa: N801 - web.py's name
         """Route the request and call its handler; return the handler's result."""
         hit = self._router.match(c.path)
         if hit is None:
-            raise _call_hook(c, self, "notfound")
+            missing = call_hook(c, self, "notfound")
+            raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
         route, args = hit
         kind = route.kind
         if kind == HANDLER:
@@ -255,7 +256,7 @@ class application:  # noqa: N801 - web.py's name
             return render(exc_info, c.env)
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            e = _call_hook(c, app, "internalerror")
+            e = call_hook(c, app, "internalerror")
         except HTTPError as raised:
             e = raised
         except Exception:
@@ -273,10 +274,7 @@ class application:  # noqa: N801 - web.py's name
         elif kind is str:
             body = result.encode("utf-8")
         elif kind is dict or kind is list:
-            body = json_bytes(result)
-            if not c.has_content_type:
-                c.headers.append(("Content-Type", "application/json"))
-                c.has_content_type = True
+            body = self._json_body(c, result)
         elif result is None:
             body = b""
         elif isinstance(result, (bytes, bytearray, memoryview)):
@@ -284,10 +282,7 @@ class application:  # noqa: N801 - web.py's name
         elif isinstance(result, str):
             body = str(result).encode("utf-8")
         elif isinstance(result, (dict, list)):  # Storage rows, OrderedDict...
-            body = json_bytes(result)
-            if not c.has_content_type:
-                c.headers.append(("Content-Type", "application/json"))
-                c.has_content_type = True
+            body = self._json_body(c, result)
         elif isinstance(result, HTTPError):
             return self._finish(c, self._error_result(c, result), start_response)
         elif hasattr(result, "read"):
@@ -310,6 +305,13 @@ class application:  # noqa: N801 - web.py's name
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
         return [body]
+
+    @staticmethod
+    def _json_body(c: RequestContext, result: Any) -> bytes:
+        if not c.has_content_type:
+            c.headers.append(("Content-Type", "application/json"))
+            c.has_content_type = True
+        return json_bytes(result)
 
     def _file_response(self, c: RequestContext, f: Any, start_response: StartResponse) -> Any:
         headers = c.headers
@@ -361,7 +363,7 @@ class application:  # noqa: N801 - web.py's name
         )
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            _call_hook(c, app, "internalerror")
+            call_hook(c, app, "internalerror")
         except Exception:  # the hook is for reporting only at this point
             log.exception("internalerror handler failed")
 
@@ -410,7 +412,7 @@ class application:  # noqa: N801 - web.py's name
         serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port, **options)
 
 
-def _call_hook(c: RequestContext, app: application, name: str) -> Any:
+def call_hook(c: RequestContext, app: application, name: str) -> Any:
     """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it is the default."""
     c.__dict__["_in_override"] = name
     try:

@@ -165,7 +165,7 @@ class TestClient:
         env: dict[str, Any] | None = None,
     ) -> Response:
         """Send one request and return the full :class:`Response`."""
-        headers = dict(headers or {})
+        headers = self._outgoing_headers(dict(headers or {}))
         if json is not None:
             data = _json.dumps(json)
             headers.setdefault("Content-Type", "application/json")
@@ -183,7 +183,16 @@ class TestClient:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        return Response(captured["status"], captured["items"], body)
+        response = Response(captured["status"], captured["items"], body)
+        self._received(response)
+        return response
+
+    def _outgoing_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Hook: adjust the headers of every request (the Browser adds cookies)."""
+        return headers
+
+    def _received(self, response: Response) -> None:
+        """Hook: look at every response (the Browser stores cookies)."""
 
     def get(self, path: str, **kw: Any) -> Response:
         """Send a GET."""
@@ -221,24 +230,16 @@ class Browser(TestClient):
         super().__init__(app, validate)
         self.cookies: dict[str, str] = {}
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        data: Any = None,
-        json: Any = None,
-        headers: dict[str, str] | None = None,
-        https: bool = False,
-        env: dict[str, Any] | None = None,
-    ) -> Response:
-        """Send a request with the stored cookies; store the ones set in reply."""
-        headers = dict(headers or {})
+    def _outgoing_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """Send the stored cookies, unless the caller set a Cookie header."""
         if self.cookies and "Cookie" not in headers:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        response = super().request(method, path, data, json, headers, https, env)
+        return headers
+
+    def _received(self, response: Response) -> None:
+        """Store the cookies the response sets (and drop the expired ones)."""
         for cookie in response.headers.get_all("Set-Cookie"):
             self._store(cookie)
-        return response
 
     def _store(self, set_cookie: str) -> None:
         first, *attrs = [p.strip() for p in set_cookie.split(";")]

@@ -12,19 +12,17 @@ from .request import input as _input
 
 
 def _from_override(name: str) -> errors.HTTPError | None:
-    # Calls app.<name>() when the user replaced it, unless we are already
-    # inside that override (an override that calls web.<name>() itself).
+    # The application's replacement for notfound/internalerror, unless we are
+    # already inside it (an override that calls web.<name>() itself).
     c = _current.get(None)
     if c is None or c.__dict__.get("_in_override") == name:
         return None
     app = c.app_stack[-1]
     if name not in app.__dict__:
         return None
-    c.__dict__["_in_override"] = name
-    try:
-        return getattr(app, name)()  # type: ignore[no-any-return]
-    finally:
-        c.__dict__.pop("_in_override", None)
+    from .app import call_hook
+
+    return call_hook(c, app, name)  # type: ignore[no-any-return]
 
 
 def notfound(message: Any = None, headers: Any = None) -> errors.HTTPError:
