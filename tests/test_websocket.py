@@ -80,6 +80,34 @@ class Room(web.WebSocket):
         self.broadcast("room", data)
 
 
+class Who(web.WebSocket):
+    """Answers with what ``ctx`` says about the request that opened the connection."""
+
+    ping_interval = None
+
+    def on_message(self, data: str | bytes) -> None:
+        self.send(json.dumps({
+            "path": web.ctx.path, "q": web.input(q="").q, "cookie": web.cookies().get("k"),
+            "ip": web.ctx.ip, "has_input": "wsgi.input" in web.ctx.env,
+        }))
+
+
+class Flood(web.WebSocket):
+    """Sends 64 KB messages to a peer that reads nothing, until it is dropped."""
+
+    ping_interval = None
+    max_queue = 4
+
+    def on_message(self, data: str | bytes) -> None:
+        chunk = b"z" * 65536
+        for _ in range(2000):
+            if not self.send(chunk):
+                break
+
+    def on_close(self, code: int, reason: str) -> None:
+        CLOSES.append([code, reason])
+
+
 class Stats:
     """Connections and live greenlets of the serving process."""
 
@@ -115,6 +143,8 @@ urls = (
     "/echo", "Echo",
     "/ping", "Pinger",
     "/room", "Room",
+    "/who", "Who",
+    "/flood", "Flood",
     "/stats", "Stats",
     "/closes", "Closes",
     "/announce", "Announce",
@@ -458,5 +488,80 @@ def test_broadcast_reaches_every_uwsgi_worker(tmp_path: Path) -> None:
             assert c.recv_data() == (ABNF.OPCODE_BINARY, b"\x00bin")
         for c in clients:
             c.close()
+    finally:
+        srv.stop()
+
+
+def raw_handshake(port: int, path: str) -> socket.socket:
+    """Open a WebSocket by hand; return the socket right after the 101 head."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    raw.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return raw
+
+
+def masked_text(text: str) -> bytes:
+    """One client text frame (masked, as clients must)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    return bytes((0x81, 0x80 | len(payload))) + mask + bytes(
+        b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_frame_sent_right_after_the_handshake_is_not_lost(server: Any) -> None:
+    # The server hands the connection over after the 101: nothing on the way
+    # (the server's own read-ahead or drain) may swallow the first frame.
+    for i in range(30):
+        raw = raw_handshake(server.port, "/echo")
+        raw.sendall(masked_text(f"first {i}"))
+        data = b""
+        while len(data) < 2 + len(f"first {i}"):
+            data += raw.recv(4096)
+        assert data == bytes((0x81, len(f"first {i}"))) + f"first {i}".encode()
+        raw.close()
+
+
+def test_ctx_in_on_message_is_the_opening_request(server: Any) -> None:
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/who?q=gevent", timeout=5,
+                                     cookie="k=v1")
+    ws.send("?")
+    seen = json.loads(ws.recv())
+    assert seen == {"path": "/who", "q": "gevent", "cookie": "v1", "ip": "127.0.0.1",
+                    "has_input": False}  # the request body stream is not kept
+    ws.close()
+
+
+def test_a_peer_that_reads_nothing_is_dropped_with_1008(server: Any) -> None:
+    raw = raw_handshake(server.port, "/flood")
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    raw.sendall(masked_text("go"))
+    # The server queues at most max_queue frames for us, then gives up.
+    assert wait_for(lambda: [1008, "too slow"] in closes(server), timeout=10), closes(server)
+    assert wait_for(lambda: stats(server)["connections"] == 0)
+    raw.close()
+
+
+def test_idle_connections_hold_no_uwsgi_async_core(tmp_path: Path) -> None:
+    # 5 async cores, 40 open WebSockets: each request ends with its handshake,
+    # so the connections take no core and plain HTTP is still answered.
+    srv = UWSGI_("test_websocket:app", 1, tmp_path, async_cores=5)
+    try:
+        clients = [websocket.create_connection(f"ws://127.0.0.1:{srv.port}/echo", timeout=5)
+                   for _ in range(40)]
+        for i, c in enumerate(clients):
+            c.send(f"m{i}")
+        for i, c in enumerate(clients):
+            assert c.recv() == f"m{i}"
+        assert stats(srv)["connections"] == 40
+        for c in clients:
+            c.close()
+        assert wait_for(lambda: stats(srv)["connections"] == 0)
     finally:
         srv.stop()

@@ -89,7 +89,7 @@ class DevHandler(WSGIHandler):
 
     It publishes itself as ``environ["webmini.pywsgi_handler"]``; when the
     application returns with ``environ["webmini.upgraded"]`` true (a WebSocket
-    took the socket over), nothing more is written and the connection closes.
+    took the connection over), nothing more is read or written here.
     """
 
     server: DevServer
@@ -176,8 +176,13 @@ class DevHandler(WSGIHandler):
         try:
             self.result = self.application(env, self.start_response)
             if env.get("webmini.upgraded"):
-                # The WebSocket layer owns (and has finished with) the socket.
+                # The WebSocket layer owns the connection now, on a descriptor
+                # of its own: close ours without pywsgi's drain-then-close,
+                # which would eat the client's first frames.
                 self.close_connection = True
+                sock, self.socket = self.socket, None
+                self.rfile.close()  # the descriptor closes with its last user
+                sock.close()
                 if self._orig_status is None:
                     self._orig_status = "101"
                 return

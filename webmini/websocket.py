@@ -1,17 +1,26 @@
 """WebSocket handlers: ``class Chat(web.WebSocket)`` served by uWSGI + gevent or the dev server.
 
-A handler class is routed like any other; its ``GET`` upgrades the
-connection and runs the message loop in the request's own greenlet::
+A handler class is routed like any other; its ``GET`` answers the opening
+handshake, calls ``on_open`` and returns::
 
     class Chat(web.WebSocket):
         def on_open(self): self.join("room")
         def on_message(self, data): self.broadcast("room", data)
         def on_close(self, code, reason): ...
 
+From then on webmini owns the connection, not the server: a non-blocking
+socket (a duplicate of the server's descriptor) that the event loop
+watches. The request itself is over, so an idle connection holds no
+greenlet, no server request slot (uWSGI async core) and no request buffer:
+under 1 KB of Python objects plus the kernel's socket. When data arrives,
+a short-lived greenlet reads it and calls ``on_message`` for each message,
+in order, with ``webmini.ctx`` set to the request that opened the
+connection. Writes never block and never yield, so ``send``, ``close`` and
+``broadcast`` work from any greenlet: a frame goes to the socket at once,
+or behind the frames already waiting for it.
+
 Events are ``on_open``/``on_message``/``on_close``; actions are ``send``,
-``close``, ``join``, ``leave`` and ``broadcast``. Only the request greenlet
-ever touches the connection: ``send``/``close`` from any other greenlet
-queue a frame and wake it.
+``close``, ``join``, ``leave`` and ``broadcast``.
 """
 
 from __future__ import annotations
@@ -33,18 +42,29 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "webmini.WebSocket needs gevent and wsproto: pip install webmini[websocket]"
     ) from exc
 
-from .ctx import ctx
+from .ctx import RequestContext, _current, current
 from .errors import HTTPError
 from .websocket_backends import accept
 from .websocket_fanout import Fanout
 
 __all__ = [
-    "WebSocket", "broadcast", "connections", "group_size", "set_fanout",
+    "ENVIRON_KEEP", "WebSocket", "broadcast", "connections", "group_size", "set_fanout",
     "NORMAL", "GOING_AWAY", "PROTOCOL_ERROR", "ABNORMAL", "POLICY_VIOLATION", "TOO_BIG",
     "INTERNAL_ERROR",
 ]
 
 log = logging.getLogger("webmini")
+
+#: What ``ctx.env`` keeps for the life of a connection once ``on_open`` has
+#: returned: what ``ctx`` derives the URL, host and client address from, and
+#: the headers a handler may still want (cookies, credentials, proxy headers).
+ENVIRON_KEEP = frozenset({
+    "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
+    "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "HTTPS", "wsgi.url_scheme",
+    "HTTP_HOST", "HTTP_ORIGIN", "HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_USER_AGENT",
+    "HTTP_ACCEPT_LANGUAGE", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_REAL_IP",
+})
 
 # Close codes (RFC 6455 section 7.4.1).
 NORMAL = 1000
@@ -57,9 +77,7 @@ INTERNAL_ERROR = 1011
 
 _READ_SIZE = 65536
 _NEVER = float("inf")
-# Why a parked request greenlet was switched back into.
-_READABLE = "readable"
-_WOKEN = "woken"
+_READ, _WRITE = 1, 2  # libev event masks
 
 # Open connections of this process, and the groups they joined.
 _open: set[WebSocket] = set()
@@ -74,7 +92,7 @@ _encoder = FrameProtocol(client=False, extensions=[])
 class WebSocket:
     """Base class of WebSocket handlers; override the ``on_*`` events."""
 
-    # No per-request time limit: a WebSocket lives as long as its peer does.
+    # No per-request time limit: the request ends with the handshake and on_open.
     timeout: float | None = 0
     #: Origins allowed besides the page's own (``("*",)`` allows any).
     origins: Iterable[str] = ()
@@ -87,28 +105,29 @@ class WebSocket:
     ping_timeout: float = 20.0
     #: Seconds to wait for the peer's answer to our close frame.
     close_timeout: float = 5.0
-    #: Outgoing messages queued before the peer counts as too slow (closed with 1008).
+    #: Frames waiting for a slow peer before it is dropped (code 1008).
     max_queue: int = 4096
+    #: The ``ctx.env`` keys kept once ``on_open`` has returned (None: :data:`ENVIRON_KEEP`).
+    environ_keep: frozenset[str] | None = None
 
     # Set by GET for the life of the connection.
     args: tuple[str, ...]
     subprotocol: str | None
     close_code: int | None
     close_reason: str
-    _conn: Connection | None  # the wsproto parser, made when the first bytes come in
+    _ctx: RequestContext | None
+    _sock: Any  # ours (see websocket_backends); None once the connection is over
+    _conn: Connection | None
+    _reader: Any
+    _writer: Any
     _outbox: list[bytes] | None
     _groups: tuple[str, ...]
     _parts: list[Any] | None
-    _close_wanted: tuple[int, str] | None
-    _wake_cb: Any
-    _sock: Any
-    _greenlet: Any
-    _hub: Any
 
     # -- events (override) ----------------------------------------------
 
     def on_open(self) -> None:
-        """Called once the connection is open."""
+        """Called once the connection is open, still inside the upgrade request."""
 
     def on_message(self, data: str | bytes) -> None:
         """Called with each complete message: ``str`` for text, ``bytes`` for binary."""
@@ -128,17 +147,19 @@ class WebSocket:
             frame = _encoder.send_data(data, True)
         else:
             frame = _encoder.send_data(bytes(data), True)
-        return self._push(bytes(frame))
+        self._write(bytes(frame))
+        return self._sock is not None
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Start the closing handshake with ``code`` and ``reason`` (from any greenlet)."""
-        if not self._active or self._close_wanted:
+        if not self._is_open():
             return
-        self._close_wanted = (code, reason)
-        self._wakeup()
+        self._send_close(code, reason)
 
     def join(self, group: str) -> None:
         """Add this connection to ``group`` (see :func:`broadcast`)."""
+        if self._sock is None and self._opened:
+            return  # already over: it would never be removed
         _groups.setdefault(group, set()).add(self)
         if group not in self._groups:
             self._groups += (group,)
@@ -160,33 +181,46 @@ class WebSocket:
         """Send ``data`` to every member of ``group`` on every worker; see :func:`broadcast`."""
         return broadcast(group, data, exclude)
 
-    # -- the upgrade and the message loop --------------------------------
+    # -- the upgrade ------------------------------------------------------
 
     def GET(self, *args: str) -> bytes:  # noqa: N802 - handler method names are HTTP verbs
-        """Upgrade the request to a WebSocket and serve it until it closes."""
-        env = ctx.env
+        """Answer the opening handshake, call ``on_open``, and hand the connection to the loop."""
+        c = current()
+        env = c.env
         key = _check_handshake(env)
         _check_origin(env, self.origins)
         self.subprotocol = _choose_subprotocol(env, self.subprotocols)
         self.args = args
-        sock, borrowed, pending = accept(env, key, self.subprotocol)
+        sock, pending = accept(env, key, self.subprotocol)
         env["webmini.upgraded"] = True
-        del env  # PERF: nothing below needs the environ
+        # The server's environ is released with the request; the connection
+        # keeps a small copy for ctx.env (see ENVIRON_KEEP).
+        self._ctx = c
+        self._sock = sock
+        self._opened = True
+        if self.ping_interval:
+            self._next_ping = time.monotonic() + self.ping_interval
+        _open.add(self)
+        _start_ticker(self)
+        self._busy = True
         try:
-            self._serve(sock, pending)
+            self._call(self.on_open)
+            c.env = c.environ = _kept_environ(env, self.environ_keep or ENVIRON_KEEP)
+            if pending and self._sock is not None:
+                self._receive(pending)
         finally:
-            if borrowed:
-                sock.detach()  # the server closes its descriptor itself
+            self._busy = False
+        self._resume()
         # The response went out as the 101 handshake; nothing follows it.
         return b""
 
     # PERF: per-connection state lives in slots, and what an idle connection
     # does not need (the wsproto parser, the outbox, fragment buffers, a
-    # timer) is created only when used: 10,000 idle connections add up.
+    # write watcher) is created only when used: 10,000 idle connections add up.
     __slots__ = (
         "args", "subprotocol", "close_code", "close_reason",
-        "_active", "_conn", "_sock", "_outbox", "_greenlet", "_hub", "_groups", "_parts",
-        "_size", "_lost", "_close_wanted", "_parked", "_wake_cb", "_closing_deadline",
+        "_ctx", "_sock", "_opened", "_busy", "_reported", "_conn", "_reader", "_writer",
+        "_outbox", "_groups", "_parts", "_size", "_linger", "_closing_deadline",
         "_next_ping", "_pong_deadline",
     )
 
@@ -195,24 +229,29 @@ class WebSocket:
         self.subprotocol = None
         self.close_code = None
         self.close_reason = ""
-        # Connection state, set up in _serve; until then (or after a failed
-        # upgrade) send() and close() are harmless no-ops.
-        self._active = False
-        self._conn = None
+        # Until GET has upgraded the connection (or after a failed upgrade)
+        # send() and close() are harmless no-ops.
+        self._ctx = None
+        self._sock = None
+        self._opened = False
+        self._busy = False  # a greenlet of ours is running this connection's events
+        self._reported = False  # on_close has been called (or scheduled)
+        self._conn = None  # the wsproto parser, made when first needed
+        self._reader = None
+        self._writer = None
         self._outbox = None
         self._groups = ()
         self._parts = None
         self._size = 0
-        self._lost = False
-        self._close_wanted = None
-        self._parked = False
-        self._wake_cb = None
+        self._linger = False  # close the socket once the outbox is flushed
         self._closing_deadline = 0.0
         self._next_ping = _NEVER
         self._pong_deadline = _NEVER
 
+    # -- state ------------------------------------------------------------
+
     def _is_open(self) -> bool:
-        if not self._active or self._close_wanted or self._lost:
+        if self._sock is None or self._closing_deadline or self._linger:
             return False
         conn = self._conn
         return conn is None or conn.state is ConnectionState.OPEN
@@ -223,116 +262,56 @@ class WebSocket:
             conn = self._conn = Connection(ConnectionType.SERVER)
         return conn
 
-    def _serve(self, sock: Any, pending: bytes = b"") -> None:
-        self._sock = sock
-        self._greenlet = gevent.getcurrent()
-        self._hub = hub = gevent.get_hub()
-        self._active = True
-        if self.ping_interval:
-            self._next_ping = time.monotonic() + self.ping_interval
-        watcher = hub.loop.io(sock.fileno(), 1)
-        _open.add(self)
-        _start_ticker(self)
+    # -- reading: the loop calls _on_readable; a greenlet does the rest ----
+
+    def _resume(self) -> None:
+        """Watch the socket again, or report the end if the connection is over."""
+        sock = self._sock
+        if sock is None:
+            self._report_closed()
+            return
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = gevent.get_hub().loop.io(sock.fileno(), _READ)
+        # One-shot: the watcher stays off while a greenlet handles what came,
+        # so a busy on_message pushes back on the peer through TCP.
+        reader.start(self._on_readable)
+
+    def _on_readable(self) -> None:
+        # Runs in the event loop: no user code here, only the hand-over.
+        self._reader.stop()
+        if not self._busy:
+            self._busy = True
+            gevent.spawn_raw(self._read_burst)
+
+    def _read_burst(self) -> None:
+        _current.set(self._ctx)  # type: ignore[arg-type]
         try:
-            self._call(self.on_open)
-            if pending:
-                self._receive(pending)
-            while not self._lost:
-                conn = self._conn
-                if conn is not None and conn.state is ConnectionState.CLOSED:
-                    break
-                self._step(sock, watcher)
-        except OSError:
-            self._lost = True
-        finally:
-            self._lost = True
-            self._active = False
-            watcher.close()
-            _open.discard(self)
-            for group in self._groups:
-                self.leave(group)
-            self._outbox = None
-            if self.close_code is None:
-                self.close_code = ABNORMAL
+            # One read per wake-up: a peer that never stops sending gets one
+            # turn per loop iteration, like everyone else.
             try:
-                self.on_close(self.close_code, self.close_reason)
-            except Exception:
-                log.exception("error in %s.on_close", type(self).__name__)
-
-    def _step(self, sock: Any, watcher: Any) -> None:
-        readable = False
-        if not self._outbox and not self._want_close_now() and not self._due():
-            readable = self._park(watcher)
-        if readable:
-            self._receive(sock.recv(_READ_SIZE))
-        self._flush()
-        if self._want_close_now():
-            code, reason = self._close_wanted or (NORMAL, "")
-            self._send_close(code, reason)
-        self._timers()
-
-    def _park(self, watcher: Any) -> bool:
-        """Wait in the hub until readable or woken; True if readable."""
-        # PERF: switch to the hub directly, no Event/Waiter in between: the
-        # C stack a parked greenlet saves on the heap grows with call depth.
-        # One-shot readiness: a level-triggered watcher left running while
-        # on_message waits on something else would spin the hub.
-        watcher.start(self._greenlet.switch, _READABLE)
-        self._parked = True
-        try:
-            why = self._hub.switch()
+                data = self._sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data == b"":
+                self._drop()
+            elif data:
+                self._receive(data)
+        except Exception:
+            log.exception("websocket %s: error while reading", self._path())
+            self._drop()
         finally:
-            self._parked = False
-            watcher.stop()
-            if self._wake_cb is not None:
-                # A wake-up that lost the race must not switch in later.
-                self._wake_cb.stop()
-                self._wake_cb = None
-        return why is _READABLE
-
-    def _wakeup(self) -> None:
-        """Make the request greenlet look at its outbox, close request and timers."""
-        if self._parked and self._wake_cb is None:
-            self._wake_cb = self._hub.loop.run_callback(self._greenlet.switch, _WOKEN)
+            self._busy = False
+        self._resume()
 
     def _receive(self, data: bytes) -> None:
         conn = self._protocol()
-        conn.receive_data(data or None)
-        self._handle_events(conn)
-
-    def _want_close_now(self) -> bool:
-        if self._close_wanted is None:
-            return False
-        conn = self._conn
-        return conn is None or conn.state is ConnectionState.OPEN
-
-    def _deadline(self) -> float:
-        if self._closing_deadline:
-            return self._closing_deadline
-        return min(self._next_ping, self._pong_deadline)
-
-    def _due(self) -> bool:
-        return self._deadline() <= time.monotonic()
-
-    def _timers(self) -> None:
-        now = time.monotonic()
-        if self._closing_deadline:
-            if now >= self._closing_deadline:
-                self._lost = True  # the peer never answered our close frame
-            return
-        if now >= self._pong_deadline:
-            log.info("websocket %s: no pong in %g s, dropping it", ctx.path, self.ping_timeout)
-            self._lost = True
-            return
-        if now >= self._next_ping and self._is_open():
-            self._write(self._protocol().send(Ping(payload=b"webmini")))
-            self._next_ping = _NEVER
-            self._pong_deadline = now + self.ping_timeout
-
-    def _handle_events(self, conn: Connection) -> None:
+        conn.receive_data(data)
         for event in conn.events():
             if isinstance(event, (TextMessage, BytesMessage)):
-                if conn.state is ConnectionState.OPEN and not self._close_wanted:
+                if self._is_open():
                     self._collect(event)
             elif isinstance(event, Ping):
                 if conn.state is ConnectionState.OPEN:
@@ -344,20 +323,21 @@ class WebSocket:
             elif isinstance(event, CloseConnection):
                 self._closed_by_peer(conn, event)
                 return
+            if self._sock is None:
+                return
 
     def _closed_by_peer(self, conn: Connection, event: CloseConnection) -> None:
         if conn.state is ConnectionState.REMOTE_CLOSING:
-            # The peer started the closing handshake: answer it.
+            # The peer started the closing handshake: answer it, then hang up.
             self.close_code, self.close_reason = event.code, event.reason or ""
             self._write(conn.send(event.response()))
+            self._hang_up()
         elif conn.state is ConnectionState.OPEN:
             # wsproto reports a protocol error (bad UTF-8, bad frame) this way.
             self._send_close(event.code, event.reason or "")
-            self._lost = True
-        elif self.close_code is None:  # the answer to our own close frame
-            self.close_code, self.close_reason = event.code, event.reason or ""
-            if event.code == ABNORMAL:
-                self.close_reason = ""
+            self._hang_up()
+        else:  # the answer to our own close frame
+            self._hang_up()
 
     def _collect(self, event: TextMessage | BytesMessage) -> None:
         data = event.data
@@ -367,7 +347,7 @@ class WebSocket:
         if self._size > self.max_message_size:
             self._parts = None
             self._size = 0
-            self._close_wanted = (TOO_BIG, "message too big")
+            self._send_close(TOO_BIG, "message too big")
             return
         parts = self._parts
         if not event.message_finished:
@@ -388,49 +368,159 @@ class WebSocket:
     def _call(self, func: Any, *args: Any) -> None:
         try:
             func(*args)
-        except OSError:
-            raise
         except Exception:
             log.exception("error in %s.%s", type(self).__name__, func.__name__)
             self.close(INTERNAL_ERROR, "internal error")
 
-    def _send_close(self, code: int, reason: str) -> None:
-        self._outbox = None
-        self.close_code, self.close_reason = code, reason
-        self._write(self._protocol().send(CloseConnection(code=code, reason=reason or None)))
-        self._closing_deadline = time.monotonic() + self.close_timeout
-
-    def _push(self, frame: bytes) -> bool:
-        if gevent.getcurrent() is self._greenlet:
-            # The request greenlet is the only writer: write in order, now.
-            self._flush()
-            self._write(frame)
-            return not self._lost
-        outbox = self._outbox
-        if outbox is None:
-            self._outbox = [frame]
-        elif len(outbox) >= self.max_queue:
-            self.close(POLICY_VIOLATION, "too slow")
-            return False
-        else:
-            outbox.append(frame)
-        self._wakeup()
-        return True
-
-    def _flush(self) -> None:
-        while self._outbox and not self._lost:
-            outbox = self._outbox
-            # PERF: join what is queued into one write; drop the list once empty.
-            self._outbox = None
-            self._write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+    # -- writing: never blocks, callable from any greenlet -----------------
 
     def _write(self, data: bytes) -> None:
-        if self._lost:
+        sock = self._sock
+        if sock is None:
+            return
+        outbox = self._outbox
+        if outbox is not None:
+            # Behind what the peer has not taken yet, in order.
+            if len(outbox) >= self.max_queue:
+                log.info("websocket %s: peer too slow, dropping it", self._path())
+                if self.close_code is None:
+                    self.close_code, self.close_reason = POLICY_VIOLATION, "too slow"
+                self._drop()
+                return
+            outbox.append(data)
             return
         try:
-            self._sock.sendall(data)
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
         except OSError:
-            self._lost = True
+            self._drop()
+            return
+        if sent < len(data):
+            self._outbox = [data[sent:]]
+            writer = self._writer
+            if writer is None:
+                writer = self._writer = gevent.get_hub().loop.io(sock.fileno(), _WRITE)
+            writer.start(self._on_writable)
+
+    def _on_writable(self) -> None:
+        # Runs in the event loop: send what is queued, as much as the peer takes.
+        outbox, sock = self._outbox, self._sock
+        if not outbox or sock is None:
+            self._writer.stop()
+            return
+        # PERF: what is queued goes out in one send.
+        data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop()
+            return
+        if sent < len(data):
+            self._outbox = [data[sent:]]
+            return
+        self._outbox = None
+        self._writer.stop()
+        if self._linger:
+            self._drop()
+
+    # -- closing ------------------------------------------------------------
+
+    def _send_close(self, code: int, reason: str) -> None:
+        conn = self._protocol()
+        if conn.state is not ConnectionState.OPEN or self._sock is None:
+            return
+        self.close_code, self.close_reason = code, reason
+        self._write(conn.send(CloseConnection(code=code, reason=reason or None)))
+        # Wait (in the ticker) for the peer's answer, at most close_timeout.
+        self._closing_deadline = time.monotonic() + self.close_timeout
+        _start_ticker(self)
+
+    def _hang_up(self) -> None:
+        """Close the TCP connection once what is queued for the peer has gone out."""
+        if self._outbox:
+            self._linger = True
+            if not self._closing_deadline:
+                self._closing_deadline = time.monotonic() + self.close_timeout
+                _start_ticker(self)
+        else:
+            self._drop()
+
+    def _drop(self) -> None:
+        """Forget the connection now: stop watching, close the socket, leave the groups."""
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        # The watchers stop before the descriptor closes: libev must never
+        # watch a closed (or reused) descriptor.
+        for watcher in (self._reader, self._writer):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self._reader = self._writer = None
+        self._outbox = None
+        self._parts = None
+        sock.close()
+        _open.discard(self)
+        for group in self._groups:
+            self.leave(group)
+        if self.close_code is None:
+            self.close_code, self.close_reason = ABNORMAL, ""
+        if not self._busy:
+            # Nothing of ours is running for this connection: report from a
+            # greenlet of its own (user code may wait on I/O).
+            self._busy = True
+            gevent.spawn_raw(self._report_in_greenlet)
+
+    def _report_in_greenlet(self) -> None:
+        _current.set(self._ctx)  # type: ignore[arg-type]
+        self._busy = False
+        self._report_closed()
+
+    def _report_closed(self) -> None:
+        if self._reported:
+            return
+        self._reported = True
+        code = self.close_code if self.close_code is not None else ABNORMAL
+        try:
+            self.on_close(code, self.close_reason)
+        except Exception:
+            log.exception("error in %s.on_close", type(self).__name__)
+
+    def _path(self) -> str:
+        return self._ctx.path if self._ctx is not None else "?"
+
+    # -- timers (run by the ticker greenlet) --------------------------------
+
+    def _deadline(self) -> float:
+        if self._closing_deadline:
+            return self._closing_deadline
+        return min(self._next_ping, self._pong_deadline)
+
+    def _tick(self, now: float) -> None:
+        if self._closing_deadline:
+            if now >= self._closing_deadline:
+                self._drop()  # the peer never answered our close frame
+            return
+        if now >= self._pong_deadline:
+            log.info("websocket %s: no pong in %g s, dropping it", self._path(), self.ping_timeout)
+            self._drop()
+            return
+        if now >= self._next_ping and self._is_open():
+            self._write(self._protocol().send(Ping(payload=b"webmini")))
+            self._next_ping = _NEVER
+            self._pong_deadline = now + self.ping_timeout
+
+
+def _kept_environ(env: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+    """The part of ``env`` an open connection keeps (a new, small dict)."""
+    # PERF: the server's environ (~2.8 KB under uWSGI: the request body
+    # stream, the handshake headers, server internals) would otherwise live
+    # as long as the connection, 10,000 times over.
+    return {k: v for k, v in env.items() if k in keep}
 
 
 # -- the shared ticker: pings, pong and close deadlines ---------------------------
@@ -440,9 +530,9 @@ _tick = 1.0
 
 
 def _start_ticker(ws: WebSocket) -> None:
-    """Make sure one greenlet per process wakes connections whose deadline passed."""
+    """Make sure one greenlet per process checks the deadlines of every connection."""
     global _ticker, _tick
-    if ws.ping_interval is None and not ws.close_timeout:
+    if ws.ping_interval is None and not ws._closing_deadline:
         return
     # PERF: one ticker for every connection instead of a timer per connection;
     # a deadline is met within a tick (a quarter of the shortest interval, <= 1 s).
@@ -459,8 +549,8 @@ def _tick_loop() -> None:
         gevent.sleep(_tick)
         now = time.monotonic()
         for ws in list(_open):
-            if ws._parked and ws._deadline() <= now:
-                ws._wakeup()
+            if ws._deadline() <= now:
+                ws._tick(now)
 
 
 # -- groups and broadcast -------------------------------------------------------
@@ -495,7 +585,7 @@ def _deliver_local(
         if member is exclude:
             continue
         if member._is_open():
-            member._push(frame)
+            member._write(frame)
             count += 1
     return count
 
@@ -537,6 +627,9 @@ def _check_handshake(env: dict[str, Any]) -> str:
             [("Sec-WebSocket-Version", "13"), ("Content-Type", "text/plain; charset=utf-8")],
             "unsupported WebSocket version",
         )
+    if env.get("CONTENT_LENGTH") not in (None, "", "0") or env.get("HTTP_TRANSFER_ENCODING"):
+        raise HTTPError(400, [("Content-Type", "text/plain; charset=utf-8")],
+                        "a WebSocket handshake has no body")
     key = env.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
         valid = len(binascii.a2b_base64(key.encode("ascii"))) == 16
