@@ -209,7 +209,9 @@ def http_pid(port: int) -> int:
 def start_server(kind: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     """Start one of the three servers on ``port``."""
     if kind == "uwsgi":
-        cmd = [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--gevent", "10500",
+        # 1000 async cores (uwsgi.ini's figure) for 10,000 connections: an open
+        # WebSocket holds no core once its upgrade request has returned.
+        cmd = [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--gevent", "1000",
                "--gevent-early-monkey-patch", "--master", "--processes", "1", "--lazy-apps",
                "--listen", "4096", "--max-fd", str(FD_LIMIT), "--pythonpath", str(ROOT),
                "--wsgi-file", __file__, "--need-app", "--die-on-term", "--disable-logging",

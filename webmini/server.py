@@ -93,6 +93,7 @@ class DevHandler(WSGIHandler):
     """
 
     server: DevServer
+    socket: Any  # None once a WebSocket took the connection over
     _orig_status: str | None
     _timer: Any = None
 
