@@ -565,3 +565,28 @@ def test_idle_connections_hold_no_uwsgi_async_core(tmp_path: Path) -> None:
         assert wait_for(lambda: stats(srv)["connections"] == 0)
     finally:
         srv.stop()
+
+
+def test_a_reloading_worker_says_going_away(tmp_path: Path) -> None:
+    srv = UWSGI_("test_websocket:app", 1, tmp_path)
+    try:
+        ws = websocket.create_connection(f"ws://127.0.0.1:{srv.port}/echo", timeout=5)
+        ws.send("x")
+        assert ws.recv() == "x"
+        srv.proc.send_signal(signal.SIGHUP)  # graceful reload: the worker exits
+        assert close_frame(ws) == (1001, "server going away")
+        ws.close()
+        # The new worker serves new connections.
+        ws = wait_for(lambda: _try_connect(srv.port), timeout=10)
+        ws.send("again")
+        assert ws.recv() == "again"
+        ws.close()
+    finally:
+        srv.stop()
+
+
+def _try_connect(port: int) -> websocket.WebSocket | None:
+    try:
+        return websocket.create_connection(f"ws://127.0.0.1:{port}/echo", timeout=5)
+    except (OSError, websocket.WebSocketException):
+        return None

@@ -25,6 +25,7 @@ Events are ``on_open``/``on_message``/``on_close``; actions are ``send``,
 
 from __future__ import annotations
 
+import atexit
 import binascii
 import logging
 import time
@@ -48,7 +49,8 @@ from .websocket_backends import accept
 from .websocket_fanout import Fanout
 
 __all__ = [
-    "ENVIRON_KEEP", "WebSocket", "broadcast", "connections", "group_size", "set_fanout",
+    "ENVIRON_KEEP", "WebSocket", "broadcast", "close_all", "connections", "group_size",
+    "set_fanout",
     "NORMAL", "GOING_AWAY", "PROTOCOL_ERROR", "ABNORMAL", "POLICY_VIOLATION", "TOO_BIG",
     "INTERNAL_ERROR",
 ]
@@ -202,6 +204,7 @@ class WebSocket:
             self._next_ping = time.monotonic() + self.ping_interval
         _open.add(self)
         _start_ticker(self)
+        _install_shutdown_hook()
         self._busy = True
         try:
             self._call(self.on_open)
@@ -596,6 +599,45 @@ def set_fanout(fanout: Fanout | None) -> None:
     if _fanout is not None and _fanout is not fanout:
         _fanout.stop()
     _fanout = fanout
+
+
+def close_all(code: int = GOING_AWAY, reason: str = "server going away") -> int:
+    """Send every open connection of this process a close frame, then hang up; return how many.
+
+    Called when a worker exits (uWSGI reload or shutdown, interpreter exit),
+    so that clients see 1001 rather than a cut connection and reconnect.
+    """
+    count = 0
+    for ws in list(_open):
+        if ws._is_open():
+            ws._send_close(code, reason)
+            count += 1
+        ws._drop()
+    return count
+
+
+_shutdown_hook_installed = False
+
+
+def _install_shutdown_hook() -> None:
+    """Run :func:`close_all` when this process exits (once per process)."""
+    global _shutdown_hook_installed
+    if _shutdown_hook_installed:
+        return
+    _shutdown_hook_installed = True
+    try:
+        import uwsgi
+    except ImportError:
+        atexit.register(close_all)
+        return
+    previous = getattr(uwsgi, "atexit", None)
+
+    def at_worker_exit() -> None:
+        close_all()
+        if previous is not None:
+            previous()
+
+    uwsgi.atexit = at_worker_exit
 
 
 def connections() -> int:
