@@ -55,12 +55,15 @@ def _allowed_methods(cls: type) -> list[str]:
 class _HandlerInfo:
     """What dispatch needs to know about a handler class, computed once."""
 
-    __slots__ = ("allow", "timeout")
+    __slots__ = ("allow", "timeout", "methods")
 
     def __init__(self, cls: type, app_timeout: float | None) -> None:
         self.allow = ", ".join(_allowed_methods(cls))
         timeout = getattr(cls, "timeout", None)
         self.timeout: float | None = app_timeout if timeout is None else timeout
+        # PERF: method name -> function, filled on first use (hits only, so a
+        # method added to the class later is still found).
+        self.methods: dict[str, Callable[..., Any]] = {}
 
 
 class application:  # noqa: N801 - web.py's name
@@ -79,6 +82,8 @@ class application:  # noqa: N801 - web.py's name
         self.processors: list[Processor] = []
         self.timeout = timeout
         self._router = Router(self.mapping, _is_app)
+        # PERF: static path -> its handler class, once the class is resolved.
+        self._static_classes: dict[str, type] = {}
         self._handler_info: dict[type, _HandlerInfo] = {}
         # autoreload is accepted for web.py compatibility; the dev server reloads.
         self.autoreload = autoreload
@@ -90,6 +95,7 @@ class application:  # noqa: N801 - web.py's name
         """Append ``pattern -> target`` to the URL table."""
         self.mapping.append((pattern, target))
         self._router = Router(self.mapping, _is_app)
+        self._static_classes = {}
 
     def add_processor(self, processor: Processor) -> None:
         """Add a processor: ``processor(handler)`` must call ``handler()``."""
@@ -173,7 +179,11 @@ class application:  # noqa: N801 - web.py's name
 
     def handle(self, c: RequestContext) -> Any:
         """Route the request and call its handler; return the handler's result."""
-        hit = self._router.match(c.path)
+        path = c.path
+        cls = self._static_classes.get(path)
+        if cls is not None:
+            return self._call_class(c, cls, ())
+        hit = self._router.match(path)
         if hit is None:
             missing = call_hook(c, self, "notfound")
             raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
@@ -184,6 +194,8 @@ class application:  # noqa: N801 - web.py's name
             if isinstance(target, str):
                 target = route.resolve(self.fvars)
             if isinstance(target, type):
+                if not args and self._router.has_static(path):
+                    self._static_classes[path] = target
                 return self._call_class(c, target, args)
             return target(*args)
         if kind == REDIRECT:
@@ -194,10 +206,14 @@ class application:  # noqa: N801 - web.py's name
 
     def _call_class(self, c: RequestContext, cls: type, args: tuple[Any, ...]) -> Any:
         method = c.method
-        func = getattr(cls, method, None) if _is_handler_method(method) else None
         info = self._handler_info.get(cls)
         if info is None:
             info = self._handler_info[cls] = _HandlerInfo(cls, self.timeout)
+        func = info.methods.get(method)
+        if func is None:
+            func = getattr(cls, method, None) if _is_handler_method(method) else None
+            if func is not None:
+                info.methods[method] = func
         if func is None:
             if method == "HEAD":
                 func = getattr(cls, "GET", None)

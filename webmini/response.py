@@ -28,17 +28,31 @@ def check_header(name: str, value: str) -> None:
         raise ValueError(f"invalid value for header {name!r}: CR, LF and NUL are not allowed")
 
 
+# PERF: most headers a handler sets are constants; a pair that passed
+# check_header once is remembered (bounded), with whether it is Content-Type.
+_CHECKED: dict[tuple[str, str], bool] = {}
+_CHECKED_MAX = 4096
+
+
 def header(hdr: str, value: Any, unique: bool = False) -> None:
     """Add a response header; with ``unique=True`` keep an existing one instead."""
-    value = str(value)
-    check_header(hdr, value)
+    if type(value) is not str:
+        value = str(value)
+    pair = (hdr, value)
+    is_content_type = _CHECKED.get(pair)
+    if is_content_type is None:
+        check_header(hdr, value)
+        is_content_type = hdr.lower() == "content-type"
+        if len(_CHECKED) < _CHECKED_MAX:
+            _CHECKED[pair] = is_content_type
     c = current()
-    lower = hdr.lower()
-    if unique and any(h.lower() == lower for h, _ in c.headers):
-        return
-    if lower == "content-type":
+    if unique:
+        lower = hdr.lower()
+        if any(h.lower() == lower for h, _ in c.headers):
+            return
+    if is_content_type:
         c.has_content_type = True
-    c.headers.append((hdr, value))
+    c.headers.append(pair)
 
 
 def set_status(status: str | int) -> None:

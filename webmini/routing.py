@@ -170,6 +170,10 @@ class Router:
                     break
             self._static[route.pattern] = winner
 
+    def has_static(self, path: str) -> bool:
+        """True if ``path`` is one of the table's literal (regex-free) patterns."""
+        return path in self._static
+
     def match(self, path: str) -> tuple[Route, tuple[Any, ...]] | None:
         """Return the winning route and its positional arguments, or None."""
         hit = self._static.get(path)
