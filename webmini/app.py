@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from . import errors
 from .config import config
-from .ctx import RequestContext, _current
+from .ctx import DEFAULT_STATUS, RequestContext, _current
 from .errors import HTTPError
 from .request import decode_path
 from .response import check_header, json_bytes
@@ -145,6 +145,18 @@ class application:  # noqa: N801 - web.py's name
                 result = self._internal_error(c)
             if "webmini.upgraded" in environ:
                 return []  # a WebSocket took the connection; its 101 is already sent
+            kind = type(result)
+            if (kind is str or kind is bytes) and c.status is DEFAULT_STATUS \
+                    and c.method != "HEAD":
+                # PERF: the most common answer, a 200 with a text or bytes
+                # body, without _finish's general case.
+                body = result.encode("utf-8") if kind is str else result
+                headers = c.headers
+                if not c.has_content_type:
+                    headers.append(("Content-Type", config["default_content_type"]))
+                headers.append(("Content-Length", str(len(body))))
+                start_response(DEFAULT_STATUS, headers)
+                return [body]
             return self._finish(c, result, start_response)
         finally:
             _current.reset(token)

@@ -12,6 +12,9 @@ from typing import Any
 
 _current: ContextVar[RequestContext] = ContextVar("webmini.request")
 
+#: Every request's status until something sets another (compared by identity).
+DEFAULT_STATUS = "200 OK"
+
 
 def _fullpath(c: RequestContext) -> str:
     query = c.env.get("QUERY_STRING")
@@ -62,7 +65,12 @@ def _home(c: RequestContext) -> str:
     return c.homedomain + c.homepath
 
 
+def _app_stack(c: RequestContext) -> list[Any]:
+    return [c.app]
+
+
 _LAZY = {
+    "app_stack": _app_stack,
     "fullpath": _fullpath,
     "query": _query,
     "protocol": _protocol,
@@ -84,6 +92,7 @@ class RequestContext:
     """
 
     # Computed on first access (see _LAZY), then stored in __dict__.
+    app_stack: list[Any]  # the application, then each sub-application delegated to
     fullpath: str
     query: str
     protocol: str
@@ -101,10 +110,9 @@ class RequestContext:
         self.app = app
         self.method: str = environ["REQUEST_METHOD"]
         self.path = path
-        self.status = "200 OK"
+        self.status = DEFAULT_STATUS
         self.headers: list[tuple[str, str]] = []
         self.has_content_type = False
-        self.app_stack = [app]
 
     def __getattr__(self, name: str) -> Any:
         compute = _LAZY.get(name)
