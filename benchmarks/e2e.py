@@ -261,7 +261,7 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         "--listen", str(min(4096, somaxconn())), "--disable-logging",
     ], port, workdir=workdir)
     green, sync = compare("slow", [
-        uwsgi_ini_server("webmini (uwsgi.ini, 2 x gevent)", "examples.hello:application", workdir),
+        uwsgi_ini_server("webmini (uwsgi.ini, gevent workers)", "examples.hello:application", workdir),
         threaded,
     ], "/slow", 1000, duration, rounds)
     of_limit = green.rps / SLOW_LIMIT

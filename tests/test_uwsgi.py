@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -201,3 +202,45 @@ def test_need_app_refuses_to_start_without_the_app(tmp_path: Path) -> None:
                           capture_output=True, timeout=30)
     assert proc.returncode != 0
     assert b"no_such_module_here" in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------- scripts/serve.sh
+
+
+def test_serve_script_serves_the_example_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """README's first command: scripts/serve.sh sets up, serves uwsgi.ini, stops on SIGTERM."""
+    root = Path(__file__).resolve().parent.parent
+    port = free_port()
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
+        "WEBMINI_HTTP": f"127.0.0.1:{port}",
+        "WEBMINI_SOCKET": f"127.0.0.1:{free_port()}",
+        "WEBMINI_STATS": f"127.0.0.1:{free_port()}",
+        "WEBMINI_PROCESSES": "2",
+        "WEBMINI_TOUCH_RELOAD": str(tmp_path / "reload"),
+    }
+    log = (tmp_path / "serve.log").open("wb")
+    # From another directory, as a newcomer might.
+    proc = subprocess.Popen([str(root / "scripts" / "serve.sh")], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180  # the set-up step may run pip
+        reply = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                reply = http_get(port, "/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert reply is not None, (tmp_path / "serve.log").read_text()[-3000:]
+        assert (reply.status, reply.body) == (200, b"Hello, world!")
+        assert http_get(port, "/slow").body == b"slow"
+        proc.send_signal(signal.SIGTERM)  # die-on-term: stop, not reload
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    assert "webmini: serving examples.hello:application" in (tmp_path / "serve.log").read_text()

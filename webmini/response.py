@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from .ctx import current
+from .ctx import _current, current
 from .errors import NotModified
 
 # SECURITY: header names are RFC 9110 tokens; values may not contain CR, LF
@@ -45,7 +45,10 @@ def header(hdr: str, value: Any, unique: bool = False) -> None:
         is_content_type = hdr.lower() == "content-type"
         if len(_CHECKED) < _CHECKED_MAX:
             _CHECKED[pair] = is_content_type
-    c = current()
+    try:
+        c = _current.get()  # PERF: current() without the extra call
+    except LookupError:
+        c = current()  # raises the explanatory RuntimeError
     if unique:
         lower = hdr.lower()
         if any(h.lower() == lower for h, _ in c.headers):
