@@ -103,8 +103,15 @@ class RequestContext:
     homepath: str
     home: str
 
-    # PERF: a plain class with eager slots-free attributes; lazy fields go
-    # through __getattr__ only on first access, then live in __dict__.
+    # PERF: the fields every request has live in slots (no dict to build per
+    # request); lazy fields and the user's own attributes go to __dict__,
+    # made on first use; lazy ones through __getattr__ on first access only.
+    __slots__ = (
+        "env", "environ", "app", "method", "path", "status", "headers", "has_content_type",
+        "__dict__", "__weakref__",
+    )
+    _EAGER = ("env", "app", "method", "path", "status", "headers", "has_content_type")
+
     def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:
         self.env = self.environ = environ
         self.app = app
@@ -132,7 +139,12 @@ class RequestContext:
         setattr(self, name, value)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.__dict__ or name in _LAZY
+        return name in self.__dict__ or name in _LAZY or name in self._EAGER \
+            or name == "environ"
+
+    def fields(self) -> dict[str, Any]:
+        """The fields set or computed so far, as a dict (for logging and debugging)."""
+        return {**{name: getattr(self, name) for name in self._EAGER}, **self.__dict__}
 
     def get(self, name: str, default: Any = None) -> Any:
         """Return attribute ``name`` or ``default``, like ``dict.get``."""
@@ -182,7 +194,7 @@ class _ContextProxy:
 
     def __repr__(self) -> str:
         try:
-            return f"<webmini.ctx {_current.get().__dict__!r}>"
+            return f"<webmini.ctx {_current.get().fields()!r}>"
         except LookupError:
             return "<webmini.ctx (no request)>"
 
