@@ -268,7 +268,7 @@ def test_wsgifunc_applies_middleware():
         return wrapped
 
     assert callable(app.wsgifunc(mw))
-    assert app.wsgifunc() is app
+    assert app.wsgifunc() == app.__call__  # the app itself, as a bound method
 
 
 def test_large_file_streams_in_chunks():
