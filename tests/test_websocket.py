@@ -108,6 +108,16 @@ class Flood(web.WebSocket):
         CLOSES.append([code, reason])
 
 
+class Burst(web.WebSocket):
+    """Sends 200 numbered 64 KB messages at once: more than the socket takes without waiting."""
+
+    ping_interval = None
+
+    def on_message(self, data: str | bytes) -> None:
+        for i in range(200):
+            self.send(bytes([i]) * 65536)
+
+
 class Stats:
     """Connections and live greenlets of the serving process."""
 
@@ -145,6 +155,7 @@ urls = (
     "/room", "Room",
     "/who", "Who",
     "/flood", "Flood",
+    "/burst", "Burst",
     "/stats", "Stats",
     "/closes", "Closes",
     "/announce", "Announce",
@@ -590,3 +601,17 @@ def _try_connect(port: int) -> websocket.WebSocket | None:
         return websocket.create_connection(f"ws://127.0.0.1:{port}/echo", timeout=5)
     except (OSError, websocket.WebSocketException):
         return None
+
+
+def test_frames_queued_for_a_slow_reader_arrive_whole_and_in_order(server: Any) -> None:
+    ws = connect(server, "/burst")
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    ws.send("go")
+    time.sleep(0.5)  # let the server's socket fill up and the rest queue
+    for i in range(200):
+        opcode, data = ws.recv_data()
+        assert opcode == ABNF.OPCODE_BINARY and data == bytes([i]) * 65536
+    ws.send("still open")
+    for i in range(200):
+        assert ws.recv_data()[1][:1] == bytes([i])
+    ws.close()

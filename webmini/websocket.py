@@ -609,10 +609,17 @@ def close_all(code: int = GOING_AWAY, reason: str = "server going away") -> int:
     """
     count = 0
     for ws in list(_open):
-        if ws._is_open():
-            ws._send_close(code, reason)
-            count += 1
-        ws._drop()
+        try:
+            if ws._is_open():
+                conn = ws._protocol()
+                ws.close_code, ws.close_reason = code, reason
+                # No closing handshake: the process is going; the frame is
+                # written if the socket takes it, then the connection is dropped.
+                ws._write(conn.send(CloseConnection(code=code, reason=reason or None)))
+                count += 1
+            ws._drop()
+        except Exception:  # at exit, a half-torn-down loop must not stop the others
+            log.debug("websocket close_all", exc_info=True)
     return count
 
 
