@@ -55,9 +55,10 @@ def _allowed_methods(cls: type) -> list[str]:
 class _HandlerInfo:
     """What dispatch needs to know about a handler class, computed once."""
 
-    __slots__ = ("allow", "timeout", "methods")
+    __slots__ = ("cls", "allow", "timeout", "methods")
 
     def __init__(self, cls: type, app_timeout: float | None) -> None:
+        self.cls = cls
         self.allow = ", ".join(_allowed_methods(cls))
         timeout = getattr(cls, "timeout", None)
         self.timeout: float | None = app_timeout if timeout is None else timeout
@@ -82,8 +83,8 @@ class application:  # noqa: N801 - web.py's name
         self.processors: list[Processor] = []
         self.timeout = timeout
         self._router = Router(self.mapping, _is_app)
-        # PERF: static path -> its handler class, once the class is resolved.
-        self._static_classes: dict[str, type] = {}
+        # PERF: static path -> its handler class's info, once the class is resolved.
+        self._static_handlers: dict[str, _HandlerInfo] = {}
         self._handler_info: dict[type, _HandlerInfo] = {}
         # autoreload is accepted for web.py compatibility; the dev server reloads.
         self.autoreload = autoreload
@@ -95,7 +96,7 @@ class application:  # noqa: N801 - web.py's name
         """Append ``pattern -> target`` to the URL table."""
         self.mapping.append((pattern, target))
         self._router = Router(self.mapping, _is_app)
-        self._static_classes = {}
+        self._static_handlers = {}
 
     def add_processor(self, processor: Processor) -> None:
         """Add a processor: ``processor(handler)`` must call ``handler()``."""
@@ -139,8 +140,21 @@ class application:  # noqa: N801 - web.py's name
         token = _current.set(c)
         try:
             try:
-                # PERF: without processors there is no chain to build.
-                result = self.handle_with_processors(c) if self.processors else self.handle(c)
+                if self.processors:
+                    result = self.handle_with_processors(c)
+                else:
+                    static = self._static_handlers.get(path)
+                    if static is None:
+                        result = self.handle(c)
+                    else:
+                        # PERF: a known static path and no processors: the
+                        # handler's method directly, without the frames of
+                        # handle() and _call_class().
+                        func = static.methods.get(c.method)
+                        if func is not None and not static.timeout:
+                            result = func(static.cls())
+                        else:
+                            result = self._call_class(c, static.cls, ())
             except HTTPError as e:
                 result = self._error_result(c, e)
             except Exception:
@@ -194,9 +208,9 @@ class application:  # noqa: N801 - web.py's name
     def handle(self, c: RequestContext) -> Any:
         """Route the request and call its handler; return the handler's result."""
         path = c.path
-        cls = self._static_classes.get(path)
-        if cls is not None:
-            return self._call_class(c, cls, ())
+        static = self._static_handlers.get(path)
+        if static is not None:
+            return self._call_class(c, static.cls, ())
         hit = self._router.match(path)
         if hit is None:
             missing = call_hook(c, self, "notfound")
@@ -209,7 +223,7 @@ class application:  # noqa: N801 - web.py's name
                 target = route.resolve(self.fvars)
             if isinstance(target, type):
                 if not args and self._router.has_static(path):
-                    self._static_classes[path] = target
+                    self._static_handlers[path] = self._info(target)
                 return self._call_class(c, target, args)
             return target(*args)
         if kind == REDIRECT:
@@ -220,9 +234,7 @@ class application:  # noqa: N801 - web.py's name
 
     def _call_class(self, c: RequestContext, cls: type, args: tuple[Any, ...]) -> Any:
         method = c.method
-        info = self._handler_info.get(cls)
-        if info is None:
-            info = self._handler_info[cls] = _HandlerInfo(cls, self.timeout)
+        info = self._info(cls)
         func = info.methods.get(method)
         if func is None:
             func = getattr(cls, method, None) if _is_handler_method(method) else None
@@ -247,6 +259,12 @@ class application:  # noqa: N801 - web.py's name
         if len(args) == 1:
             return func(cls(), args[0])
         return func(cls(), *args)
+
+    def _info(self, cls: type) -> _HandlerInfo:
+        info = self._handler_info.get(cls)
+        if info is None:
+            info = self._handler_info[cls] = _HandlerInfo(cls, self.timeout)
+        return info
 
     def _delegate(self, c: RequestContext, route: Route) -> Any:
         sub: application = route.target
