@@ -110,7 +110,7 @@ class RequestContext:
         "env", "environ", "app", "method", "path", "status", "headers", "has_content_type",
         "__dict__", "__weakref__",
     )
-    _EAGER = ("env", "app", "method", "path", "status", "headers", "has_content_type")
+    _EAGER = ("env", "environ", "app", "method", "path", "status", "headers", "has_content_type")
 
     def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:
         self.env = self.environ = environ
@@ -139,8 +139,7 @@ class RequestContext:
         setattr(self, name, value)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.__dict__ or name in _LAZY or name in self._EAGER \
-            or name == "environ"
+        return name in self.__dict__ or name in _LAZY or name in self._EAGER
 
     def fields(self) -> dict[str, Any]:
         """The fields set or computed so far, as a dict (for logging and debugging)."""

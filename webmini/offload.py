@@ -98,16 +98,23 @@ class _Settings:
 _settings = _Settings()
 
 
-class _ProcessPool:
-    """A process executor plus the semaphore bounding its queue, owned by one pid."""
+class _Bounded:
+    """A pool's size, the semaphore bounding its queue and its counters, owned by one pid."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         self.pid = os.getpid()
-        self.size = _settings.processes
-        self.executor = _new_executor(self.size)
-        self.slots = BoundedSemaphore(_settings.pending_limit(self.size))
+        self.size = size
+        self.slots = BoundedSemaphore(_settings.pending_limit(size))
         self.calls = 0
         self.running = 0
+
+
+class _ProcessPool(_Bounded):
+    """A process executor, bounded."""
+
+    def __init__(self) -> None:
+        super().__init__(_settings.processes)
+        self.executor = _new_executor(self.size)
 
 
 def _python_executable() -> str:
@@ -157,16 +164,12 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="webmini-offload-parent-watch", daemon=True).start()
 
 
-class _ThreadPool:
-    """A gevent thread pool plus the semaphore bounding its queue, owned by one pid."""
+class _ThreadPool(_Bounded):
+    """A gevent thread pool, bounded."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.size = _settings.threads
+        super().__init__(_settings.threads)
         self.pool = ThreadPool(self.size)
-        self.slots = BoundedSemaphore(_settings.pending_limit(self.size))
-        self.calls = 0
-        self.running = 0
 
 
 _process_pool: _ProcessPool | None = None

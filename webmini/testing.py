@@ -70,28 +70,30 @@ def _to_wsgi_str(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def call_app(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> Storage:
-    """Call a WSGI app; return web.py's response Storage (status, headers, data)."""
+def _run_app(
+    app: Callable[..., Iterable[bytes]], environ: dict[str, Any]
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Call a WSGI app once; return its status, header items and whole body (closed)."""
     captured: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        captured["status"] = status
-        captured["header_items"] = headers
+    def start_response(status: str, items: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"], captured["items"] = status, items
         return lambda chunk: None
 
     result = app(environ, start_response)
     try:
-        data = b"".join(result)
+        body = b"".join(result)
     finally:
         close = getattr(result, "close", None)
         if close is not None:
             close()
-    return Storage(
-        status=captured["status"],
-        header_items=captured["header_items"],
-        headers=dict(captured["header_items"]),
-        data=data,
-    )
+    return captured["status"], captured["items"], body
+
+
+def call_app(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> Storage:
+    """Call a WSGI app; return web.py's response Storage (status, headers, data)."""
+    status, items, data = _run_app(app, environ)
+    return Storage(status=status, header_items=items, headers=dict(items), data=data)
 
 
 class Response:
@@ -170,20 +172,7 @@ class TestClient:
             data = _json.dumps(json)
             headers.setdefault("Content-Type", "application/json")
         environ = build_environ(path, method, data, "localhost:8080", headers, https, env)
-        captured: dict[str, Any] = {}
-
-        def start_response(status: str, items: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["items"] = status, items
-            return lambda chunk: None
-
-        result = self.app(environ, start_response)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        response = Response(captured["status"], captured["items"], body)
+        response = Response(*_run_app(self.app, environ))
         self._received(response)
         return response
 

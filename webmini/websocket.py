@@ -473,14 +473,13 @@ class WebSocket:
         if self.close_code is None:
             self.close_code, self.close_reason = ABNORMAL, ""
         if not self._busy:
-            # Nothing of ours is running for this connection: report from a
-            # greenlet of its own (user code may wait on I/O).
-            self._busy = True
+            # Nothing of ours is running for this connection (a busy greenlet
+            # reports when it ends): report from a greenlet of its own, since
+            # on_close may wait on I/O.
             gevent.spawn_raw(self._report_in_greenlet)
 
     def _report_in_greenlet(self) -> None:
         _current.set(self._ctx)  # type: ignore[arg-type]
-        self._busy = False
         self._report_closed()
 
     def _report_closed(self) -> None:
