@@ -1,4 +1,4 @@
-"""Benchmark webmini.db: pymysql vs mysqlclient under gevent, and pool throughput vs its limit.
+"""Benchmark webmini.stores.mysql: pymysql vs mysqlclient under gevent, and pool throughput vs its limit.
 
 Starts a private MariaDB (the same way the tests do) and measures, in one run:
 
@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fixtures_mariadb import MariaDBServer, start_mariadb  # noqa: E402
 
-from webmini.db import Database  # noqa: E402
+from webmini.stores.mysql import Database  # noqa: E402
 
 SLEEP = 0.05
 

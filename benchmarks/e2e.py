@@ -12,7 +12,7 @@ Scenarios (each one prints its rows as soon as it is done, then one table):
 3. ``devserver``: ``webmini run`` (gevent dev server) against gunicorn's gevent
    worker on the same app, one process each, for ``/`` (keep-alive, 50
    connections) and ``/slow`` (1,000 connections). Target: >= 1.0x gunicorn.
-   Skipped, with a note, when ``webmini.server`` is not there.
+   Skipped, with a note, when ``webmini.serving.devserver`` is not there.
 
 Every server listens on a free 127.0.0.1 port and is stopped afterwards;
 every wrk run is bounded by ``--duration``; the servers of a scenario run
@@ -278,8 +278,8 @@ def scenario_devserver(duration: int, rounds: int, workdir: Path) -> tuple[list[
     """``webmini run`` vs gunicorn's gevent worker, one process each."""
     webmini_cli = VENV_BIN / "webmini"
     gunicorn = VENV_BIN / "gunicorn"
-    if importlib.util.find_spec("webmini.server") is None or not webmini_cli.exists():
-        return [], ["devserver: SKIPPED, webmini.server / the webmini command is not there yet"]
+    if importlib.util.find_spec("webmini.serving.devserver") is None or not webmini_cli.exists():
+        return [], ["devserver: SKIPPED, webmini.serving.devserver / the webmini command is not there yet"]
     if not gunicorn.exists():
         return [], ["devserver: SKIPPED, gunicorn is not installed (pip install gunicorn)"]
     runs: list[Run] = []

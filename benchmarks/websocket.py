@@ -75,7 +75,7 @@ def serve_dev(port: int) -> None:
 
     monkey.patch_all()
     raise_fd_limit()
-    from webmini.server import make_server
+    from webmini.serving.devserver import make_server
 
     server = make_server(make_app(), ("127.0.0.1", port), pool_size=50000)
     server.serve_forever()

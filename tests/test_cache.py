@@ -1,4 +1,4 @@
-"""webmini.cache against three real memcached processes."""
+"""webmini.stores.cache against three real memcached processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import gevent.event
 import pytest
 from fixtures_memcached import MemcachedCluster, raw_command, server_stats
 
-from webmini.cache import Cache
+from webmini.stores.cache import Cache
 
 SOCKET_TIMEOUT = 0.3
 RETRY_DELAY = 0.5

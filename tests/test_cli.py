@@ -58,7 +58,7 @@ def test_check_fails_on_a_c_driver_and_names_the_replacement(tmp_path):
     proc = _webmini(["check", "capp:app"], tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "MySQLdb (mysqlclient) blocks the event loop" in proc.stdout
-    assert "pymysql through webmini.db" in proc.stdout
+    assert "pymysql through webmini.stores.mysql" in proc.stdout
 
 
 def test_console_script_is_installed(tmp_path):

@@ -1,4 +1,4 @@
-"""webmini.db against a real, private MariaDB (see fixtures_mariadb)."""
+"""webmini.stores.mysql against a real, private MariaDB (see fixtures_mariadb)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import gevent.event
 import pymysql
 import pytest
 
-from webmini.db import ConnectError, Database, ExecResult, PoolTimeout
+from webmini.stores.mysql import ConnectError, Database, ExecResult, PoolTimeout
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
 

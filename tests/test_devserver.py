@@ -11,8 +11,8 @@ import pytest
 
 import webmini as web
 from webmini.config import config
-from webmini.debugpage import render
-from webmini.server import make_server
+from webmini.serving.debugpage import render
+from webmini.serving.devserver import make_server
 
 PLAIN_APP = """
 import os
@@ -195,7 +195,7 @@ def test_exception_escaping_a_plain_wsgi_app_is_500_and_logged(dev_server, caplo
         raise RuntimeError("plain app broke")
 
     server = dev_server(app)
-    with caplog.at_level(logging.ERROR, logger="webmini.server"):
+    with caplog.at_level(logging.ERROR, logger="webmini.serving.devserver"):
         status, body = _get(server.server_port, "/x")
     assert status == 500 and b"plain app broke" not in body
     assert any("plain app broke" in (r.exc_text or "") or r.exc_info for r in caplog.records)

@@ -12,8 +12,8 @@ import gevent
 import pytest
 
 import webmini as web
-from webmini import green
-from webmini.server import make_server
+from webmini.serving import green
+from webmini.serving.devserver import make_server
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,7 +56,7 @@ def test_patch_twice_is_a_noop():
     proc = _python("""
         import warnings
         warnings.simplefilter("error")  # any warning fails the run
-        from webmini import green
+        from webmini.serving import green
         assert not green.is_patched()
         from gevent import monkey
         first = green.patch()
@@ -85,7 +85,7 @@ def test_late_patch_warns_loudly():
         t.start()
         import ssl
         import MySQLdb
-        from webmini import green
+        from webmini.serving import green
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert green.patch() is True
@@ -98,7 +98,7 @@ def test_late_patch_warns_loudly():
     assert any("threads were started" in w and "early-worker" in w for w in warned), proc.stdout
     assert any("ssl was imported" in w for w in warned)
     assert any("MySQLdb" in w for w in warned)
-    logged = [line for line in proc.stderr.splitlines() if line.startswith("LOG webmini.green")]
+    logged = [line for line in proc.stderr.splitlines() if line.startswith("LOG webmini.serving.green")]
     assert len(logged) == len(warned) == 3
 
 
@@ -106,7 +106,7 @@ def test_early_patch_does_not_warn():
     proc = _python("""
         import warnings
         warnings.simplefilter("error")
-        from webmini import green
+        from webmini.serving import green
         green.patch()
         import ssl, threading, MySQLdb
         print("ok")
@@ -120,7 +120,7 @@ def test_early_patch_does_not_warn():
 
 def test_audit_names_a_loaded_c_driver_and_its_replacement():
     proc = _python("""
-        from webmini import green
+        from webmini.serving import green
         green.patch()
         before = green.audit()
         import MySQLdb  # mysqlclient: a C extension over libmariadb
@@ -135,7 +135,7 @@ def test_audit_names_a_loaded_c_driver_and_its_replacement():
 
 
 def test_audit_of_this_process_is_clean():
-    # pymysql and python-memcached (what webmini.db/cache use) are pure Python.
+    # pymysql and python-memcached (what webmini.stores.mysql/cache use) are pure Python.
     import memcache  # noqa: F401
     import pymysql  # noqa: F401
 
@@ -146,7 +146,7 @@ def test_startup_check_reports_through_logging():
     proc = _python("""
         import logging
         logging.basicConfig(level=logging.WARNING, format="LOG %(name)s %(message)s")
-        from webmini import green
+        from webmini.serving import green
         green.patch()
         import MySQLdb
         found = green.startup_check(debug=False)
@@ -154,7 +154,7 @@ def test_startup_check_reports_through_logging():
     """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['MySQLdb']"
-    assert "LOG webmini.green MySQLdb (mysqlclient) blocks the event loop" in proc.stderr
+    assert "LOG webmini.serving.green MySQLdb (mysqlclient) blocks the event loop" in proc.stderr
 
 
 # -- the hub monitor ----------------------------------------------------------------------
@@ -182,7 +182,7 @@ class Offloaded:
                 pass
             return "offloaded"
 
-        from webmini.offload import offload
+        from webmini.realtime.offload import offload
 
         return offload(spin, kind="thread")  # a real thread: the hub keeps running
 
@@ -203,13 +203,13 @@ def _block_records(caplog, path):
     # Only records about our requests: pytest's own code running in the main
     # greenlet can hold the hub too while the monitor is on.
     return [r.getMessage() for r in caplog.records
-            if r.name == "webmini.green" and "blocked the event loop for" in r.getMessage()
+            if r.name == "webmini.serving.green" and "blocked the event loop for" in r.getMessage()
             and path in r.getMessage()]
 
 
 def test_monitor_names_the_request_and_handler_that_blocked(serve_app, monitor, caplog):
     port = serve_app(monitor_app)
-    with caplog.at_level(logging.WARNING, logger="webmini.green"):
+    with caplog.at_level(logging.WARNING, logger="webmini.serving.green"):
         status, body, _ = _get(port, "/spin")
         gevent.sleep(0.05)
     assert (status, body) == (200, b"spun")
@@ -224,7 +224,7 @@ def test_monitor_names_the_request_and_handler_that_blocked(serve_app, monitor, 
 
 def test_monitor_ignores_cooperative_waits(serve_app, monitor, caplog):
     port = serve_app(monitor_app)
-    with caplog.at_level(logging.WARNING, logger="webmini.green"):
+    with caplog.at_level(logging.WARNING, logger="webmini.serving.green"):
         assert _get(port, "/nap")[:2] == (200, b"napped")
         assert _get(port, "/offloaded")[:2] == (200, b"offloaded")
         gevent.sleep(0.2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webmini.ketama import Ketama, key_hash, points_for, server_label
+from webmini.stores.ketama import Ketama, key_hash, points_for, server_label
 
 # libmemcached's weighted ketama test set (test/fixtures/ketama.hpp in
 # libmemcached 1.1, the ketama_test_cases table): key, MD5 key hash, the

@@ -1,4 +1,4 @@
-"""webmini.metrics and webmini.health against real apps, MariaDB and memcached."""
+"""webmini.ops.metrics and webmini.ops.health against real apps, MariaDB and memcached."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from fixtures_mariadb import MariaDBServer
 from fixtures_memcached import MemcachedCluster
 
 import webmini as web
-from webmini import health
-from webmini.cache import Cache
-from webmini.db import Database
-from webmini.metrics import CONTENT_TYPE, Metrics
+from webmini.stores.cache import Cache
+from webmini.stores.mysql import Database
+from webmini.ops import health
+from webmini.ops.metrics import CONTENT_TYPE, Metrics
 from webmini.testing import TestClient
 
 _LABEL = r'[a-z_]+="(?:[^"\\\n]|\\[\\"n])*"'
@@ -137,7 +137,7 @@ def test_spool_shows_every_live_worker(tmp_path: Path) -> None:
         import sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
         import webmini as web
-        from webmini.metrics import Metrics
+        from webmini.ops.metrics import Metrics
         from webmini.testing import TestClient
         class Hi:
             def GET(self):

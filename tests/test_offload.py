@@ -20,7 +20,7 @@ import gevent
 import pytest
 from gevent import monkey
 
-from webmini import offload as off
+from webmini.realtime import offload as off
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
@@ -192,7 +192,7 @@ FORK_CODE = """
 import sys; sys.path.insert(0, {repo!r})
 from gevent import monkey; monkey.patch_all()
 import json, os
-from webmini import offload as off
+from webmini.realtime import offload as off
 
 def main():
     off.configure(processes=1)
@@ -364,7 +364,7 @@ UWSGI_APP = '''
 """Offload under uWSGI: the pool is first made in the master (no lazy-apps)."""
 import os
 import webmini as web
-from webmini import offload as off
+from webmini.realtime import offload as off
 import test_offload
 
 MASTER = os.getpid()

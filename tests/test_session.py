@@ -9,8 +9,8 @@ import pytest
 from fixtures_memcached import MemcachedCluster
 
 import webmini as web
-from webmini.cache import Cache
-from webmini.session import CacheStore, CookieStore, Session, SessionStore
+from webmini.stores.cache import Cache
+from webmini.stores.sessions import CacheStore, CookieStore, Session, SessionStore
 from webmini.testing import Browser
 
 SECRET = "test-secret-0123456789abcdef"

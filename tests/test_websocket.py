@@ -26,8 +26,8 @@ import greenlet
 import pytest
 
 import webmini as web
-from webmini import websocket as ws_mod
-from webmini.websocket_fanout import UnixFanout
+from webmini.realtime import websocket as ws_mod
+from webmini.realtime.fanout import UnixFanout
 
 ROOT = Path(__file__).resolve().parent.parent
 UWSGI = str(Path(sys.executable).with_name("uwsgi"))
@@ -237,7 +237,7 @@ class DevServer_:
     """The webmini dev server, in this process."""
 
     def __init__(self) -> None:
-        from webmini.server import make_server
+        from webmini.serving.devserver import make_server
 
         self.server = make_server(app.wsgifunc(), ("127.0.0.1", 0))
         self.server.start()

@@ -12,7 +12,7 @@ import pytest
 from gevent.event import Event
 from gevent.queue import Queue
 
-from webmini.workqueue import QueueClosed, QueueFull, WorkQueue
+from webmini.realtime.workqueue import QueueClosed, QueueFull, WorkQueue
 
 
 def rss_bytes() -> int:
@@ -89,7 +89,7 @@ def test_handler_exception_is_logged_and_consumer_survives(caplog):
 
     wq = WorkQueue(5, workers=1, handler=handler, name="jobs")
     consumer = None
-    with caplog.at_level(logging.ERROR, logger="webmini.workqueue"):
+    with caplog.at_level(logging.ERROR, logger="webmini.realtime.workqueue"):
         for i in range(1, 10):
             wq.put(i)
             consumer = consumer or wq._greenlets[0]
@@ -97,7 +97,7 @@ def test_handler_exception_is_logged_and_consumer_survives(caplog):
     assert handled == [1, 2, 4, 5, 7, 8]
     assert wq.stats().failed == 3 and wq.stats().processed == 6
     assert not consumer.dead and wq._greenlets == [consumer]  # the same consumer carried on
-    errors = [r for r in caplog.records if r.name == "webmini.workqueue"]
+    errors = [r for r in caplog.records if r.name == "webmini.realtime.workqueue"]
     assert len(errors) == 3
     assert "handler failed" in errors[0].getMessage() and "'jobs'" in errors[0].getMessage()
     assert errors[0].exc_info[0] is ValueError

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .app import application
-from .config import config
-from .ctx import ctx
-from .errors import (
+from webmini import _webpy_alias
+from webmini.app import application
+from webmini.config import config
+from webmini.ctx import ctx
+from webmini.errors import (
     OK,
     Accepted,
     BadRequest,
@@ -55,10 +56,10 @@ from .errors import (
     tempredirect,
     unauthorized,
 )
-from .request import FileUpload, cookies, data, getheader, input, json
-from .response import expires, header, lastmodified, modified, set_status, setcookie
-from .storage import Storage, storage, storify
-from .webapi import (
+from webmini.request import FileUpload, cookies, data, getheader, input, json
+from webmini.response import expires, header, lastmodified, modified, set_status, setcookie
+from webmini.storage import Storage, storage, storify
+from webmini.webapi import (
     autodelegate,
     changequery,
     internalerror,
@@ -76,7 +77,7 @@ __all__ = [
     "NotAcceptable", "NotFound", "NotModified", "PayloadTooLarge", "PermanentRedirect",
     "PreconditionFailed", "Redirect", "SeeOther", "ServiceUnavailable", "Storage",
     "TempRedirect", "TooManyRequests", "Unauthorized", "UnprocessableEntity",
-    "UnsupportedMediaType", "WebSocket", "accepted", "application", "autodelegate",
+    "UnsupportedMediaType", "accepted", "application", "autodelegate",
     "badrequest", "changequery", "config", "conflict", "cookies", "created", "ctx", "data",
     "expires", "forbidden", "found", "getheader", "gone", "header", "input", "internalerror",
     "json", "lastmodified", "loadhook", "modified", "nocontent", "nomethod", "notacceptable",
@@ -84,11 +85,17 @@ __all__ = [
     "storage", "storify", "tempredirect", "unauthorized", "unloadhook", "url",
 ]
 
+_webpy_alias.install()
+
 
 def __getattr__(name: str) -> Any:
-    # The WebSocket base class lives in an extra; import it only when asked for.
+    # Wings and web.py's modules load on first use: the core imports neither.
     if name == "WebSocket":
-        from .websocket import WebSocket
+        from webmini.realtime.websocket import WebSocket
 
         return WebSocket
-    raise AttributeError(f"module 'webmini' has no attribute {name!r}")
+    if name in _webpy_alias.WEBPY_MODULES:
+        return _webpy_alias.load_module(name)
+    if name.startswith("__"):
+        raise AttributeError(f"module 'webmini' has no attribute {name!r}")
+    return _webpy_alias.find_name(name)

@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from . import errors
-from .config import config
-from .ctx import DEFAULT_STATUS, RequestContext, _current
-from .errors import HTTPError
-from .request import decode_path
-from .response import check_header, json_bytes
-from .routing import HANDLER, REDIRECT, Route, Router, pairs
-from .storage import Storage
+from webmini import errors
+from webmini.config import config
+from webmini.ctx import DEFAULT_STATUS, RequestContext, _current
+from webmini.errors import HTTPError
+from webmini.request import decode_path
+from webmini.response import check_header, json_bytes
+from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
+from webmini.storage import Storage
 
 log = logging.getLogger("webmini")
 
@@ -117,7 +117,7 @@ class application:  # noqa: N801 - web.py's name
         if "uwsgi" in sys.modules and not self._checked:
             # Under uWSGI nothing else runs webmini's start-up audit: do it here.
             self._checked = True
-            from .green import uwsgi_startup_check
+            from webmini.serving.green import uwsgi_startup_check
 
             uwsgi_startup_check()
         # PERF: the bound method, not the instance: a server calling it goes
@@ -249,7 +249,7 @@ class application:  # noqa: N801 - web.py's name
             if func is None:
                 raise errors.NoMethod(info.allow.split(", "))
         if info.timeout:
-            from .timeouts import call_with_timeout
+            from webmini.serving.timeouts import call_with_timeout
 
             return call_with_timeout(info.timeout, func, cls(), *args)
         # PERF: f(*args) goes through the C call machinery (CPython 3.11);
@@ -302,7 +302,7 @@ class application:  # noqa: N801 - web.py's name
         c.headers = []
         c.has_content_type = False
         if config.debug:
-            from .debugpage import render
+            from webmini.serving.debugpage import render
 
             c.status = "500 Internal Server Error"
             c.headers.append(("Content-Type", "text/html; charset=utf-8"))
@@ -434,7 +434,7 @@ class application:  # noqa: N801 - web.py's name
         **kw: Any,
     ) -> Storage:
         """Make a request to the application in-process; return status, headers, data."""
-        from .testing import build_environ, call_app
+        from webmini.testing import build_environ, call_app
 
         env = build_environ(localpart, method, data, host, headers or {}, https, kw.get("env"))
         return call_app(self, env)
@@ -449,10 +449,10 @@ class application:  # noqa: N801 - web.py's name
         """Serve the application with the builtin gevent dev server.
 
         Like web.py, ``python app.py 8080`` or ``python app.py 0.0.0.0:8080``
-        choose the address; ``options`` go to :func:`webmini.server.serve`
+        choose the address; ``options`` go to :func:`webmini.serving.devserver.serve`
         (``debug=True``, ``workers=2``, ``reload=True``...).
         """
-        from .server import serve
+        from webmini.serving.devserver import serve
 
         bind_host = "127.0.0.1" if host is None else host
         bind_port = 8080 if port is None else port

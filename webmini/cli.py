@@ -66,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import config
-    from .reloader import LISTEN_FD_ENV, announce, listen, supervise
+    from webmini.config import config
+    from webmini.serving.reloader import LISTEN_FD_ENV, announce, listen, supervise
 
     if args.debug:
         config.debug = True
@@ -80,10 +80,10 @@ def _run(args: argparse.Namespace) -> int:
         announce(sock)
         supervise(sock, workers=args.workers, reload=args.reload, reload_dirs=args.reload_dirs)
         return 0
-    from . import green
+    from webmini.serving import green
 
     green.patch()  # before the server (it imports ssl) and the application are imported
-    from .server import serve
+    from webmini.serving.devserver import serve
 
     app = load_app(args.target)
     serve(
@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from . import green
+    from webmini.serving import green
 
     green.patch()
     load_app(args.target)

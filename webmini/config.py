@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .storage import Storage
+from webmini.storage import Storage
 
 config = Storage(
     # Debug pages show tracebacks to the client: never guessed, only when asked.
@@ -18,7 +18,7 @@ config = Storage(
     # Total memory multipart fields may use before the request is refused.
     multipart_memory_limit=8 * 1024 * 1024,
     # Seconds a greenlet may hold the event loop before the monitor logs it
-    # (None: monitor only in debug; see webmini.green.start_monitor).
+    # (None: monitor only in debug; see webmini.serving.green.start_monitor).
     max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",

@@ -112,8 +112,8 @@ class Redirect(HTTPError):
     code = 301
 
     def __init__(self, url: str, status: int | str | None = None, absolute: bool = False):
-        from .ctx import absolute_url  # late import: errors stays a leaf of the core
-        from .response import check_header
+        from webmini.ctx import absolute_url  # late import: errors stays a leaf of the core
+        from webmini.response import check_header
 
         location = absolute_url(url, absolute)
         # SECURITY: a URL built from user input must not split the response.

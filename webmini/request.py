@@ -11,10 +11,10 @@ import json as _json
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from .config import config
-from .ctx import RequestContext, _current, current
-from .errors import BadRequest, PayloadTooLarge
-from .storage import Storage
+from webmini.config import config
+from webmini.ctx import RequestContext, _current, current
+from webmini.errors import BadRequest, PayloadTooLarge
+from webmini.storage import Storage
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 

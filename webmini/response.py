@@ -10,8 +10,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from .ctx import _current, current
-from .errors import NotModified
+from webmini.ctx import _current, current
+from webmini.errors import NotModified
 
 # SECURITY: header names are RFC 9110 tokens; values may not contain CR, LF
 # or NUL, which would let a caller split the response or inject headers.
@@ -60,7 +60,7 @@ def header(hdr: str, value: Any, unique: bool = False) -> None:
 
 def set_status(status: str | int) -> None:
     """Set the response status (``"201 Created"`` or ``201``)."""
-    from .errors import status_line
+    from webmini.errors import status_line
 
     current().status = status_line(status) if isinstance(status, int) else status
 

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from wsgiref.validate import validator
 
-from .storage import Storage
+from webmini.storage import Storage
 
 
 def build_environ(

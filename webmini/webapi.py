@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from . import errors
-from .ctx import _current, current
-from .request import input as _input
+from webmini import errors
+from webmini.ctx import _current, current
+from webmini.request import input as _input
 
 
 def _from_override(name: str) -> errors.HTTPError | None:
@@ -20,7 +20,7 @@ def _from_override(name: str) -> errors.HTTPError | None:
     app = c.app_stack[-1]
     if name not in app.__dict__:
         return None
-    from .app import call_hook
+    from webmini.app import call_hook
 
     return call_hook(c, app, name)  # type: ignore[no-any-return]
 

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 import webmini as web
-from webmini import websocket
-from webmini.websocket_fanout import UnixFanout
+from webmini.realtime import websocket
+from webmini.realtime.fanout import UnixFanout
 
 PAGE = Path(__file__).with_name("index.html")
 

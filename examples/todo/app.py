@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import webmini as web
-from webmini.cache import Cache
-from webmini.db import Database
-from webmini.session import CacheStore, Session
+from webmini.stores.cache import Cache
+from webmini.stores.mysql import Database
+from webmini.stores.sessions import CacheStore, Session
 
 from .store import TodoStore
 

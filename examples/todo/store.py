@@ -6,8 +6,8 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from webmini.cache import Cache
-from webmini.db import Database
+from webmini.stores.cache import Cache
+from webmini.stores.mysql import Database
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 

@@ -1,7 +1,7 @@
 """The opening handshake on each server, and taking the connection over from it.
 
 After the 101 response both backends hand back a plain non-blocking socket
-on a duplicate of the connection's descriptor, owned by ``webmini.websocket``
+on a duplicate of the connection's descriptor, owned by ``webmini.realtime.websocket``
 from then on: the server finishes the request and closes its own
 descriptor, the TCP connection stays open on ours. Frames are read and
 written with wsproto.
@@ -27,7 +27,7 @@ from typing import Any
 
 from wsproto.utilities import generate_accept_token
 
-from .errors import HTTPError
+from webmini.errors import HTTPError
 
 
 def accept(env: dict[str, Any], key: str, subprotocol: str | None) -> tuple[Any, bytes]:
@@ -82,7 +82,7 @@ def _take_over(fd: int) -> Any:
     """A non-blocking socket of our own on a duplicate of the server's descriptor ``fd``."""
     # The server closes its descriptor when the request ends (a close, never a
     # shutdown); the connection lives on through the duplicate. _socket's
-    # socket is the unpatched C one: webmini.websocket never blocks on it.
+    # socket is the unpatched C one: webmini.realtime.websocket never blocks on it.
     sock = _socket.socket(fileno=os.dup(fd))
     sock.setblocking(False)
     if sock.family in (socket.AF_INET, socket.AF_INET6):

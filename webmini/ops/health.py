@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .response import header, set_status
+from webmini.response import header, set_status
 
 __all__ = ["check", "liveness", "readiness"]
 
@@ -25,7 +25,7 @@ def _timeout(seconds: float) -> Any:
     try:
         import gevent
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError("webmini.health needs gevent: pip install webmini[gevent]") from exc
+        raise ImportError("webmini.ops.health needs gevent: pip install webmini[gevent]") from exc
     return gevent.Timeout(seconds)
 
 

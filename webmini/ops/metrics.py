@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from .ctx import _current
-from .errors import HTTPError
-from .response import header
+from webmini.ctx import _current
+from webmini.errors import HTTPError
+from webmini.response import header
 
 __all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "Metrics", "worker_id"]
 

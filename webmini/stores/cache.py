@@ -1,7 +1,7 @@
 """memcached over python-memcached: a ketama ring of bounded, per-node connection pools.
 
 ``Cache(["10.0.0.1:11211", "10.0.0.2:11211"])`` places keys like
-libmemcached's weighted ketama (see :mod:`webmini.ketama`). Each node keeps
+libmemcached's weighted ketama (see :mod:`webmini.stores.ketama`). Each node keeps
 at most ``pool_size`` connections (python-memcached's ``_Host``), shared by
 all greenlets; ``memcache.Client`` itself is not used because it is a
 ``threading.local``: under gevent it would open sockets per greenlet.
@@ -29,14 +29,14 @@ try:
     import memcache
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "webmini.cache needs python-memcached: pip install webmini[memcache]"
+        "webmini.stores.cache needs python-memcached: pip install webmini[memcache]"
     ) from exc
 
-from .ketama import Ketama
+from webmini.stores.ketama import Ketama
 
 __all__ = ["Cache", "PoolTimeout", "encode_value", "decode_value"]
 
-log = logging.getLogger("webmini.cache")
+log = logging.getLogger("webmini.stores.cache")
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ process: a C database driver waiting on the network, or a handler that
 computes for 300 ms. This module finds both: :func:`audit` names the
 blocking C extensions loaded (with the pure-Python replacement to use),
 :func:`start_monitor` logs which request and handler blocked the hub and
-for how long (logger ``webmini.green``).
+for how long (logger ``webmini.serving.green``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from time import perf_counter
 from types import FrameType, ModuleType
 from typing import Any
 
-from .config import config
-from .ctx import RequestContext
+from webmini.config import config
+from webmini.ctx import RequestContext
 
 __all__ = [
     "Blocking",
@@ -38,14 +38,15 @@ __all__ = [
     "stop_monitor",
 ]
 
-log = logging.getLogger("webmini.green")
+log = logging.getLogger("webmini.serving.green")
 
 
 def _gevent() -> Any:
     try:
         import gevent
     except ImportError:  # pragma: no cover - everything here is about gevent
-        raise ImportError("webmini.green needs gevent: pip install webmini[gevent]") from None
+        raise ImportError("webmini.serving.green needs gevent: "
+                          "pip install webmini[gevent]") from None
     return gevent
 
 
@@ -106,7 +107,7 @@ def patch() -> bool:
     process already patched early (uWSGI ``gevent-early-monkey-patch``, a test
     runner), are no-ops. Patching after threads started or after ``ssl`` or
     a driver was imported is done anyway but warned about loudly (``warnings``
-    and the ``webmini.green`` logger).
+    and the ``webmini.serving.green`` logger).
     """
     global _patched_here
     if _patched_here:
@@ -120,7 +121,7 @@ def patch() -> bool:
     problems = late_patch_problems()
     monkey.patch_all()
     for why in problems:
-        message = f"gevent patching came late: {why}; call webmini.green.patch() first"
+        message = f"gevent patching came late: {why}; call webmini.serving.green.patch() first"
         log.warning(message)
         warnings.warn(message, LatePatchWarning, stacklevel=2)
     return True
@@ -157,15 +158,15 @@ def _zmq_blocks(module: ModuleType) -> bool:
 _BLOCKING_MODULES: dict[str, tuple[str, str, str, Callable[[ModuleType], bool] | None]] = {
     "MySQLdb": (
         "mysqlclient", "a C extension over libmariadb/libmysqlclient, every query waits "
-        "on the network outside gevent", "pymysql through webmini.db (pip install "
+        "on the network outside gevent", "pymysql through webmini.stores.mysql (pip install "
         "webmini[mysql])", None,
     ),
     "_mysql_connector": (
         "mysql-connector-python C extension", "its C calls wait on the network outside gevent",
-        "pymysql through webmini.db, or mysql.connector.connect(use_pure=True)", None,
+        "pymysql through webmini.stores.mysql, or mysql.connector.connect(use_pure=True)", None,
     ),
     "pylibmc": (
-        "pylibmc", "a C extension over libmemcached", "python-memcached through webmini.cache "
+        "pylibmc", "a C extension over libmemcached", "python-memcached through webmini.stores.cache "
         "(pip install webmini[memcache])", None,
     ),
     "psycopg2": (
@@ -178,7 +179,7 @@ _BLOCKING_MODULES: dict[str, tuple[str, str, str, Callable[[ModuleType], bool] |
     "ldap": ("python-ldap", "a C extension over libldap", "ldap3", None),
     "confluent_kafka": (
         "confluent-kafka", "librdkafka's poll() and flush() block", "kafka-python, or "
-        "webmini.offload.offload(..., kind=\"thread\") around the blocking calls", None,
+        "webmini.realtime.offload.offload(..., kind=\"thread\") around the blocking calls", None,
     ),
     "zmq": ("pyzmq", "blocking sends and receives", "import zmq.green as zmq", _zmq_blocks),
 }
@@ -201,7 +202,7 @@ def audit(modules: Mapping[str, Any] | None = None) -> list[Blocking]:
 def startup_check(debug: bool | None = None) -> list[Blocking]:
     """Check a serving process once at start: patched? blocking modules? monitor in debug.
 
-    Logs every finding through the ``webmini.green`` logger and returns the
+    Logs every finding through the ``webmini.serving.green`` logger and returns the
     audit. The hub monitor starts when ``debug`` (default
     ``webmini.config.debug``) is on, or when ``config.max_blocking_time`` is set.
     """
@@ -239,7 +240,7 @@ def uwsgi_startup_check() -> None:
 # -- the hub monitor -----------------------------------------------------------
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # webmini/
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,7 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
 
 
 class _Monitor:
-    """Names the request and handler that blocked the hub, through ``webmini.green``.
+    """Names the request and handler that blocked the hub, through ``webmini.serving.green``.
 
     A native thread looks at the hub thread every half ``max_blocking_time``;
     gevent's own EventLoopBlocked events (when its monitor thread is on)

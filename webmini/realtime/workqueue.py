@@ -5,7 +5,7 @@ item put, in ``N`` consumer greenlets. The queue holds at most ``maxsize``
 items, so memory stays bounded however fast requests produce work: a
 producer either waits for room (``put(item)``), waits up to ``timeout``, or
 gets ``QueueFull`` at once (``put_nowait``, ``put(item, block=False)``) and
-can answer 503. A handler that raises is logged (``webmini.workqueue``
+can answer 503. A handler that raises is logged (``webmini.realtime.workqueue``
 logger) and counted; its consumer carries on with the next item.
 
 Consumers start on the first ``put``, in the process that puts: a queue
@@ -26,11 +26,12 @@ try:
     import gevent
     from gevent.queue import JoinableQueue
 except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("webmini.workqueue needs gevent: pip install webmini[gevent]") from None
+    raise ImportError("webmini.realtime.workqueue needs gevent: "
+                      "pip install webmini[gevent]") from None
 
 __all__ = ["QueueClosed", "QueueFull", "WorkQueue", "WorkQueueStats"]
 
-log = logging.getLogger("webmini.workqueue")
+log = logging.getLogger("webmini.realtime.workqueue")
 
 
 class QueueFull(queue.Full):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import GatewayTimeout
+from webmini.errors import GatewayTimeout
 
 
 def call_with_timeout(seconds: float, func: Callable[..., Any], *args: Any) -> Any:

@@ -43,10 +43,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "webmini.WebSocket needs gevent and wsproto: pip install webmini[websocket]"
     ) from exc
 
-from .ctx import RequestContext, _current, current
-from .errors import HTTPError
-from .websocket_backends import accept
-from .websocket_fanout import Fanout
+from webmini.ctx import RequestContext, _current, current
+from webmini.errors import HTTPError
+from webmini.realtime.fanout import Fanout
+from webmini.realtime.ws_backends import accept
 
 __all__ = [
     "ENVIRON_KEEP", "WebSocket", "broadcast", "close_all", "connections", "group_size",
@@ -118,7 +118,7 @@ class WebSocket:
     close_code: int | None
     close_reason: str
     _ctx: RequestContext | None
-    _sock: Any  # ours (see websocket_backends); None once the connection is over
+    _sock: Any  # ours (see ws_backends); None once the connection is over
     _conn: Connection | None
     _reader: Any
     _writer: Any

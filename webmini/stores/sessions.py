@@ -21,15 +21,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .ctx import current
-from .errors import HTTPError
-from .request import cookies
-from .response import setcookie
-from .storage import Storage
+from webmini.ctx import current
+from webmini.errors import HTTPError
+from webmini.request import cookies
+from webmini.response import setcookie
+from webmini.storage import Storage
 
 __all__ = ["Session", "CacheStore", "CookieStore", "SessionStore"]
 
-log = logging.getLogger("webmini.session")
+log = logging.getLogger("webmini.stores.sessions")
 
 MIN_SECRET_LENGTH = 16
 MAX_COOKIE_LENGTH = 4000  # browsers keep at least 4096 bytes per cookie, name included
@@ -49,7 +49,7 @@ class SessionStore(Protocol):
 
 
 class CacheStore:
-    """Session data in the memcached ring (``webmini.cache.Cache``); the cookie holds the id."""
+    """Session data in the memcached ring (``stores.cache.Cache``); the cookie holds the id."""
 
     def __init__(self, cache: Any, prefix: str = "session:") -> None:
         self.cache = cache

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import green
-from .config import config
-from .reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
+from webmini.config import config
+from webmini.serving import green
+from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
 
 # The dev server is gevent's: patch before gevent.pywsgi pulls in http.client
 # and ssl (a no-op when `webmini run`, uWSGI or a test runner patched first).
@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - the dev server needs gevent
 __all__ = ["DevHandler", "DevServer", "announce", "listen", "make_server", "run_server", "serve"]
 
 access_log = logging.getLogger("webmini.access")
-log = logging.getLogger("webmini.server")
+log = logging.getLogger("webmini.serving.devserver")
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -206,7 +206,7 @@ class DevHandler(WSGIHandler):
         if not config.debug or self.response_length or self.headers_sent:
             self._send_error_response_if_possible(500)
             return
-        from .debugpage import render
+        from webmini.serving.debugpage import render
 
         body = render((t, v, tb), env).encode("utf-8")
         self.close_connection = True
@@ -260,7 +260,7 @@ class DevServer(WSGIServer):
         # stops accepting instead of spawning without limit.
         super().__init__(
             listener, application, spawn=Pool(pool_size), log=None,
-            error_log=logging.getLogger("webmini.server"), environ=environ,
+            error_log=logging.getLogger("webmini.serving.devserver"), environ=environ,
         )
 
 
@@ -309,7 +309,7 @@ def serve(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited is None and (reload or workers > 1):
-        from .reloader import supervise
+        from webmini.serving.reloader import supervise
 
         sock = listen(host, port)
         announce(sock)

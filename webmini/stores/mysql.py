@@ -41,15 +41,15 @@ try:
     import pymysql
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
-        f"webmini.db needs pymysql and gevent ({exc}): pip install webmini[mysql]"
+        f"webmini.stores.mysql needs pymysql and gevent ({exc}): pip install webmini[mysql]"
     ) from exc
 
-from .errors import ServiceUnavailable
-from .storage import Storage
+from webmini.errors import ServiceUnavailable
+from webmini.storage import Storage
 
 __all__ = ["ConnectError", "Connection", "Database", "ExecResult", "PoolTimeout"]
 
-log = logging.getLogger("webmini.db")
+log = logging.getLogger("webmini.stores.mysql")
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -417,7 +417,7 @@ class Database:
         self._connect_args = self._driver_args(password, charset, dict(connect_args or {}))
         self._pool: _Pool | None = None
         self._bound: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
-            f"webmini.db.{id(self):x}", default=None
+            f"webmini.stores.mysql.{id(self):x}", default=None
         )
         self._warn_if_blocking_driver()
 
@@ -452,7 +452,7 @@ class Database:
         name = getattr(self.driver, "__name__", "")
         if name.startswith("MySQLdb") and monkey.is_module_patched("socket"):
             log.warning(
-                "webmini.db: %s is a C driver; under gevent each query blocks the whole "
+                "webmini.stores.mysql: %s is a C driver; under gevent each query blocks the whole "
                 "hub (every greenlet of the worker waits). Use pymysql.", name
             )
 

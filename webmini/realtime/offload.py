@@ -56,7 +56,8 @@ try:
     from gevent.lock import BoundedSemaphore
     from gevent.threadpool import ThreadPool
 except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("webmini.offload needs gevent: pip install webmini[gevent]") from None
+    raise ImportError("webmini.realtime.offload needs gevent: "
+                      "pip install webmini[gevent]") from None
 
 __all__ = [
     "OffloadTimeout",
@@ -71,7 +72,7 @@ __all__ = [
 T = TypeVar("T")
 Kind = Literal["process", "thread"]
 
-log = logging.getLogger("webmini.offload")
+log = logging.getLogger("webmini.realtime.offload")
 
 _CPUS = os.cpu_count() or 1
 

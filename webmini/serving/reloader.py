@@ -27,7 +27,7 @@ LISTEN_FD_ENV = "WEBMINI_LISTEN_FD"
 #: Environment variable telling a child how many worker processes share the socket.
 WORKERS_ENV = "WEBMINI_WORKERS"
 
-log = logging.getLogger("webmini.server")
+log = logging.getLogger("webmini.serving.devserver")
 
 _STOP_GRACE = 5.0  # seconds a child gets to stop after SIGTERM
 _RESPAWN_DELAY = 1.0

@@ -1,0 +1,1 @@
+"""web.py's ``web.contrib``: optional integrations (``contrib.template.render_jinja``)."""

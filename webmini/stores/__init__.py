@@ -1,0 +1,11 @@
+"""Stores wing: the upstreams an API waits on, made cooperative under gevent.
+
+- ``mysql``: a bounded pymysql pool that never hands a broken connection on.
+- ``cache``: memcached over python-memcached, pooled per node on a ketama ring.
+- ``ketama``: libmemcached-compatible consistent hashing.
+- ``sessions``: signed session ids with memcached or cookie storage.
+
+Each module imports its third-party driver lazily (``webmini._extras``), so a
+missing extra fails with the ``pip install webmini[...]`` line that fixes it.
+web.py's own ``web.db`` and ``web.session`` APIs live in ``webmini.webpy``.
+"""
