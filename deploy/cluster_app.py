@@ -18,11 +18,11 @@ import os
 from typing import Any
 
 import webmini as web
+from webmini.ops import health
+from webmini.ops.metrics import Metrics, worker_id
 from webmini.stores.cache import Cache
 from webmini.stores.mysql import Database
 from webmini.stores.sessions import CacheStore, Session
-from webmini.ops import health
-from webmini.ops.metrics import Metrics, worker_id
 
 NODE = os.environ.get("WEBMINI_NODE", "node")
 SECRET = os.environ.get("WEBMINI_SECRET", "")

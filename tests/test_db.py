@@ -14,9 +14,9 @@ import gevent.event
 import pymysql
 import pytest
 
-from webmini.stores.mysql import ConnectError, Database, ExecResult, PoolTimeout
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
+from webmini.stores.mysql import ConnectError, Database, ExecResult, PoolTimeout
 
 MakeDB = Callable[..., Database]
 

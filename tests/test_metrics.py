@@ -20,10 +20,10 @@ from fixtures_mariadb import MariaDBServer
 from fixtures_memcached import MemcachedCluster
 
 import webmini as web
-from webmini.stores.cache import Cache
-from webmini.stores.mysql import Database
 from webmini.ops import health
 from webmini.ops.metrics import CONTENT_TYPE, Metrics
+from webmini.stores.cache import Cache
+from webmini.stores.mysql import Database
 from webmini.testing import TestClient
 
 _LABEL = r'[a-z_]+="(?:[^"\\\n]|\\[\\"n])*"'

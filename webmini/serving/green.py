@@ -166,7 +166,8 @@ _BLOCKING_MODULES: dict[str, tuple[str, str, str, Callable[[ModuleType], bool] |
         "pymysql through webmini.stores.mysql, or mysql.connector.connect(use_pure=True)", None,
     ),
     "pylibmc": (
-        "pylibmc", "a C extension over libmemcached", "python-memcached through webmini.stores.cache "
+        "pylibmc", "a C extension over libmemcached",
+        "python-memcached through webmini.stores.cache "
         "(pip install webmini[memcache])", None,
     ),
     "psycopg2": (
