@@ -317,13 +317,51 @@ def test_error_inside_block_discards_and_poisons_connection(make_db: MakeDB) -> 
     assert db.stats().discards == 2
 
 
-def test_pre_ping_replaces_a_connection_killed_server_side(make_db: MakeDB, mariadb: Any) -> None:
-    db = make_db(pool_size=1)
-    victim = conn_id(db)
+def kill(mariadb: Any, *ids: int) -> None:
     with mariadb.root_connection() as root, root.cursor() as cur:
-        cur.execute("KILL %s", (victim,))
+        for victim in ids:
+            cur.execute("KILL %s", (victim,))
+
+
+def test_pre_ping_true_replaces_a_connection_killed_server_side(make_db: MakeDB, mariadb: Any) -> None:
+    db = make_db(pool_size=1, pre_ping=True)
+    victim = conn_id(db)
+    kill(mariadb, victim)
     assert conn_id(db) != victim
     assert db.stats().discards == 1
+
+
+def test_default_pre_ping_checks_a_connection_idle_past_its_threshold(make_db: MakeDB, mariadb: Any) -> None:
+    db = make_db(pool_size=1, pre_ping=0.2)
+    victim = conn_id(db)
+    kill(mariadb, victim)
+    gevent.sleep(0.3)  # idle longer than pre_ping: pinged at checkout, found dead, replaced
+    assert conn_id(db) != victim
+    assert db.stats().discards == 1
+    assert Database(**mariadb.params()).pre_ping == 1.0  # the default: ping after 1 s idle
+
+
+def test_a_dead_connection_makes_its_idle_siblings_checked(make_db: MakeDB, mariadb: Any) -> None:
+    db = make_db(pool_size=3)  # default pre_ping: no ping for a recently used connection
+    ids: list[int] = []
+    got = gevent.event.Event()
+
+    def hold() -> None:
+        with db.connection():
+            ids.append(conn_id(db))
+            got.wait()
+
+    greenlets = [gevent.spawn(hold) for _ in range(3)]
+    while len(ids) < 3:
+        gevent.sleep(0.01)
+    got.set()
+    gevent.joinall(greenlets, raise_error=True)
+    kill(mariadb, *ids)  # a server restart, as seen from the pool: every idle connection dead
+    with pytest.raises(pymysql.err.OperationalError):
+        db.query("SELECT 1")  # recently used: not pinged, fails once
+    fresh = {conn_id(db) for _ in range(3)}  # the two other idle ones are pinged and replaced
+    assert not fresh & set(ids)
+    assert db.stats().discards == 3 and db.stats().in_use == 0
 
 
 def test_without_pre_ping_a_dead_connection_fails_once(make_db: MakeDB, mariadb: Any) -> None:

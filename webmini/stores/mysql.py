@@ -123,6 +123,10 @@ class _Pool:
         self.waiters: deque[gevent.event.Event] = deque()
         self.idle: deque[_Pooled] = deque()
         self.in_use = 0
+        # A connection last used before this moment is pinged at checkout: set
+        # when a query finds its connection dead (server restart, KILL), so its
+        # idle siblings, likely dead too, are checked instead of failing a request each.
+        self.suspect_before = 0.0
         self.connects = 0
         self.discards = 0
         self.timeouts = 0
@@ -171,12 +175,15 @@ class _Pool:
 
     def _checkout(self) -> _Pooled:
         db = self.db
-        # PERF: the common case (a fresh idle connection, no ping due) needs no timer.
+        # PERF: the common case (a recently used idle connection, no ping due)
+        # needs no timer and no round trip.
         if self.idle:
             conn = self.idle[-1]
             now = time.monotonic()
             if (db.recycle is None or now - conn.created < db.recycle) and (
-                db._ping_after is None or now - conn.last_used < db._ping_after
+                db._ping_after is None
+                or (now - conn.last_used < db._ping_after
+                    and conn.last_used >= self.suspect_before)
             ):
                 return self.idle.pop()
         timer = gevent.Timeout(db.connect_timeout)
@@ -190,7 +197,10 @@ class _Pool:
                     _quit(candidate.raw)
                     candidate = None
                     continue
-                if db._ping_after is not None and now - candidate.last_used >= db._ping_after:
+                if db._ping_after is not None and (
+                    now - candidate.last_used >= db._ping_after
+                    or candidate.last_used < self.suspect_before
+                ):
                     try:
                         candidate.raw.ping()
                     except Exception:
@@ -301,10 +311,12 @@ class Connection:
             result = consume(cursor)
             cursor.close()
             return result
-        except BaseException:
+        except BaseException as exc:
             # Whatever happened (server error, lost connection, gevent.Timeout,
             # GreenletExit), the connection's state is no longer trusted.
             self._pooled.broken = True
+            if _is_disconnect(exc):
+                self._pool.suspect_before = time.monotonic()
             raise
 
     def query(self, sql: str, params: Params = None) -> list[Storage]:
@@ -324,6 +336,18 @@ class Connection:
         """Run one statement for each parameter set (batched into one INSERT when possible)."""
         batch = list(seq_of_params)
         return self._run(sql, None, _exec_result, many=batch)  # type: ignore[no-any-return]
+
+
+# CR_SERVER_GONE_ERROR, CR_SERVER_LOST, ER_CONNECTION_KILLED, CR_SERVER_LOST_EXTENDED
+_DISCONNECT_CODES = frozenset({2006, 2013, 1927, 2055})
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """True when ``exc`` says the server closed or lost the connection."""
+    if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
+        code = exc.args[0] if exc.args else None
+        return code in _DISCONNECT_CODES or isinstance(exc, pymysql.err.InterfaceError)
+    return isinstance(exc, ConnectionError)
 
 
 def _rows(cursor: Any) -> list[Storage]:
@@ -368,9 +392,12 @@ class Database:
     a free slot and ``connect_timeout`` bounds opening or pre-pinging a
     connection, so a checkout takes at most their sum. ``read_timeout`` and
     ``write_timeout`` bound each socket operation of a query. A connection
-    older than ``recycle`` seconds is replaced at checkout. ``pre_ping=True``
-    pings every connection at checkout; a number pings only those idle at
-    least that many seconds; ``False`` never pings. ``driver`` is a DB-API
+    older than ``recycle`` seconds is replaced at checkout. ``pre_ping`` (a
+    number, 1.0 by default) pings a connection at checkout when it sat idle at
+    least that many seconds, or was idle when another connection of the pool
+    found the server gone (a restart, a KILL); ``True`` pings at every
+    checkout (a round trip per checkout: it halves a primary-key SELECT's
+    throughput); ``False`` never pings. ``driver`` is a DB-API
     module taking pymysql's connect() keywords (pymysql, the default, is the
     one that cooperates with gevent).
     """
@@ -392,7 +419,7 @@ class Database:
         read_timeout: float | None = 30.0,
         write_timeout: float | None = 30.0,
         recycle: float | None = 3600.0,
-        pre_ping: bool | float = True,
+        pre_ping: bool | float = 1.0,
         driver: ModuleType | None = None,
         connect_args: Mapping[str, Any] | None = None,
     ) -> None:
