@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks.e2e import free_port, machine, raise_limits, somaxconn  # noqa: E402
+from benchmarks.tfb.db_setup import DB_NAME, DB_USER, load_schema  # noqa: E402
 from benchmarks.tfb.verify import verify  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -62,7 +63,6 @@ WRK = shutil.which("wrk") or "/usr/bin/wrk"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 WORKERS = 2 * (os.cpu_count() or 1)  # uwsgi.ini's default: two per core
 TICK = os.sysconf("SC_CLK_TCK")
-DB_USER, DB_NAME = "benchmarkdbuser", "hello_world"
 
 
 # ---------------------------------------------------------------- the tests
@@ -315,23 +315,6 @@ def mariadb_runner() -> Any:
     return fixtures_mariadb
 
 
-def load_schema(server: Any, password: str) -> str:
-    """Load schema.sql as root, create the benchmark user; return the app's database URL."""
-    conn = server.root_connection()
-    try:
-        with conn.cursor() as cur:
-            sql = (HERE / "schema.sql").read_text()
-            sql = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-            for statement in re.split(r";\s*$", sql, flags=re.M):
-                if statement.strip():
-                    cur.execute(statement)
-            cur.execute(f"CREATE USER IF NOT EXISTS '{DB_USER}'@'%%' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'%'")
-    finally:
-        conn.close()
-    return f"mysql://{DB_USER}:{password}@{server.host}:{server.port}/{DB_NAME}"
-
-
 # ---------------------------------------------------------------- wrk
 
 
@@ -480,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed: dict[str, list[str]] = {}
     try:
         password = secrets.token_urlsafe(12)
-        url = load_schema(db, password)
+        root = db.root_connection()
+        try:
+            url = load_schema(root, password, db.host, db.port)
+        finally:
+            root.close()
         db_params = {"host": db.host, "port": db.port, "user": DB_USER, "password": password,
                      "database": DB_NAME}
         assert db.proc is not None
