@@ -327,6 +327,7 @@ class Run:
     connections: int
     pipeline: int
     rps: float = 0.0
+    requests: int = 0
     p99_ms: float = 0.0
     failures: int = 0
     seconds: float = 0.0
@@ -335,6 +336,10 @@ class Run:
     cpu_wrk: float = 0.0
     cpu_busy: float = 0.0
     wrk: str = ""
+
+    def server_us(self) -> float:
+        """CPU the server's processes spent per request, in microseconds (robust to other load)."""
+        return 1e6 * self.cpu_server / self.requests if self.requests else 0.0
 
     def split(self) -> str:
         """CPU use in % of one core: server / mysqld / wrk / rest of the machine."""
@@ -368,6 +373,8 @@ def wrk(server: Server, test: Test, conns: int, duration: float, mysqld_pid: int
         text = out.read()
     if m := re.search(r"Requests/sec:\s+([\d.]+)", text):
         run.rps = float(m.group(1))
+    if m := re.search(r"(\d+) requests in", text):
+        run.requests = int(m.group(1))
     if m := re.search(r"^\s+99(?:\.000)?%\s+([\d.]+)(us|ms|s|m)", text, re.M):
         run.p99_ms = float(m.group(1)) * _UNIT_MS[m.group(2)]
     failures = 0
@@ -408,14 +415,15 @@ def table(tests: list[str], servers: list[Server], best: dict[tuple[str, str], R
 
 def cpu_table(tests: list[str], servers: list[Server], best: dict[tuple[str, str], Run]) -> list[str]:
     """Per best run: connections, pipelining, p99, CPU split in % of one core."""
-    lines = ["| test | server | conns | pipeline | req/s | p99 ms | CPU % of a core: server / mysqld / wrk / other |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| test | server | conns | pipeline | req/s | p99 ms | server CPU µs/req | "
+             "CPU % of a core: server / mysqld / wrk / other |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in tests:
         for s in servers:
             r = best.get((t, s.key))
             if r is not None:
                 lines.append(f"| {t} | {s.key} | {r.connections} | {r.pipeline} | {r.rps:,.0f} | "
-                             f"{r.p99_ms:.1f} | {r.split()} |")
+                             f"{r.p99_ms:.1f} | {r.server_us():.0f} | {r.split()} |")
     return lines
 
 
@@ -501,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         runs.append(run)
                         print(f"  {name:<9} {server.key:<14} c={c:<4} p={run.pipeline:<2} "
                               f"{run.rps:>9,.0f} req/s  p99 {run.p99_ms:7.1f} ms  "
-                              f"failures {run.failures}  CPU srv/db/wrk/other {run.split()}", flush=True)
+                              f"failures {run.failures}  srv {run.server_us():.0f} µs/req  "
+                              f"CPU srv/db/wrk/other {run.split()}", flush=True)
                         key = (name, server.key)
                         if key not in best or run.rps > best[key].rps:
                             best[key] = run
