@@ -374,6 +374,19 @@ def test_without_pre_ping_a_dead_connection_fails_once(make_db: MakeDB, mariadb:
     assert conn_id(db) != victim and db.stats().in_use == 0
 
 
+def test_read_timeout_ends_a_statement_and_frees_its_slot(make_db: MakeDB) -> None:
+    db = make_db(pool_size=1, read_timeout=0.4, write_timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(pymysql.err.OperationalError, match="timed out"):
+        db.query("SELECT SLEEP(5)")
+    assert 0.4 <= time.monotonic() - started < 1.5
+    assert db.stats().in_use == 0 and db.stats().discards == 1
+    assert db.query_one("SELECT 1 AS one") == {"one": 1}
+    with pytest.raises(pymysql.err.OperationalError, match="timed out"), db.transaction() as tx:
+        tx.execute("SELECT SLEEP(5)")
+    assert db.stats().in_use == 0 and db.stats().discards == 2
+
+
 def test_recycle_replaces_old_connections(make_db: MakeDB) -> None:
     db = make_db(pool_size=1, recycle=0.3)
     first = conn_id(db)
