@@ -325,8 +325,7 @@ class Connection:
 
     def query_one(self, sql: str, params: Params = None) -> Storage | None:
         """Run a statement and return its first row, or None when there is none."""
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
+        return self._run(sql, params, _first_row)  # type: ignore[no-any-return]
 
     def execute(self, sql: str, params: Params = None) -> ExecResult:
         """Run a write statement; return its rowcount and lastrowid."""
@@ -356,6 +355,14 @@ def _rows(cursor: Any) -> list[Storage]:
     names = [d[0] for d in cursor.description]
     # PERF: one zip per row into a plain dict subclass; no per-row cursor logic.
     return [Storage(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _first_row(cursor: Any) -> Storage | None:
+    description = cursor.description
+    row = cursor.fetchone() if description is not None else None
+    if row is None:
+        return None
+    return Storage(zip([d[0] for d in description], row, strict=True))
 
 
 def _exec_result(cursor: Any) -> ExecResult:
@@ -609,20 +616,37 @@ class Database:
         with gevent.Timeout(min(self.connect_timeout, 1.0), False), suppress(Exception):
             conn.raw.rollback()
 
+    def _once(self, sql: str, params: Params, consume: Any) -> Any:
+        """One statement on a connection checked out for it alone (or the bound one)."""
+        current = self._current()
+        if current is not None:
+            return current._run(sql, params, consume)
+        # PERF: what connection() does, minus binding the connection to the
+        # context: no user code runs while one statement does, so nothing can
+        # nest (saves the generator context manager and the ContextVar set/reset).
+        pool = self._get_pool()
+        pooled = pool.acquire()
+        conn = Connection(pooled, pool)
+        ok = False
+        try:
+            result = conn._run(sql, params, consume)
+            ok = True
+            return result
+        finally:
+            conn._released = True
+            pool.release(pooled, discard=not ok)
+
     def query(self, sql: str, params: Params = None) -> list[Storage]:
         """Run a statement on a pooled connection; return every row as a Storage."""
-        with self.connection() as conn:
-            return conn.query(sql, params)
+        return self._once(sql, params, _rows)  # type: ignore[no-any-return]
 
     def query_one(self, sql: str, params: Params = None) -> Storage | None:
         """Run a statement on a pooled connection; return its first row or None."""
-        with self.connection() as conn:
-            return conn.query_one(sql, params)
+        return self._once(sql, params, _first_row)  # type: ignore[no-any-return]
 
     def execute(self, sql: str, params: Params = None) -> ExecResult:
         """Run a write statement on a pooled connection; return rowcount and lastrowid."""
-        with self.connection() as conn:
-            return conn.execute(sql, params)
+        return self._once(sql, params, _exec_result)  # type: ignore[no-any-return]
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> ExecResult:
         """Run one statement per parameter set on a pooled connection."""
