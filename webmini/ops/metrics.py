@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from webmini.ctx import _current
+from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.response import header
 
@@ -138,7 +138,7 @@ class Metrics:
         code = "500"
         try:
             result = handler()
-            code = _current.get().status[:3]
+            code = current().status[:3]
             return result
         except HTTPError as e:
             code = e.status[:3]

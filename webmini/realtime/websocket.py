@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "webmini.WebSocket needs gevent and wsproto: pip install webmini[websocket]"
     ) from exc
 
-from webmini.ctx import RequestContext, _current, current
+from webmini.ctx import RequestContext, bind, current
 from webmini.errors import HTTPError
 from webmini.realtime.fanout import Fanout
 from webmini.realtime.ws_backends import accept
@@ -288,7 +288,7 @@ class WebSocket:
             gevent.spawn_raw(self._read_burst)
 
     def _read_burst(self) -> None:
-        _current.set(self._ctx)  # type: ignore[arg-type]
+        bind(self._ctx)  # type: ignore[arg-type]
         try:
             # One read per wake-up: a peer that never stops sending gets one
             # turn per loop iteration, like everyone else.
@@ -479,7 +479,7 @@ class WebSocket:
             gevent.spawn_raw(self._report_in_greenlet)
 
     def _report_in_greenlet(self) -> None:
-        _current.set(self._ctx)  # type: ignore[arg-type]
+        bind(self._ctx)  # type: ignore[arg-type]
         self._report_closed()
 
     def _report_closed(self) -> None:
