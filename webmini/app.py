@@ -209,7 +209,7 @@ class application:  # noqa: N801 - web.py's name
             return self._call_class(c, static.cls, ())
         hit = self._router.match(path)
         if hit is None:
-            missing = call_hook(c, self, "notfound")
+            missing = c.call_hook(self, "notfound")
             raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
         route, args = hit
         kind = route.kind
@@ -325,7 +325,7 @@ class application:  # noqa: N801 - web.py's name
             return render(exc_info, c.env)
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            e = call_hook(c, app, "internalerror")
+            e = c.call_hook(app, "internalerror")
         except HTTPError as raised:
             e = raised
         except Exception:
@@ -482,7 +482,7 @@ class application:  # noqa: N801 - web.py's name
         )
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            call_hook(c, app, "internalerror")
+            c.call_hook(app, "internalerror")
         except Exception:  # the hook is for reporting only at this point
             log.exception("internalerror handler failed")
 
@@ -529,16 +529,6 @@ class application:  # noqa: N801 - web.py's name
             elif arg.isdigit():
                 bind_port = int(arg)
         serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port, **options)
-
-
-def call_hook(c: RequestContext, app: application, name: str) -> Any:
-    """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it is the default."""
-    previous = c.in_override
-    c.in_override = name
-    try:
-        return getattr(app, name)()
-    finally:
-        c.in_override = previous
 
 
 def _is_app(target: Any) -> bool:

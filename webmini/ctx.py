@@ -203,6 +203,15 @@ class RequestContext:
         self.path = self.path[len(prefix):]
         self.app_stack.append(sub_app)
 
+    def call_hook(self, app: Any, name: str) -> Any:
+        """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it gives the default."""
+        previous = self.in_override
+        self.in_override = name
+        try:
+            return getattr(app, name)()
+        finally:
+            self.in_override = previous
+
     def fields(self) -> dict[str, Any]:
         """The public fields set or computed so far, as a dict (for logging and debugging)."""
         return {**{name: getattr(self, name) for name in self._EAGER}, **self.__dict__}

@@ -20,9 +20,8 @@ def _from_override(name: str) -> errors.HTTPError | None:
     app = c.app_stack[-1]
     if name not in app.__dict__:
         return None
-    from webmini.app import call_hook
-
-    return call_hook(c, app, name)  # type: ignore[no-any-return]
+    result: errors.HTTPError = c.call_hook(app, name)
+    return result
 
 
 def notfound(message: Any = None, headers: Any = None) -> errors.HTTPError:
