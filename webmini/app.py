@@ -113,9 +113,9 @@ class application:  # noqa: N801 - web.py's name
         if "uwsgi" in sys.modules and not self._checked:
             # Under uWSGI nothing else runs webmini's start-up audit: do it here.
             self._checked = True
-            from webmini.serving.green import uwsgi_startup_check
+            from webmini.serving.uwsgi import startup_check_in_workers
 
-            uwsgi_startup_check()
+            startup_check_in_workers()
         # PERF: the bound method, not the instance: a server calling it goes
         # straight to __call__'s code instead of looking __call__ up per request.
         func: Any = self.__call__

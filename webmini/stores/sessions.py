@@ -29,7 +29,7 @@ from webmini.storage import Storage
 
 __all__ = ["Session", "CacheStore", "CookieStore", "SessionStore"]
 
-log = logging.getLogger("webmini.stores.sessions")
+log = logging.getLogger(__name__)
 
 MIN_SECRET_LENGTH = 16
 MAX_COOKIE_LENGTH = 4000  # browsers keep at least 4096 bytes per cookie, name included
