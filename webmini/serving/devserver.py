@@ -86,6 +86,7 @@ def serve(
     ``webmini.config.debug`` (HTML debug pages, event-loop monitor).
     ``options`` go to :func:`make_server`.
     """
+    green.patch()  # before the listening socket is made: it must be gevent's
     if debug is not None:
         config.debug = debug
     if not logging.getLogger().handlers:
