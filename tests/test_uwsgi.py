@@ -13,7 +13,12 @@ from pathlib import Path
 
 import gevent
 import gevent.pool
-from fixtures_servers import UwsgiServer, free_port, http_get, write_probe_app
+import pytest
+from support import free_port
+from support.servers import UwsgiServer, http_get, write_probe_app
+
+# Every test here runs uWSGI, some without the start_uwsgi fixture.
+pytestmark = pytest.mark.uwsgi
 
 StartUwsgi = Callable[..., UwsgiServer]
 
