@@ -198,6 +198,7 @@ class UWSGI_:
             "--gevent", str(async_cores), "--gevent-early-monkey-patch",
             "--master", "--processes", str(processes), "--lazy-apps",
             "--pythonpath", str(ROOT), "--pythonpath", str(pythonpath),
+            "--pythonpath", str(ROOT / "deploy"),  # tests/support's runners
             "--module", module, "--need-app", "--die-on-term",
             "--logto", str(self.log), *(extra or []),
         ]
