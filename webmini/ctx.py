@@ -3,6 +3,12 @@
 A ContextVar is greenlet-local under gevent (greenlet >= 1.0 gives every
 greenlet its own context) and thread-local under threads, whatever the
 order in which gevent patching and imports happened.
+
+Other modules reach it through :func:`current` (RuntimeError outside a
+request), :func:`current_or_none`, and :func:`bind`/:func:`unbind` (a server
+or a greenlet serving a request), never through the ContextVar itself.
+``from webmini.ctx import current`` works although ``webmini.ctx`` the
+attribute is the ``web.ctx`` proxy.
 """
 
 from __future__ import annotations
