@@ -162,13 +162,13 @@ class application:  # noqa: N801 - web.py's name
                     and c.method != "HEAD":
                 # PERF: the most common answer, a 200 with a text or bytes
                 # body, without _finish's general case.
-                body = result.encode("utf-8") if kind is str else result
+                data = result.encode("utf-8") if kind is str else result
                 headers = c.headers
                 if not c.has_content_type:
                     headers.append(("Content-Type", config["default_content_type"]))
-                headers.append(("Content-Length", str(len(body))))
+                headers.append(("Content-Length", str(len(data))))
                 start_response(DEFAULT_STATUS, headers)
-                return [body]
+                return [data]
             return self._finish(c, result, start_response)
         finally:
             unbind(token)
