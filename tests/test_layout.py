@@ -69,3 +69,33 @@ def test_no_core_module_is_over_600_lines():
     for path in core:
         assert len(path.read_text().splitlines()) <= 600, path
     assert Path(webmini.__file__).parent == ROOT / "webmini"
+
+
+def test_a_missing_extra_names_the_pip_line():
+    from webmini._extras import require
+
+    try:
+        with require("mysql", "webmini.stores.mysql"):
+            import no_such_driver_here  # noqa: F401
+    except ImportError as exc:
+        assert str(exc) == "webmini.stores.mysql needs no_such_driver_here: pip install webmini[mysql]"
+    else:
+        raise AssertionError("no ImportError")
+    try:
+        with require("memcache", "webmini.stores.cache"):
+            raise ImportError("No module named 'memcache'", name="memcache")
+    except ImportError as exc:
+        assert "needs python-memcached: pip install webmini[memcache]" in str(exc)
+
+
+def test_importing_the_dev_server_patches_nothing():
+    seen = _fresh("""
+        import json, sys
+        import webmini.serving.devserver
+        import webmini.serving.uwsgi as adapter
+        ran = []
+        adapter.in_every_worker(lambda: ran.append(1))  # outside uWSGI: now
+        print(json.dumps({"monkey": "gevent.monkey" in sys.modules, "gevent": "gevent" in sys.modules,
+                          "worker": adapter.worker_id(), "ran": ran}))
+    """)
+    assert seen == {"monkey": False, "gevent": False, "worker": 0, "ran": [1]}
