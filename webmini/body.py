@@ -127,7 +127,7 @@ def is_stream(result: Any) -> bool:
 
 def run_after(result: Any, hook: Callable[[], Any]) -> Any:
     """Return the stream ``result`` (maybe in a status tuple) with ``hook()`` run after it."""
-    if type(result) is tuple or isinstance(result, tuple):
+    if isinstance(result, tuple):
         return (_run_after(result[0], hook), *result[1:])
     return _run_after(result, hook)
 
