@@ -39,7 +39,7 @@ __all__ = ["SecurityError", "compile_template", "generate_source"]
 _PY_INDENT = "    "
 _LOOP_NAME = re.compile(r"\bloop\b")
 # The preamble of every template function and ``$def``: output goes to a list.
-_PREAMBLE = "self = TemplateResult(); out_ = []; extend_ = out_.extend; append_ = out_.append"
+_PREAMBLE = "self = new_result_(); out_ = []; extend_ = out_.extend; append_ = out_.append"
 _EPILOGUE = "return finish_(self, out_)"
 
 
