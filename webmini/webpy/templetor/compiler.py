@@ -170,9 +170,12 @@ class _Generator:
         if node.keyword == "def":
             self.function(stmt, node.body, level, node.lineno, text_indent)
             return
-        if node.keyword == "for" and self.use_loop:
+        if node.keyword == "for":
+            # web.py rewrites every ``for`` header, dropping its last character
+            # (so ``$for x in y`` without a colon is accepted): done the same.
             split = _Parser.statement_end(stmt, "in")
-            stmt = f"{stmt[:split]} loop.setup({stmt[split:-1].strip()}):"
+            head, seq = stmt[:split], stmt[split:-1].strip()
+            stmt = f"{head} loop.setup({seq}):" if self.use_loop else f"{head} {seq}:"
         self.out.add(level, stmt, node.lineno)
         self.suite(node.body, level + 1, text_indent)
 

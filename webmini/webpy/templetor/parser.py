@@ -133,10 +133,14 @@ def _splitline(text: str) -> tuple[str, str]:
 
 
 def _first_token(text: str) -> str | None:
-    """The first Python token of ``text``'s first line, or None if it does not tokenize."""
-    line, _ = _splitline(text)
+    """The first Python token of ``text`` read as one line, or None if it does not tokenize.
+
+    As in web.py, the whole rest of the template is handed to the tokenizer
+    as a single line: after a ``$`` followed only by spaces, the "blank line"
+    token then holds the following lines, and the ``$`` is not an assignment.
+    """
     try:
-        return next(tokenize.generate_tokens(iter([line]).__next__)).string
+        return next(tokenize.generate_tokens(iter([text]).__next__)).string
     except (tokenize.TokenError, SyntaxError, StopIteration):
         return None
 
