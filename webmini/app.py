@@ -331,6 +331,8 @@ class application:  # noqa: N801 - web.py's name
             body = self._json_body(c, result)
         elif result is None:
             body = b""
+        elif hasattr(result, "__html__"):  # a rendered template: HTML, even if a mapping
+            body = str(result.__html__()).encode("utf-8")
         elif isinstance(result, (bytes, bytearray, memoryview)):
             body = bytes(result)
         elif isinstance(result, str):

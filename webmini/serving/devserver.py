@@ -305,6 +305,8 @@ def serve(
     """
     if debug is not None:
         config.debug = debug
+    if reload:
+        config.reload = True
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     inherited = os.environ.get(LISTEN_FD_ENV)
