@@ -40,6 +40,7 @@ def settings() -> Any:
 
 def test_reachable_the_web_py_ways() -> None:
     import webmini.template
+
     from webmini import template as from_import
 
     assert web.template is webmini.template is from_import is template

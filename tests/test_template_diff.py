@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import web.template as webpy_template
-
 import webmini.template as mini_template
 
 HERE = Path(__file__).resolve().parent / "webpy_template"

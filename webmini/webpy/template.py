@@ -206,7 +206,7 @@ render = Render
 
 
 def frender(path: str, **keywords: Any) -> Template:
-    """Compile the template file at ``path`` (``filter=``, ``globals=``, ``builtins=`` as Template)."""
+    """Compile the template file at ``path`` (keywords as for :class:`Template`)."""
     with open(path, encoding="utf-8") as f:
         return Template(f.read(), filename=path, **keywords)
 

@@ -1,4 +1,4 @@
-"""Templetor internals: ``parser`` (text to nodes), ``compiler`` (nodes to a code object), ``runtime``.
+"""Templetor internals: ``parser`` (text to nodes), ``compiler`` (to code), ``runtime``.
 
 The public face is :mod:`webmini.webpy.template` (``web.template``).
 """

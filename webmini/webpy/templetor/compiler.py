@@ -192,14 +192,17 @@ def generate_source(tree: TemplateTree) -> tuple[str, list[int]]:
 
 
 # web.py's list of AST node types a template may contain (minus Python 2's).
-_ALLOWED_NODES = frozenset("""
-Add And Assign Attribute AugAssign BinOp BitAnd BitOr BitXor BoolOp Break Call ClassDef
-Compare Constant Continue Del Delete Dict DictComp Div Eq ExceptHandler Expr Expression
-FloorDiv For FunctionDef GeneratorExp Gt GtE If IfExp In Interactive Invert Is IsNot
-JoinedStr LShift Lambda List ListComp Load Lt LtE Mod Module Mult Name Not NotEq NotIn Or
-Pass Pow RShift Return Set SetComp Slice Store Sub Subscript Tuple UAdd USub UnaryOp While
-With Yield alias arg arguments comprehension keyword withitem
-""".split())
+_ALLOWED_NODES = frozenset((
+    "Add", "And", "Assign", "Attribute", "AugAssign", "BinOp", "BitAnd", "BitOr", "BitXor",
+    "BoolOp", "Break", "Call", "ClassDef", "Compare", "Constant", "Continue", "Del", "Delete",
+    "Dict", "DictComp", "Div", "Eq", "ExceptHandler", "Expr", "Expression", "FloorDiv", "For",
+    "FunctionDef", "GeneratorExp", "Gt", "GtE", "If", "IfExp", "In", "Interactive", "Invert",
+    "Is", "IsNot", "JoinedStr", "LShift", "Lambda", "List", "ListComp", "Load", "Lt", "LtE",
+    "Mod", "Module", "Mult", "Name", "Not", "NotEq", "NotIn", "Or", "Pass", "Pow", "RShift",
+    "Return", "Set", "SetComp", "Slice", "Store", "Sub", "Subscript", "Tuple", "UAdd", "USub",
+    "UnaryOp", "While", "With", "Yield", "alias", "arg", "arguments", "comprehension", "keyword",
+    "withitem",
+))
 
 
 class _SafetyCheck(ast.NodeVisitor):
@@ -274,7 +277,8 @@ def compile_template(text: str, filename: str = "<template>") -> CodeType:
         lineno = linemap[min(generated, len(linemap)) - 1]
         raise _syntax_error(exc, filename, text, lineno) from None
     for node in ast.walk(module):
-        if hasattr(node, "lineno"):
+        if isinstance(node, (ast.stmt, ast.expr, ast.arg, ast.keyword, ast.excepthandler,
+                             ast.alias)):
             start = linemap[node.lineno - 1]
             end = linemap[(node.end_lineno or node.lineno) - 1]
             # Columns index the generated line, not the template's: drop them

@@ -202,7 +202,7 @@ class ForLoop:
 
 
 class TemplateResult(dict[str, Any]):
-    """A template's output: ``str()`` is the body (``["__body__"]``), ``$var`` values are keys and attributes."""
+    """A template's output: ``str()`` is the body (``["__body__"]``), ``$var``s are keys too."""
 
     __slots__ = ()
 
