@@ -103,7 +103,7 @@ JINJA_PAGE = """\
 <table class="users">
     <tr><th>#</th><th>Name</th><th>Email</th><th>Note</th><th>Balance</th></tr>
     {%- for row in rows %}
-        <tr class="{{ loop.cycle('odd', 'even') }}">
+        <tr class="{{ 'odd' if loop.index is odd else 'even' }}">
             <td>{{ row.id }}</td>
             <td><a href="/users/{{ row.id }}">{{ row.name }}</a></td>
             <td>{{ row.email }}</td>
