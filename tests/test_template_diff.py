@@ -281,6 +281,14 @@ def test_security_stricter_than_webpy() -> None:
         mini_template.Template("$ a, b.c = 1, 2")
     with pytest.raises(mini_template.SecurityError):
         mini_template.Template("$for x._y in [1]:\n    $x")
+    # Attribute walks inside a literal format string.
+    text = '$"{0.__class__.__mro__}".format(1)'
+    assert "class" in str(webpy_template.Template(text)())
+    with pytest.raises(mini_template.SecurityError, match="__class__"):
+        mini_template.Template(text)
+    with pytest.raises(mini_template.SecurityError, match="_secret"):
+        mini_template.Template('$"{x[0]._secret}".format_map(d)')
+    assert str(both('$"{0:,} {0.real}".format(12345)')) == "12,345 12345\n"
 
 
 @pytest.mark.parametrize("name", ["../plain", "..", ".", "", "admin/posts", "admin/../plain",

@@ -15,6 +15,7 @@ import ast
 import linecache
 import os
 import re
+import string
 from collections.abc import Iterator
 from types import CodeType
 
@@ -234,10 +235,34 @@ class _SafetyCheck(ast.NodeVisitor):
             self.fail(node, f"access to attribute '{node.attr}' is denied")
         super().generic_visit(node)
 
+    def visit_Call(self, node: ast.Call) -> None:
+        # SECURITY: "{0.__class__.__mro__}".format(x) walks attributes inside
+        # the string, out of sight of the rule above (web.py lets it through);
+        # a literal format string gets the same ``_`` rule.
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in ("format", "format_map")
+                and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
+            for attr in _format_attributes(func.value.value):
+                if attr.startswith("_"):
+                    self.fail(node, f"access to attribute '{attr}' is denied")
+        self.generic_visit(node)
+
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         # SECURITY: web.py 0.76 skips the operands of ``x += ...`` entirely,
         # so ``$ x += __import__('os')...`` passes its check; here they are visited.
         self.generic_visit(node)
+
+
+def _format_attributes(fmt: str) -> Iterator[str]:
+    """Attribute and index names a format string's fields reach (``{0.a[b]}``: a, b)."""
+    try:
+        fields = [f for _, f, spec, _ in string.Formatter().parse(fmt) if f is not None]
+        fields += [f for _, _, spec, _ in string.Formatter().parse(fmt) if spec
+                   for _, f, _, _ in string.Formatter().parse(spec) if f is not None]
+    except ValueError:
+        return  # str.format will refuse it too
+    for field in fields:
+        yield from (part for part in re.split(r"[.\[\]]", field)[1:] if part)
 
 
 def _check(tree: ast.AST, filename: str) -> None:
