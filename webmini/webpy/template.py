@@ -63,7 +63,10 @@ class Template:
         filter: Callable[[Any], Any] | None = None,
         globals: dict[str, Any] | None = None,
         builtins: dict[str, Any] | None = None,
+        extensions: list[Any] | None = None,
     ) -> None:
+        if extensions:
+            raise NotImplementedError("web.template: parser extensions are not supported")
         self.filename = filename
         code = _compiled(text, filename)
         ext = os.path.splitext(filename)[1]
