@@ -206,6 +206,9 @@ _ALLOWED_NODES = frozenset((
 ))
 
 
+_CODE_RUNNERS = frozenset(("exec", "eval", "compile", "execfile"))
+
+
 class _SafetyCheck(ast.NodeVisitor):
     """web.py's safety rules: allowed node types, no ``__`` names, no ``_`` attributes."""
 
@@ -223,8 +226,10 @@ class _SafetyCheck(ast.NodeVisitor):
         super().generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
-        # SECURITY: no __builtins__, __import__, __class__... by name.
-        if node.id.startswith("__"):
+        # SECURITY: no __builtins__, __import__, __class__... by name; and no
+        # exec/eval/compile even when a global of that name is passed in
+        # (web.py only finds them missing at run time).
+        if node.id.startswith("__") or node.id in _CODE_RUNNERS:
             self.fail(node, f"access to name '{node.id}' is denied")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
