@@ -422,3 +422,79 @@ def test_generated_templates(chunk: int) -> None:
         assert _run(mini_template, text, filename, args) == expected, (seed, text)
         outcomes.add(expected[0])
     assert outcomes == {"ok", "compile error", "run error"}
+
+
+# Lines with odd whitespace, brackets and quotes, blocks indented by 1 to 8
+# spaces, trailing backslashes, CRs and tabs.
+ODD_EXPRS = ["$x", "$:x", "${x}", "$(x)", "$x.upper()", "$x[1:]", "$d['a']", "$d.get('b', '$')",
+             "$f(x, 'a)b')", "$f(x)[0]", "$xs[0]", "${'{'}", "$(')')", "$\"str $x\"", "$'q'",
+             "$5", "$1.5e3", "$None", "$True", "$x$x", "$:f('<')", "$loop.index", "$loop.length",
+             "$u", "$:u", "$xs", "$d", "$len(xs)", "$x .upper()", "$x. upper", "$x['a'", "$(x",
+             "$x)", "$$x", "$#", "$#x $y", "\\$x", "$ x"]
+ODD_TEXT = ["a", " ", "  ", "<p>", "&amp;", "é", "\u203d", "'", '"', "{", "}", "(", ")", "#", ":",
+            "\\", "\t", "\r", "x\r\ny"]
+ODD_HEADS = ["$for x in xs:", "$for i, x in enumerate(xs):", "$if x:", "$elif u:", "$else:",
+             "$while False:", "$for z in d:", "$if loop.first:", "$for a in (1, 2):"]
+
+
+def _odd_line(r: random.Random) -> str:
+    return "".join(r.choice(ODD_EXPRS) if r.random() < 0.4 else r.choice(ODD_TEXT)
+                   for _ in range(r.randint(0, 5)))
+
+
+def _odd_block(r: random.Random, depth: int, indent: int) -> list[str]:
+    out: list[str] = []
+    for _ in range(r.randint(1, 4)):
+        pad = " " * indent
+        roll = r.random()
+        if roll < 0.5 or depth > 2:
+            out.append(pad + _odd_line(r) + r.choice(["", "", " ", "\\"]))
+        elif roll < 0.8:
+            heads = ODD_HEADS + (["$def h(x, y=1):"] if depth == 0 else [])
+            head = r.choice(heads)
+            if r.random() < 0.25:
+                out.append(pad + head + r.choice([" ", "  ", ""]) + _odd_line(r))
+            else:
+                out.append(pad + head + r.choice(["", " ", "  $#c", "$#c"]))
+                out.extend(_odd_block(r, depth + 1, indent + r.choice([1, 2, 3, 4, 4, 5, 8])))
+                if r.random() < 0.2:
+                    out.append(" " * r.randint(0, indent + 4))
+        elif roll < 0.9:
+            kind = r.randint(0, 5)
+            if kind == 0:
+                step = r.choice([2, 4, 6])
+                out += [pad + "$code:", pad + " " * step + "q = 1"]
+                if r.random() < 0.5:
+                    out += [pad + " " * step + "if q:", pad + " " * (step + 4) + "q = 2"]
+                out.append(r.choice(["", pad + " " * step + "w = q"]))
+            elif kind == 1:
+                out.append(pad + f"$var v{r.randint(0, 2)}" + r.choice([": ", ":", " = ", "="])
+                           + r.choice(["x", "1", _odd_line(r)]))
+            elif kind == 2:
+                out.append(pad + "$var m:")
+                out += [pad + r.choice(["    ", "     ", "  ", ""]) + _odd_line(r)
+                        for _ in range(r.randint(0, 3))]
+            elif kind == 3:
+                out.append(pad + r.choice(["$ q = 3", "$ q=x", "$pass", "$continue", "$break",
+                                           "$ ", "$", "$return"]))
+            else:
+                out.append(pad + r.choice(["$h(1)", "$:h(2)"]))
+        else:
+            out.append(r.choice(["", " ", "\t", "    \t"]))
+    return out
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_generated_templates_with_odd_whitespace(chunk: int) -> None:
+    outcomes = set()
+    for seed in range(chunk * 150, (chunk + 1) * 150):
+        r = random.Random(seed)
+        head = r.choice(["$def with (x='<X>', xs=('a', '<b>'), d={'a': '&'}, u=None, f=max)\n",
+                         "$def with(x=1,xs=[],d={},u='u',f=min)\n", ""])
+        text = head + "\n".join(_odd_block(r, 0, r.choice([0, 0, 1, 4]))) + \
+            r.choice(["", "\n", "\n\n", "\r\n"])
+        filename = r.choice(["t.html", "t.txt", "t.xml"])
+        expected = _run(webpy_template, text, filename, ())
+        assert _run(mini_template, text, filename, ()) == expected, (seed, text)
+        outcomes.add(expected[0])
+    assert outcomes == {"ok", "compile error", "run error"}

@@ -95,6 +95,10 @@ class _Generator:
         if self.use_loop and level == 0:
             self.out.add(level + 1, "loop = ForLoop()", lineno)
         self.suite(body, level + 1, text_indent)
+        if level == 0:
+            # web.py's template function ends with a blank line before its
+            # return: a trailing backslash on the last Python line joins it.
+            self.out.add(0, "", self.out.linemap[-1])
         self.out.add(level + 1, _EPILOGUE, self.out.linemap[-1])
 
     def suite(self, nodes: list[Node], level: int, text_indent: str) -> None:

@@ -132,8 +132,8 @@ def _splitline(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def _first_token(text: str) -> str | None:
-    """The first Python token of ``text`` read as one line, or None if it does not tokenize.
+def _first_token(text: str) -> str:
+    """The first Python token of ``text`` read as one line (ParseError if it does not tokenize).
 
     As in web.py, the whole rest of the template is handed to the tokenizer
     as a single line: after a ``$`` followed only by spaces, the "blank line"
@@ -141,8 +141,8 @@ def _first_token(text: str) -> str | None:
     """
     try:
         return next(tokenize.generate_tokens(iter([text]).__next__)).string
-    except (tokenize.TokenError, SyntaxError, StopIteration):
-        return None
+    except (tokenize.TokenError, SyntaxError, StopIteration) as exc:
+        raise ParseError(f"cannot tokenize: {exc}") from None
 
 
 def _line_tokens(line: str) -> list[str]:
@@ -256,22 +256,21 @@ class _Parser:
         if text.lstrip(" ").startswith("$"):
             index = text.index("$")
             begin_indent, after = text[:index], text[index + 1:]
-            ahead = _first_token(after)
-            if ahead is not None:
-                try:
-                    if ahead == "var":
-                        return self.var(after, lineno)
-                    if ahead in BLOCK_KEYWORDS:
-                        return self.block(after, begin_indent, lineno)
-                    if ahead in SIMPLE_KEYWORDS:
-                        line, rest = _splitline(after)
-                        return Stmt(line.strip(), lineno), rest
-                    if ahead.strip() == "":
-                        line, rest = _splitline(after)
-                        return Assign(line.strip(), lineno), rest
-                except ParseError as exc:
-                    exc.lineno = exc.lineno or lineno
-                    raise
+            try:
+                ahead = _first_token(after)
+                if ahead == "var":
+                    return self.var(after, lineno)
+                if ahead in BLOCK_KEYWORDS:
+                    return self.block(after, begin_indent, lineno)
+                if ahead in SIMPLE_KEYWORDS:
+                    line, rest = _splitline(after)
+                    return Stmt(line.strip(), lineno), rest
+                if ahead.strip() == "":
+                    line, rest = _splitline(after)
+                    return Assign(line.strip(), lineno), rest
+            except ParseError as exc:
+                exc.lineno = exc.lineno or lineno
+                raise
         return self.line(text, lineno)
 
     def line(self, text: str, lineno: int) -> tuple[Line, str]:
@@ -380,7 +379,7 @@ class _Parser:
         line, text = _splitline(text)
         end = self.statement_end(line)
         stmt, rest = line[:end], line[end:]
-        keyword = _first_token(stmt) or ""
+        keyword = _first_token(stmt)
         if rest.strip() and not rest.lstrip().startswith("$#"):
             block, first = rest.lstrip(), lineno  # the body is on the statement's line
         else:
