@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from webmini._extras import require
+
 __all__ = ["render_jinja"]
 
 
@@ -23,11 +25,8 @@ class render_jinja:  # noqa: N801 (web.py's name)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        try:
+        with require("jinja", "webmini.contrib.template.render_jinja"):
             import jinja2
-        except ImportError:
-            raise ImportError(
-                "render_jinja needs Jinja2: pip install webmini[jinja]") from None
         extensions = kwargs.pop("extensions", [])
         globals_ = kwargs.pop("globals", {})
         # SECURITY: escape by default, as Templetor does for .html files.
