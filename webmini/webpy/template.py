@@ -17,6 +17,8 @@ from types import CodeType
 from typing import Any
 
 from webmini.config import config
+from webmini.ctx import current_or_none
+from webmini.response import header
 from webmini.webpy.templetor.compiler import SecurityError, compile_text
 from webmini.webpy.templetor.parser import ParseError
 from webmini.webpy.templetor.runtime import (
@@ -89,15 +91,10 @@ class Template:
         return self.t(*args, **kwargs)
 
     def _set_content_type(self) -> None:
-        from webmini.ctx import _current
-
-        try:
-            c = _current.get()
-        except LookupError:
+        c = current_or_none()
+        if c is None:
             return  # not serving a request
         if not c.has_content_type:
-            from webmini.response import header
-
             header("Content-Type", self.content_type)
 
     def __repr__(self) -> str:
