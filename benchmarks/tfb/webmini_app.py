@@ -34,24 +34,7 @@ ADDITIONAL = "Additional fortune added at request time."
 _by_message = attrgetter("message")
 _randint = random.randint
 
-# TEMPORARY: until webmini's Templetor (webmini/webpy/template.py) is in the
-# tree, templates/fortunes.html is rendered by _render_fortunes_fallback below,
-# which produces the same markup with the same escaping.
-try:
-    from webmini import template as _template  # type: ignore[attr-defined]
-except ImportError:
-    _template = None
-render: Any = _template.render(str(TEMPLATES)) if _template is not None else None
-
-
-def _render_fortunes_fallback(fortunes: list[Any]) -> str:
-    """TEMPORARY stand-in for ``render.fortunes`` while the template engine is missing."""
-    from html import escape
-
-    rows = "".join(f"<tr><td>{f.id}</td><td>{escape(str(f.message))}</td></tr>\n"
-                   for f in fortunes)
-    return ("<!DOCTYPE html>\n<html>\n<head><title>Fortunes</title></head>\n<body>\n<table>\n"
-            f"<tr><th>id</th><th>message</th></tr>\n{rows}</table>\n</body>\n</html>\n")
+render = web.template.render(str(TEMPLATES))  # web.py's Templetor: $def with (fortunes)
 
 
 _date = ["", 0]
@@ -121,10 +104,7 @@ class Fortunes:
         fortunes = db.query("SELECT id, message FROM Fortune")
         fortunes.append(web.storage(id=0, message=ADDITIONAL))
         fortunes.sort(key=_by_message)
-        web.header("Content-Type", "text/html; charset=utf-8")
-        if render is None:
-            return _render_fortunes_fallback(fortunes)
-        return str(render.fortunes(fortunes))
+        return render.fortunes(fortunes)
 
 
 class Updates:
