@@ -19,7 +19,7 @@ import os
 import random
 import time
 from email.utils import formatdate
-from operator import attrgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ db = Database.from_url(os.environ.get("TFB_DATABASE_URL", DEFAULT_URL))
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 ADDITIONAL = "Additional fortune added at request time."
-_by_message = attrgetter("message")
+_by_message = itemgetter("message")  # rows are dicts (Storage): the C getter
 _randint = random.randint
 
 render = web.template.render(str(TEMPLATES))  # web.py's Templetor: $def with (fortunes)
