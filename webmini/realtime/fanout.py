@@ -9,17 +9,17 @@ worker's socket refuses and is removed) and with several dev servers.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
-import stat
 import struct
 from collections.abc import Callable
 from typing import Any
 
 import gevent
 from gevent import socket as gsocket
+
+from ..rundir import PrivateDir, default_runtime_dir
 
 log = logging.getLogger("webmini")
 
@@ -48,13 +48,20 @@ class Fanout:
 
 
 class UnixFanout(Fanout):
-    """Fan-out over unix datagram sockets in ``directory`` (created private, mode 0700)."""
+    """Fan-out over unix datagram sockets in ``directory`` (created private, mode 0700).
 
-    def __init__(self, directory: str) -> None:
-        self.directory = os.path.abspath(directory)
+    ``directory`` defaults to ``$XDG_RUNTIME_DIR/webmini-ws`` (``/run/webmini-ws``
+    as root); give each app its own. It must be ours and mode 0700, else
+    ``PermissionError``; it is then used only through a held descriptor.
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = os.path.abspath(directory or default_runtime_dir("webmini-ws"))
         self._pid = 0
+        self._dir: PrivateDir | None = None
         self._sock: Any = None
         self._path = ""
+        self._name = ""
         self._reader: Any = None
         self._out: Any = None
 
@@ -65,9 +72,13 @@ class UnixFanout(Fanout):
             return
         # After a fork the parent's socket and greenlet are not ours.
         self._pid = pid
-        _private_dir(self.directory)
-        self._path = os.path.join(self.directory, f"{pid}.sock")
-        _unlink_quietly(self._path)
+        # SECURITY: the directory is checked (ours, 0700, no symlink) and held
+        # by fd; sockets are named through that fd, never through the path,
+        # so a local user cannot re-point it to read or inject messages.
+        self._dir = PrivateDir(self.directory)
+        self._name = f"{pid}.sock"
+        self._path = self._dir.socket_path(self._name)
+        self._dir.unlink(self._name)
         sock = gsocket.socket(gsocket.AF_UNIX, gsocket.SOCK_DGRAM)
         sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, _RCVBUF)
         sock.bind(self._path)
@@ -86,16 +97,16 @@ class UnixFanout(Fanout):
         datagram = _HEAD.pack(opcode, len(name)) + name + payload
         if len(datagram) > _MAX_DATAGRAM:
             raise ValueError(f"broadcast message too large to fan out ({len(payload)} bytes)")
-        sock = self._out
-        if sock is None:
+        sock, directory = self._out, self._dir
+        if sock is None or directory is None:
             return
-        for entry in os.listdir(self.directory):
-            path = os.path.join(self.directory, entry)
-            if path == self._path or not entry.endswith(".sock"):
+        for entry in directory.listdir():
+            if entry == self._name or not entry.endswith(".sock"):
                 continue
-            self._send(sock, datagram, path)
+            self._send(sock, datagram, directory, entry)
 
-    def _send(self, sock: Any, datagram: bytes, path: str) -> None:
+    def _send(self, sock: Any, datagram: bytes, directory: PrivateDir, entry: str) -> None:
+        path = directory.socket_path(entry)
         for _ in range(_SEND_RETRIES):
             try:
                 sock.sendto(datagram, path)
@@ -103,8 +114,8 @@ class UnixFanout(Fanout):
             except BlockingIOError:
                 gevent.sleep(0.005)
             except (ConnectionRefusedError, FileNotFoundError):
-                # SECURITY: only our own directory (0700) is ever cleaned up.
-                _unlink_quietly(path)
+                # SECURITY: only our own held directory (0700) is ever cleaned up.
+                directory.unlink(entry)
                 return
             except OSError as exc:
                 if exc.errno == errno.ENOTSOCK:
@@ -135,19 +146,8 @@ class UnixFanout(Fanout):
             self._sock.close()
             self._out.close()
             self._sock = self._out = None
-            _unlink_quietly(self._path)
+        if self._dir is not None:
+            self._dir.unlink(self._name)
+            self._dir.close()
+            self._dir = None
         self._pid = 0
-
-
-def _private_dir(directory: str) -> None:
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    info = os.stat(directory)
-    # SECURITY: anyone who can write to the directory can inject messages
-    # into every chat of the node; insist on a directory only we control.
-    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(f"websocket fanout directory {directory} must be ours, mode 0700")
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
