@@ -12,6 +12,7 @@ sockets, so re-pointing the path later changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -57,10 +58,8 @@ class PrivateDir:
         if create:
             parent = os.path.dirname(self.path)
             os.makedirs(parent, mode=0o700, exist_ok=True)
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(self.path, 0o700)
-            except FileExistsError:
-                pass
         # SECURITY: O_NOFOLLOW: a symlink planted at the path is refused, not
         # followed; everything afterwards goes through this descriptor.
         try:
@@ -103,7 +102,7 @@ class PrivateDir:
             raise
 
     def read(self, name: str, limit: int = 1 << 20) -> bytes | None:
-        """Contents of ``name`` if it is a regular file of ours (at most ``limit`` bytes), else None."""
+        """Contents of ``name`` if a regular file of ours of at most ``limit`` bytes, else None."""
         try:
             fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC,
                          dir_fd=self.fd)
@@ -128,10 +127,8 @@ class PrivateDir:
 
     def unlink(self, name: str) -> None:
         """Remove ``name`` from the directory; no error if it is gone."""
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=self.fd)
-        except OSError:
-            pass
 
     def close(self) -> None:
         """Close the directory descriptor."""
