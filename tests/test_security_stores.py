@@ -81,3 +81,9 @@ def test_database_url_error_never_shows_the_password(password: str) -> None:
     message = str(info.value)
     for part in (password, password[:3], password[-3:]):
         assert part not in message
+
+
+def test_endless_reply_line_is_cut_off(hostile: Cache) -> None:
+    """A server that never ends its line: the read stops at MAX_LINE, a miss."""
+    REPLY[0] = b"VALUE " + b"k" * 100_000
+    assert hostile.get("k", default="miss") == "miss"

@@ -98,6 +98,36 @@ def decode_value(flags: int, payload: bytes) -> Any:
     raise ValueError(f"refusing to decode a value with flags {flags:#x}")
 
 
+#: Longest reply line accepted (a VALUE or STAT line is well under 300 bytes).
+MAX_LINE = 8192
+
+
+class _Host(memcache._Host):
+    """python-memcached's connection with a bounded ``readline``."""
+
+    def readline(self, raise_exception: bool = False) -> bytes:
+        """One reply line; a server that sends more than MAX_LINE bytes without CRLF is cut off."""
+        # SECURITY: python-memcached's readline keeps reading until CRLF, so a
+        # hostile or broken server could fill the worker's memory; written
+        # here only to add that bound.
+        buf: bytes = self.__dict__.get("buffer", b"")
+        while True:
+            index = buf.find(b"\r\n")
+            if index >= 0:
+                self.buffer = buf[index + 2:]
+                return bytes(buf[:index])
+            if len(buf) > MAX_LINE:
+                self.buffer = b""
+                raise _BadReply(f"reply line longer than {MAX_LINE} bytes")
+            data = self.socket.recv(4096) if self.socket else b""
+            if not data:
+                self.mark_dead("connection closed in readline()")
+                if raise_exception:
+                    raise memcache._ConnectionDeadError()
+                return b""
+            buf += data
+
+
 class _Pool:
     """At most ``size`` connections to one node, handed to one caller at a time."""
 
@@ -128,7 +158,7 @@ class _Pool:
                     raise PoolTimeout(f"no free connection to {self.address} in {timeout}s")
                 self._cond.wait(remaining)
         # dead_retry=0: down/up bookkeeping is per node (Cache), not per connection.
-        return memcache._Host(self.address, dead_retry=0, socket_timeout=self.socket_timeout)
+        return _Host(self.address, dead_retry=0, socket_timeout=self.socket_timeout)
 
     def release(self, conn: Any, broken: bool = False) -> None:
         """Give a connection back; a broken one is closed and its slot freed."""
