@@ -243,3 +243,18 @@ def test_location_helpers_directly() -> None:
         web.seeother("javascript:alert(1)")
     assert web.found("https://ok.example/ü").headers == [
         ("Location", "https://ok.example/%C3%BC")]
+
+
+def test_absolute_redirects_only_for_allowed_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """absolute_redirects=True: web.py's absolute Location, but only for a Host we serve."""
+    monkeypatch.setitem(web.config, "absolute_redirects", True)
+    monkeypatch.setitem(web.config, "allowed_hosts", ("app.example",))
+
+    class Go:
+        def GET(self) -> str:
+            raise web.seeother("/x")
+
+    client = TestClient(web.application(("/go", "Go"), {"Go": Go}))
+    assert client.get("/go", headers={"Host": "app.example"}).headers["Location"] == (
+        "http://app.example/x")
+    assert client.get("/go", headers={"Host": "evil.com"}).headers["Location"] == "/x"
