@@ -16,8 +16,9 @@ from typing import Any
 
 import gevent
 import pytest
-from fixtures_mariadb import MariaDBServer
-from fixtures_memcached import MemcachedCluster
+from support import free_port
+from support.mariadb import MariaDBServer
+from support.memcached import MemcachedCluster
 
 import webmini as web
 from webmini.ops import health
@@ -256,15 +257,9 @@ def test_not_ready_when_the_ring_is_gone(memcached: MemcachedCluster) -> None:
     assert health_app(cache=cache).get("/healthz").status_code == 503
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_not_ready_when_mysql_refuses() -> None:
     """Nothing listens on the DB port: 503 naming the error, no exception."""
-    db = Database(port=_free_port(), user="x", connect_timeout=1, acquire_timeout=1)
+    db = Database(port=free_port(), user="x", connect_timeout=1, acquire_timeout=1)
     response = health_app(db=db).get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -311,10 +306,10 @@ def test_extra_checks_count() -> None:
 
 def test_healthz_body_names_no_hosts_or_users_by_default() -> None:
     """Without ``details=True`` a failing check says only that it failed."""
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     db = Database(host="127.0.0.1", port=port, user="secretuser", password="pw",
                   connect_timeout=0.5, acquire_timeout=0.5)
-    cache = Cache([f"127.0.0.1:{_free_port()}"], socket_timeout=0.2)
+    cache = Cache([f"127.0.0.1:{free_port()}"], socket_timeout=0.2)
     app = web.application(("/healthz", health.readiness(db=db, cache=cache)), {})
     response = TestClient(app).get("/healthz")
     assert response.status_code == 503

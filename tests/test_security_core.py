@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_servers import NginxServer, UwsgiServer, WebminiRunProcess
+from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
 
 import webmini as web
 from webmini.testing import TestClient

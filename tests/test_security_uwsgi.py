@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fixtures_servers import ROOT, UwsgiServer, free_port, stop_process
+from support.servers import ROOT, UwsgiServer, free_port, stop_process
 
 StartUwsgi = Callable[..., UwsgiServer]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import websocket  # websocket-client
-from fixtures_servers import NginxServer, UwsgiServer
+from support.servers import NginxServer, UwsgiServer
 
 from webmini.realtime.fanout import UnixFanout
 

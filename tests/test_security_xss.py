@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fixtures_servers import UwsgiServer
+from support.servers import UwsgiServer
 from test_chat_browser import browser  # noqa: F401  (the headless Chromium fixture)
 
 StartUwsgi = Callable[..., UwsgiServer]

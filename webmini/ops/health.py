@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webmini._extras import require
 from webmini.response import header, set_status
 
 log = logging.getLogger("webmini")
@@ -25,10 +26,8 @@ Check = Callable[[], Any]
 
 
 def _timeout(seconds: float) -> Any:
-    try:
+    with require("gevent", "webmini.ops.health"):
         import gevent
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError("webmini.ops.health needs gevent: pip install webmini[gevent]") from exc
     return gevent.Timeout(seconds)
 
 

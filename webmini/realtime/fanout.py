@@ -21,7 +21,7 @@ from gevent import socket as gsocket
 
 from ..rundir import PrivateDir, default_runtime_dir
 
-log = logging.getLogger("webmini")
+log = logging.getLogger(__name__)
 
 Deliver = Callable[[str, int, bytes], Any]
 

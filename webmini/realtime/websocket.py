@@ -32,16 +32,14 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
-try:
+from webmini._extras import require
+
+with require("websocket", "webmini.WebSocket"):
     import gevent
     from wsproto.connection import Connection, ConnectionState, ConnectionType
     from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "webmini.WebSocket needs gevent and wsproto: pip install webmini[websocket]"
-    ) from exc
 
-from webmini.ctx import RequestContext, _current, current
+from webmini.ctx import RequestContext, bind, current
 from webmini.realtime import ws_groups as _registry
 from webmini.realtime.ws_backends import accept
 from webmini.realtime.ws_groups import (
@@ -72,7 +70,7 @@ __all__ = [
     "INTERNAL_ERROR",
 ]
 
-log = logging.getLogger("webmini")
+log = logging.getLogger(__name__)
 
 # Close codes (RFC 6455 section 7.4.1).
 NORMAL = 1000
@@ -290,7 +288,7 @@ class WebSocket:
             gevent.spawn_raw(self._read_burst)
 
     def _read_burst(self) -> None:
-        _current.set(self._ctx)  # type: ignore[arg-type]
+        bind(self._ctx)  # type: ignore[arg-type]
         try:
             # One read per wake-up: a peer that never stops sending gets one
             # turn per loop iteration, like everyone else.
@@ -497,7 +495,7 @@ class WebSocket:
             gevent.spawn_raw(self._report_in_greenlet)
 
     def _report_in_greenlet(self) -> None:
-        _current.set(self._ctx)  # type: ignore[arg-type]
+        bind(self._ctx)  # type: ignore[arg-type]
         self._report_closed()
 
     def _report_closed(self) -> None:

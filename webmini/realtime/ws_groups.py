@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import gevent
-from wsproto.events import CloseConnection
-from wsproto.frame_protocol import FrameProtocol, Opcode
+from webmini._extras import require
+
+with require("websocket", "webmini.WebSocket"):
+    import gevent
+    from wsproto.events import CloseConnection
+    from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from webmini.realtime.fanout import Fanout
 
 if TYPE_CHECKING:
     from webmini.realtime.websocket import WebSocket
 
-log = logging.getLogger("webmini")
+log = logging.getLogger("webmini.realtime.websocket")
 
 GOING_AWAY = 1001
 
@@ -103,19 +105,9 @@ def _install_shutdown_hook() -> None:
     if _shutdown_hook_installed:
         return
     _shutdown_hook_installed = True
-    try:
-        import uwsgi
-    except ImportError:
-        atexit.register(close_all)
-        return
-    previous = getattr(uwsgi, "atexit", None)
+    from webmini.serving.uwsgi import at_exit
 
-    def at_worker_exit() -> None:
-        close_all()
-        if previous is not None:
-            previous()
-
-    uwsgi.atexit = at_worker_exit
+    at_exit(close_all)
 
 
 def connections() -> int:
@@ -132,12 +124,12 @@ def group_size(group: str) -> int:
 # -- the shared ticker: pings, pong and close deadlines ---------------------------
 
 _ticker: Any = None
-_tick = 1.0
+_tick_period = 1.0
 
 
 def _start_ticker(ws: WebSocket) -> None:
     """Make sure one greenlet per process checks the deadlines of every connection."""
-    global _ticker, _tick
+    global _ticker, _tick_period
     if ws.ping_interval is None and not ws._closing_deadline:
         return
     # PERF: one ticker for every connection instead of a timer per connection;
@@ -145,14 +137,14 @@ def _start_ticker(ws: WebSocket) -> None:
     periods = [ws.ping_timeout, ws.close_timeout]
     if ws.ping_interval:
         periods.append(ws.ping_interval)
-    _tick = max(0.01, min(_tick, min(periods) / 4))
+    _tick_period = max(0.01, min(_tick_period, min(periods) / 4))
     if _ticker is None or _ticker.dead:
         _ticker = gevent.spawn(_tick_loop)
 
 
 def _tick_loop() -> None:
     while _open:
-        gevent.sleep(_tick)
+        gevent.sleep(_tick_period)
         now = time.monotonic()
         for ws in list(_open):
             if ws._deadline() <= now:
