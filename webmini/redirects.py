@@ -15,18 +15,20 @@
   2.1 and RFC 9110 allow): a forged ``Host`` header cannot move them. Set
   ``web.config.absolute_redirects = True`` for web.py's absolute form; the
   host is then used only if it is in ``web.config.allowed_hosts``.
+
+A leaf of the core: it imports nothing of webmini (``webmini.errors`` checks
+targets with :func:`clean_target` when a redirect is built; the application
+resolves them with :func:`resolve_location` when it is sent).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from webmini.config import config
-from webmini.ctx import _current
-
-__all__ = ["is_safe_url", "redirect_location"]
+__all__ = ["clean_target", "is_safe_url", "resolve_location"]
 
 _SCHEMES = ("http", "https")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -90,14 +92,14 @@ def _encode(url: str) -> str:
     return quote(url, safe=_URL_SAFE)
 
 
-def redirect_location(url: str, absolute: bool = False) -> str:
-    """The ``Location`` for a redirect to ``url`` (``absolute``: ``/x`` from the domain root).
+def clean_target(url: str) -> str:
+    """``url`` made safe to redirect to: http(s) if absolute, one leading slash, percent-encoded.
 
-    Raises ``ValueError`` for a scheme other than http/https or a control
-    character; the result is ASCII and never points to another host unless
-    ``url`` was an absolute http(s) URL.
+    Raises ``ValueError`` for a control character or a scheme other than
+    http/https; the result is ASCII and names another host only if ``url``
+    was an absolute http(s) URL.
     """
-    if _CONTROL.search(url):
+    if not isinstance(url, str) or _CONTROL.search(url):
         raise ValueError("control characters in a redirect target")
     if ":" in url.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
         parts = urlsplit(url)
@@ -111,25 +113,39 @@ def redirect_location(url: str, absolute: bool = False) -> str:
             netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
         return urlunsplit((parts.scheme, netloc, _encode(parts.path), _encode(parts.query),
                            _encode(parts.fragment)))
-    c = _current.get(None)
-    if url.startswith(("/", "\\")):
-        # SECURITY: "//evil.com", "///evil.com", "/\\evil.com": browsers read
-        # these as another host; on this one they mean the path /evil.com.
-        path = _LEADING_SLASHES.sub("/", url)
-        if c is not None:
-            path = ("" if absolute else c.homepath) + path
-    elif c is not None and url:
+    # SECURITY: "//evil.com", "///evil.com", "/\\evil.com": browsers read
+    # these as another host; on this one they mean the path /evil.com.
+    return _encode(_LEADING_SLASHES.sub("/", url))
+
+
+def resolve_location(
+    target: str,
+    absolute: bool = False,
+    c: Any = None,
+    absolute_redirects: bool = False,
+    allowed_hosts: Iterable[str] = (),
+) -> str:
+    """The ``Location`` for a :func:`clean_target` ``target`` in request ``c``.
+
+    ``/x`` is taken under the application's home path (``absolute``: the
+    domain root), ``x`` relative to the request's path. The result is
+    relative unless ``target`` was absolute or ``absolute_redirects`` is on
+    and the request's ``Host`` is in ``allowed_hosts``.
+    """
+    if c is None or "://" in target:
+        return target
+    if target.startswith("/"):
+        path = ("" if absolute else c.homepath) + target
+    elif target:
         base = c.homepath + c.path
-        path = base.rsplit("/", 1)[0] + "/" + url if "/" in base else url
+        path = base.rsplit("/", 1)[0] + "/" + target if "/" in base else target
         path = _LEADING_SLASHES.sub("/", path)
     else:
-        path = url
-    location = _encode(path)
-    if c is not None and config.get("absolute_redirects"):
+        path = c.homepath + c.path
+    if absolute_redirects:
         host = (c.env.get("HTTP_HOST") or "").lower()
-        allowed = config.get("allowed_hosts") or ()
         # SECURITY: the Host header is the client's: an absolute Location is
         # built from it only when it is one of ours.
-        if host and host in {h.lower() for h in allowed}:
-            return f"{c.protocol}://{host}{location}"
-    return location
+        if host and host in {h.lower() for h in allowed_hosts}:
+            return f"{c.protocol}://{host}{path}"
+    return path
