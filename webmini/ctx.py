@@ -309,8 +309,10 @@ def absolute_url(url: str, absolute: bool = False, c: RequestContext | None = No
         c = _current.get(None)
         if c is None:
             return url
-    if url.startswith("//"):
-        return c.protocol + ":" + url
+    if url.startswith(("//", "/\\", "\\")):
+        # SECURITY: "//evil.com" stays on this host (as in web.py), never
+        # becomes http://evil.com.
+        url = "/" + url.lstrip("/\\")
     if url.startswith("/"):
         return (c.homedomain if absolute else c.home) + url
     base = c.home + c.path
