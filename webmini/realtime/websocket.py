@@ -21,6 +21,10 @@ or behind the frames already waiting for it.
 
 Events are ``on_open``/``on_message``/``on_close``; actions are ``send``,
 ``close``, ``join``, ``leave`` and ``broadcast``.
+
+This module is the handler class; the opening handshake's checks (Origin,
+key, subprotocol) live in ``ws_handshake``, the process's connections,
+groups, broadcast, fan-out and deadline ticker in ``ws_groups``.
 """
 
 from __future__ import annotations
