@@ -107,3 +107,17 @@ def test_secure_filename_cases() -> None:
     assert secure_filename("a\x00b/../c\u202e.exe") == "c.exe"
     assert len(secure_filename("x" * 1000 + ".tar")) <= 200
     assert secure_filename("x" * 1000 + ".tar").endswith(".tar")
+
+
+def test_dev_server_own_answers_are_nosniff(webmini_run: Any, tmp_path: Path) -> None:
+    """The 431 the dev server writes itself carries nosniff too."""
+    import socket
+
+    server = _start(webmini_run, tmp_path)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head = reply.split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 431") and b"X-Content-Type-Options: nosniff" in head
