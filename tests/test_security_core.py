@@ -258,3 +258,29 @@ def test_absolute_redirects_only_for_allowed_hosts(monkeypatch: pytest.MonkeyPat
     assert client.get("/go", headers={"Host": "app.example"}).headers["Location"] == (
         "http://app.example/x")
     assert client.get("/go", headers={"Host": "evil.com"}).headers["Location"] == "/x"
+
+
+def test_error_pages_from_templates_stay_html() -> None:
+    """``web.notfound(render.notfound())``: an __html__ body (escaped by its template) is HTML."""
+
+    class Page:
+        def __html__(self) -> str:
+            return "<h1>not here</h1>"
+
+    class Missing:
+        def GET(self) -> str:
+            web.header("Content-Type", "application/json")
+            raise web.notfound(Page())
+
+    class Reflect:
+        def GET(self) -> str:
+            web.header("Content-Type", "text/html; charset=utf-8")
+            raise web.notfound("no such user: <script>alert(1)</script>")
+
+    client = TestClient(web.application(("/m", "Missing", "/r", "Reflect"),
+                                        {"Missing": Missing, "Reflect": Reflect}))
+    r = client.get("/m")
+    assert r.status_code == 404 and r.headers.get_all("Content-Type") == [
+        "text/html; charset=utf-8"] and r.text == "<h1>not here</h1>"
+    r = client.get("/r")  # a type set before raising does not make the message HTML
+    assert r.headers.get_all("Content-Type") == ["text/plain; charset=utf-8"]

@@ -312,7 +312,14 @@ class application:  # noqa: N801 - web.py's name
         if not any(name.lower() == "content-type" for name, _ in headers):
             # SECURITY: an error's text may quote the request ("no such user:
             # <script>..."): plain text unless the error itself says otherwise
-            # (headers={"Content-Type": "text/html"} for an HTML error page).
+            # (headers={"Content-Type": "text/html"} for an HTML error page)
+            # or its body is HTML the app built (__html__: a template, whose
+            # values are escaped), as in web.notfound(render.notfound()).
+            if hasattr(e.data, "__html__"):
+                if c.has_content_type:
+                    c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
+                    c.has_content_type = False
+                return e.data
             if c.has_content_type:
                 c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
             c.headers.append(("Content-Type", _PLAIN))
