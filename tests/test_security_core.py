@@ -63,7 +63,11 @@ def raw_request(port: int, target: str, headers: dict[str, str] | None = None,
         conn.close()
 
 
-@pytest.fixture(scope="module", params=["uwsgi", "dev", "nginx"])
+@pytest.fixture(scope="module", params=[
+    pytest.param("uwsgi", marks=pytest.mark.uwsgi),
+    "dev",
+    pytest.param("nginx", marks=[pytest.mark.uwsgi, pytest.mark.nginx]),
+])
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The port of each real server in turn, serving security_core_app."""

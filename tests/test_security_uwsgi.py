@@ -23,6 +23,7 @@ import pytest
 from support.servers import ROOT, UwsgiServer, free_port, stop_process
 
 StartUwsgi = Callable[..., UwsgiServer]
+pytestmark = pytest.mark.uwsgi
 
 
 def _var(value: str) -> bytes:
