@@ -26,4 +26,8 @@ config = Storage(
     max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
+    # Redirects send a relative Location (/x), which a forged Host header
+    # cannot move; True: web.py's absolute form, for hosts in allowed_hosts only.
+    absolute_redirects=False,
+    allowed_hosts=(),
 )
