@@ -206,11 +206,14 @@ def uwsgi_ini(workdir: Path, env: dict[str, str], key: str, name: str,
     env = {**env,
            "WEBMINI_MODULE": "benchmarks.tfb.webmini_app:application",
            "WEBMINI_HTTP": f"127.0.0.1:{port}",
-           "WEBMINI_SOCKET": socket_addr or f"127.0.0.1:{free_port()}",
+           "WEBMINI_SOCKET": socket_addr or str(workdir / f"{key}-uwsgi.sock"),
+           "WEBMINI_SOCKET_GROUP": str(os.getgid()),
            "WEBMINI_STATS": f"127.0.0.1:{free_port()}",
            "WEBMINI_PROCESSES": str(WORKERS),
            "WEBMINI_LISTEN": str(min(4096, somaxconn())),
-           "WEBMINI_TOUCH_RELOAD": str(workdir / f"{key}.reload")}
+           "WEBMINI_TOUCH_RELOAD": str(workdir / f"{key}.reload"),
+           # uwsgi.ini refuses root unless told; a benchmark run as root says so.
+           **({"WEBMINI_ALLOW_ROOT": "1"} if os.geteuid() == 0 else {})}
     return Proc([UWSGI, "--ini", str(ROOT / "uwsgi.ini")], env, workdir / f"{key}.log"), port
 
 
@@ -238,7 +241,7 @@ http {{
 
 def server_webmini_nginx(workdir: Path, env: dict[str, str]) -> Server:
     """webmini, uwsgi.ini behind examples/nginx.conf (one nginx worker, keep-alive to clients)."""
-    sock = workdir / "webmini-uwsgi.sock"
+    sock = workdir / "webmini-nginx.sock"
     uwsgi, uwsgi_port = uwsgi_ini(workdir, env, "webmini-nginx-uwsgi", "webmini", str(sock))
     port = free_port()
     tmp = workdir / "nginx"
@@ -246,7 +249,9 @@ def server_webmini_nginx(workdir: Path, env: dict[str, str]) -> Server:
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy("/etc/nginx/uwsgi_params", tmp / "uwsgi_params")
     site = (ROOT / "examples" / "nginx.conf").read_text()
-    site = re.sub(r"server 127\.0\.0\.1:3031;", f"server unix:{sock};", site)
+    site, n_up = re.subn(r"server unix:/run/webmini/uwsgi\.sock;", f"server unix:{sock};", site)
+    if n_up != 1:
+        raise RuntimeError("examples/nginx.conf: expected one 'server unix:/run/webmini/uwsgi.sock;'")
     site = re.sub(r"^(\s*)listen 80;", rf"\g<1>listen 127.0.0.1:{port};", site, flags=re.M)
     site = re.sub(r"^\s*listen \[::\]:80;\n", "", site, flags=re.M)
     (tmp / "site.conf").write_text(site)
