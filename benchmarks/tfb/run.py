@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -368,7 +369,11 @@ def wrk(server: Server, test: Test, conns: int, duration: float, mysqld_pid: int
     s0, m0, b0, t0 = server.cpu(), pid_cpu(mysqld_pid), machine_busy(), time.monotonic()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        # Bounded: a wrk stuck well past its duration (a starved machine) is killed.
+        guard = threading.Timer(duration + 30, proc.kill)
+        guard.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        guard.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         run.seconds = time.monotonic() - t0
         run.cpu_server, run.cpu_mysqld = server.cpu() - s0, pid_cpu(mysqld_pid) - m0
