@@ -235,3 +235,63 @@ def test_form_validates_web_input_by_default():
     assert client.post("/login", data={"user": "ann", "pw": "x"}).text == "ok:ann"
     assert client.post("/login", data={"user": "ann"}).text == "bad:Required"
     assert "form" in sys.modules["webmini.webpy.form"].__name__
+
+
+# --- web.py's other application kinds ---------------------------------------------
+
+
+def test_subdomain_application():
+    class main_index:
+        def GET(self):
+            return "main"
+
+    class user_site:
+        def GET(self, user):
+            return "site of " + user + " at " + web.ctx.path
+
+    blog = web.application(("/(.*)", "blog_page"), {"blog_page": type("blog_page", (), {
+        "GET": lambda self, rest: "blog " + rest})})
+    mapping = ("www\\.example\\.org", "main_index",
+               "blog\\.example\\.org", blog,
+               "([a-z]+)\\.example\\.org", "user_site")
+    app = web.subdomain_application(mapping, locals())
+    client = TestClient(app)
+    assert client.get("/", headers={"Host": "www.example.org:8080"}).text == "main"
+    assert client.get("/x", headers={"Host": "ann.example.org"}).text == "site of ann at /x"
+    assert client.get("/post", headers={"Host": "blog.example.org"}).text == "blog post"
+    # Whole host names only: a look-alike domain is a 404.
+    assert client.get("/", headers={"Host": "www.example.org.evil.test"}).status_code == 404
+    assert web.subdir_application is web.application
+
+
+def test_auto_application():
+    app = web.auto_application()
+
+    class hello(app.page):
+        def GET(self):
+            return "hello"
+
+    class other(app.page):
+        path = "/x/(\\d+)"
+
+        def GET(self, n):
+            return "x" + n
+
+    client = TestClient(app)
+    assert client.get("/hello").text == "hello"
+    assert client.get("/x/5").text == "x5"
+    assert client.get("/page").status_code == 404
+
+
+def test_debugerror_shows_the_traceback_only_where_asked():
+    class boom:
+        def GET(self):
+            raise ValueError("<secret detail>")
+
+    app = web.application(("/", "boom"), locals())
+    plain = TestClient(app).get("/")
+    assert plain.status_code == 500 and "secret" not in plain.text
+    app.internalerror = web.debugerror
+    shown = TestClient(app).get("/")
+    assert shown.status_code == 500 and "ValueError" in shown.text
+    assert "<secret detail>" not in shown.text and "&lt;secret detail&gt;" in shown.text

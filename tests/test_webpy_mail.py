@@ -130,3 +130,25 @@ def test_sendmail_parks_only_its_greenlet(smtp_server):
     # The ticker ran all along: no gap anywhere near the server's 0.5 s wait.
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert len(ticks) > 20 and max(gaps) < 0.25
+
+
+def test_emailerrors_mails_the_traceback(smtp_server):
+    from webmini.testing import TestClient
+
+    port, box = smtp_server()
+    web.config.smtp_server = "127.0.0.1"
+    web.config.smtp_port = port
+
+    class boom:
+        def GET(self):
+            raise KeyError("lost-key")
+
+    app = web.application(("/boom", "boom"), {"boom": boom})
+    app.internalerror = web.emailerrors("ops@example.org", web.internalerror,
+                                        from_address="app@example.org")
+    r = TestClient(app).get("/boom?x=1")
+    assert r.status_code == 500
+    [(envelope, msg)] = _messages(box)
+    assert envelope["to"] == ["ops@example.org"] and envelope["from"] == "app@example.org"
+    assert msg["Subject"].startswith("internal error: GET http://") and "/boom?x=1" in msg["Subject"]
+    assert "KeyError: 'lost-key'" in msg.get_content()

@@ -1,4 +1,6 @@
-"""web.py's ``web.http`` and the request helpers of ``web.webapi`` the core does not carry.
+"""web.py's ``web.http``, plus the names of ``web.webapi``, ``web.application`` and
+``web.debugerror`` the core does not carry (``rawinput``, ``debug``,
+``subdomain_application``, ``auto_application``, ``emailerrors``...).
 
 ``expires``, ``lastmodified``, ``modified``, ``changequery`` and ``url`` are
 the core's own functions (``webmini.response``/``webmini.webapi``), listed
@@ -17,12 +19,14 @@ from webmini.request import _form, _query
 from webmini.response import expires, lastmodified, modified
 from webmini.storage import Storage
 from webmini.webapi import changequery, url
+from webmini.webpy.applications import auto_application, subdir_application, subdomain_application
 
 __all__ = [
     "expires", "lastmodified", "prefixurl", "modified", "changequery", "url",
     "debug", "rawinput", "PreconditionFailed", "preconditionfailed",
     "UnavailableForLegalReasons", "unavailableforlegalreasons",
-    "unsupportedmediatype",
+    "unsupportedmediatype", "subdir_application", "subdomain_application",
+    "auto_application", "debugerror", "djangoerror", "emailerrors",
 ]
 
 log = logging.getLogger("webmini")
@@ -96,3 +100,40 @@ class UnavailableForLegalReasons(errors.HTTPError):
 
 
 unavailableforlegalreasons = UnavailableForLegalReasons
+
+
+def debugerror() -> errors.HTTPError:
+    """A 500 showing the debug page (traceback, request): ``app.internalerror = web.debugerror``.
+
+    Like web.py's, it shows code and data to whoever gets the error: use it in
+    development only (``web.config.debug = True`` does the same for every app).
+    """
+    from webmini.serving.debugpage import render
+
+    page = render(sys.exc_info(), current().env)
+    return errors.InternalError(page, {"Content-Type": "text/html; charset=utf-8"})
+
+
+djangoerror = debugerror
+
+
+def emailerrors(to_address: Any, olderror: Any, from_address: str | None = None) -> Any:
+    """Wrap an internalerror handler so each 500 also emails its traceback to ``to_address``."""
+    import traceback
+
+    sender = from_address or to_address
+
+    def emailerrors_internal() -> Any:
+        c = current()
+        text = "".join(traceback.format_exception(*sys.exc_info()))
+        subject = f"internal error: {c.method} {c.home}{c.fullpath}"
+        try:
+            from webmini.webpy.mail import sendmail
+
+            sendmail(sender, to_address, subject[:200].replace("\r", " ").replace("\n", " "),
+                     text)
+        except Exception:  # the error page must still be answered
+            log.exception("emailerrors: could not send the error email")
+        return olderror()
+
+    return emailerrors_internal
