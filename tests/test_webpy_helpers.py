@@ -295,3 +295,21 @@ def test_debugerror_shows_the_traceback_only_where_asked():
     shown = TestClient(app).get("/")
     assert shown.status_code == 500 and "ValueError" in shown.text
     assert "<secret detail>" not in shown.text and "&lt;secret detail&gt;" in shown.text
+
+
+STORIFY_CASES = [
+    ({"a": [1, 2]}, {}), ({"a": [1, 2]}, {"a": []}), ({"a": 1}, {"a": []}), ({}, {"a": []}),
+    ({"a": web.storage(value=1)}, {}), ({"a": web.storage(value=1)}, {"a": {}}), ({}, {"a": {}}),
+    ({"a": 1, "c": 3}, {"b": 2, "c": 0}), ({"a": [web.storage(value=1), web.storage(value=2)]}, {"a": []}),
+    ({"a": 5}, {"a": ()}), ({}, {"a": ()}),
+]
+
+
+@pytest.mark.parametrize(("mapping", "defaults"), STORIFY_CASES)
+def test_storify_matches_webpy_documented_rules(mapping, defaults):
+    assert web.storify(mapping, **defaults) == webpy.storify(mapping, **defaults)
+
+
+def test_storify_requireds():
+    with pytest.raises(KeyError):
+        web.storify({"a": 1}, "b")
