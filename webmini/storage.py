@@ -77,7 +77,7 @@ def storify(mapping: Any, *requireds: str, _unicode: bool = True, **defaults: An
             value = [value]
         result[key] = value
     for key, default in defaults.items():
-        value = result[key] if key in result else default
+        value = result.get(key, default)
         if default == () and not isinstance(value, tuple):
             value = (value,)
         result[key] = value
