@@ -240,8 +240,9 @@ class Session:
         c.__dict__["session"] = state.data  # web.ctx.session
         try:
             result = handler()
-        except HTTPError:
-            self._save(state)  # a redirect after login must keep the session
+        except HTTPError as e:
+            if not str(e.status).startswith("5"):
+                self._save(state)  # a redirect after login must keep the session
             raise
         if not str(c.status).startswith("5"):
             # An unhandled error (500) leaves the stored session as it was.
