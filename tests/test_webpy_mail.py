@@ -11,7 +11,8 @@ from pathlib import Path
 
 import gevent
 import pytest
-from fixtures_servers import free_port, stop_process
+from support import free_port
+from support.servers import stop_process
 
 import webmini as web
 
@@ -39,7 +40,7 @@ def smtp_server(tmp_path):
         port = free_port()
         box = tmp_path / f"mail-{port}"
         box.mkdir()
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent / "support"))
         proc = subprocess.Popen(
             [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
              "-c", "smtp_sink.Sink", str(box), str(delay)],

@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterator
 
 import pytest
-from fixtures_memcached import MemcachedCluster
+from support.memcached import MemcachedCluster
 
 import webmini as web
 from webmini.stores.cache import Cache

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from webmini import errors
-from webmini.app import application, call_hook
+from webmini.app import application
 from webmini.ctx import RequestContext
 from webmini.errors import HTTPError
 from webmini.routing import pairs
@@ -57,7 +57,7 @@ class subdomain_application(application):  # noqa: N801 - web.py's name
                 return self._call_class(c, target, args)
             if callable(target):
                 return target(*args)
-        missing = call_hook(c, self, "notfound")
+        missing = c.call_hook(c.hook_app("notfound"), "notfound")
         raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
 
 

@@ -1,4 +1,4 @@
-"""A local SMTP server for the sendmail tests, run as ``python -m aiosmtpd -c smtp_sink.Sink DIR DELAY``.
+"""A local SMTP server for the sendmail tests: ``python -m aiosmtpd -c smtp_sink.Sink DIR DELAY``.
 
 Each message is written to DIR as ``<n>.eml`` with its envelope in ``<n>.json``,
 after waiting DELAY seconds (a slow server, to show sendmail parks only its
