@@ -24,8 +24,7 @@ COOKIE = "webpy_session_id"
 def _params() -> Iterator[None]:
     saved = web.Storage(web.config.session_parameters)
     yield
-    web.config.session_parameters.clear()
-    web.config.session_parameters.update(saved)
+    web.config.session_parameters = saved
 
 
 def make_app(store, initializer=None):
@@ -277,3 +276,11 @@ def test_cookie_store(tmp_path):
     other = Browser(make_app(CookieStore()))
     other.cookies[COOKIE] = b.cookies[COOKIE]  # signed with another key
     assert other.get("/whoami").json()["user"] is None
+
+
+def test_session_parameters_replaced_by_a_partial_dict():
+    web.config.session_parameters = web.storage(cookie_name="partial_sid")
+    b = Browser(make_app(MemoryStore()))
+    r = b.get("/count")
+    [cookie] = r.headers.get_all("Set-Cookie")
+    assert cookie.startswith("partial_sid=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from webmini.config import config
+from webmini.config import SESSION_DEFAULTS, config
 from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.request import cookies
@@ -84,7 +84,9 @@ class Session:
         object.__setattr__(self, "_initializer", initializer)
         object.__setattr__(self, "_last_cleanup_time", 0.0)
         # Read once, like web.py: later changes to session_parameters do not apply.
-        object.__setattr__(self, "_config", Storage(config.session_parameters))
+        # (An app may have replaced session_parameters with a partial dict.)
+        object.__setattr__(self, "_config",
+                           Storage(SESSION_DEFAULTS, **config.get("session_parameters", {})))
         object.__setattr__(self, "_key", self._signing_key(store))
         if getattr(store, "timeout", 0) is None:
             store.timeout = float(self._config.timeout)  # DiskStore: idle files read as gone
