@@ -284,3 +284,11 @@ def test_session_parameters_replaced_by_a_partial_dict():
     r = b.get("/count")
     [cookie] = r.headers.get_all("Set-Cookie")
     assert cookie.startswith("partial_sid=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_diskstore_tightens_a_readable_directory(tmp_path):
+    d = tmp_path / "readable"
+    d.mkdir()
+    os.chmod(d, 0o755)
+    DiskStore(str(d))
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700

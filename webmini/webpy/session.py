@@ -176,7 +176,10 @@ class Session:
         raw = cookies().get(self._config.cookie_name)
         state.had_cookie = bool(raw)
         loaded = self._read(raw) if raw else None
-        if raw and loaded is None and not self._config.ignore_expiry:
+        # web.py's expiry: a well-formed id the store no longer has (a malformed
+        # one is simply replaced).
+        if raw and loaded is None and not self._config.ignore_expiry and (
+                self._key is not None or valid_session_id(raw)):
             self.expired()
         if loaded is not None:
             state.session_id, data = loaded

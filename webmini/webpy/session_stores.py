@@ -156,9 +156,10 @@ class MemoryStore(Store):
 class DiskStore(Store):
     """One JSON file per session under ``root`` (a private 0700 directory).
 
-    The directory is created 0700 if missing and refused if it is a symlink
-    or writable by others; files are written atomically, 0600, and opened
-    without following symlinks. A session idle for longer than the
+    The directory is created 0700 if missing (an existing one readable by
+    others is made 0700) and refused if it is a symlink or writable by
+    others; files are written atomically, 0600, and opened without
+    following symlinks. A session idle for longer than the
     session ``timeout`` (by file modification time) reads as missing.
     """
 
@@ -173,8 +174,12 @@ class DiskStore(Store):
         if not stat.S_ISDIR(st.st_mode):
             raise ValueError(f"session directory {root!r} is not a directory")
         if st.st_mode & 0o022:
+            # Anyone who can write there can plant a session: its content is untrusted.
             raise ValueError(f"session directory {root!r} is writable by group or others "
                              "(chmod 700 it)")
+        if st.st_mode & 0o077:
+            # Readable by others: they could list the session ids. Tighten it.
+            os.chmod(root, 0o700)
         self.root = os.path.abspath(root)
         self.timeout = timeout
 
