@@ -10,16 +10,11 @@ from typing import Any
 from webmini import body, errors
 from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
-from webmini.ctx import (
-    DEFAULT_STATUS,
-    RequestContext,
-    absolute_url,
-    bind,
-    current_or_none,
-    unbind,
-)
+from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
+from webmini.dropped import apply_dropped_error, resolve_here
 from webmini.errors import HTTPError
 from webmini.headers import check_header
+from webmini.redirects import resolve_location
 from webmini.request import decode_path
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
 from webmini.storage import Storage
@@ -141,7 +136,7 @@ class application:  # noqa: N801 - web.py's name
             try:
                 path = decode_path(path)
             except HTTPError as bad:
-                start_response(bad.status, [("Content-Type", _PLAIN)])
+                start_response(bad.status, [("Content-Type", _PLAIN), NOSNIFF])
                 return [str(bad.data).encode()]
         c = RequestContext(environ, self, path)
         token = bind(c)
@@ -163,7 +158,7 @@ class application:  # noqa: N801 - web.py's name
                         else:
                             result = self._call_class(c, static.cls, ())
                 if c.built_error is not None:
-                    self._apply_dropped_error(c, result)
+                    apply_dropped_error(c, result)
             except HTTPError as e:
                 result = self._error_result(c, e)
             except Exception:
@@ -283,12 +278,12 @@ class application:  # noqa: N801 - web.py's name
         try:
             return sub.handle_with_processors(c)
         except errors.Redirect as e:  # resolved against the sub-app's home, as in web.py
-            e.url = absolute_url(e.url, e.absolute, c)
+            resolve_here(e, c)
             raise
         finally:
             built = c.built_error
             if isinstance(built, errors.Redirect) and built.__traceback__ is None:
-                built.url = absolute_url(built.url, built.absolute, c)
+                resolve_here(built, c)
             c.unbase(saved)
 
     def describe_handler(self, c: RequestContext) -> str:
@@ -317,8 +312,10 @@ class application:  # noqa: N801 - web.py's name
     def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
         headers = e.headers
         if isinstance(e, errors.Redirect):
-            # The Location is made absolute now, against the request served.
-            location = absolute_url(e.url, e.absolute, c)
+            # The Location is resolved now, against the request served:
+            # relative unless configured otherwise (see webmini.redirects).
+            location = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
+                                        config["allowed_hosts"])
             headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
         try:
             for name, value in headers:
@@ -330,7 +327,19 @@ class application:  # noqa: N801 - web.py's name
             if name.lower() == "content-type":
                 c.has_content_type = True
             c.headers.append((name, value))
-        if not c.has_content_type and isinstance(e.data, str) and e.data == e.default_message:
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            # SECURITY: an error's text may quote the request ("no such user:
+            # <script>..."): plain text unless the error itself says otherwise
+            # (headers={"Content-Type": "text/html"} for an HTML error page)
+            # or its body is HTML the app built (__html__: a template, whose
+            # values are escaped), as in web.notfound(render.notfound()).
+            if hasattr(e.data, "__html__"):
+                if c.has_content_type:
+                    c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
+                    c.has_content_type = False
+                return e.data
+            if c.has_content_type:
+                c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
             c.headers.append(("Content-Type", _PLAIN))
             c.has_content_type = True
         return e.data
@@ -347,7 +356,7 @@ class application:  # noqa: N801 - web.py's name
         """
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
-        c.headers = []
+        c.headers = [NOSNIFF]
         c.has_content_type = False
         if config.debug:
             from webmini.serving.debugpage import render
@@ -365,28 +374,6 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError(e)
         return e
 
-    def _apply_dropped_error(self, c: RequestContext, result: Any) -> None:
-        """Apply the status and headers of an HTTPError built but never raised nor returned.
-
-        web.py's errors act when built (``web.seeother("/")`` alone redirects);
-        one that was raised (even if caught) or returned is left alone.
-        """
-        e = c.built_error
-        c.built_error = None
-        if e is result or e.__traceback__ is not None:
-            return
-        headers = e.headers
-        if isinstance(e, errors.Redirect):
-            location = absolute_url(e.url, e.absolute, c)
-            headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
-        for name, value in headers:
-            check_header(name, value)
-        c.status = e.status
-        for name, value in headers:
-            if name.lower() == "content-type":
-                c.has_content_type = True
-            c.headers.append((name, value))
-
     def _unsupported(
         self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,
         in_error: bool,
@@ -398,7 +385,7 @@ class application:  # noqa: N801 - web.py's name
             if in_error:
                 # The internalerror hook's own answer was unsendable: the plain 500.
                 log.exception("unsendable internalerror response")
-                c.headers = []
+                c.headers = [NOSNIFF]
                 c.has_content_type = False
                 result = self._error_result(c, errors.InternalError())
             else:
@@ -581,16 +568,6 @@ class application:  # noqa: N801 - web.py's name
             elif arg.isdigit():
                 bind_port = int(arg)
         serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port, **options)
-
-
-def _remember_built(error: HTTPError) -> None:
-    # errors.HTTPError calls this as it is built (errors stays a leaf module).
-    c = current_or_none()
-    if c is not None:
-        c.built_error = error
-
-
-errors.on_build = _remember_built
 
 
 def _is_app(target: Any) -> bool:
