@@ -292,3 +292,9 @@ def test_diskstore_tightens_a_readable_directory(tmp_path):
     os.chmod(d, 0o755)
     DiskStore(str(d))
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+
+
+def test_responses_vary_on_cookie():
+    b = Browser(make_app(MemoryStore()))
+    assert b.get("/count").headers["Vary"] == "Cookie"
+    assert b.post("/logout").headers["Vary"] == "Cookie"

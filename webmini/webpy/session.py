@@ -30,6 +30,7 @@ from webmini.errors import HTTPError
 from webmini.request import cookies
 from webmini.response import setcookie
 from webmini.storage import Storage
+from webmini.stores.sessions import _vary_cookie
 from webmini.webpy.session_stores import (
     DBStore,
     DiskStore,
@@ -169,6 +170,9 @@ class Session:
             return handler()
         finally:
             self._save()
+            # SECURITY: the answer may depend on who is logged in: a shared
+            # cache must not give it to another visitor.
+            _vary_cookie(current())
 
     def _load(self) -> None:
         state = self._state()
