@@ -24,11 +24,9 @@ escaped by the driver; with parameters, a literal ``%`` is written ``%%``.
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import logging
 import math
 import os
-import ssl as _ssl_module
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from types import ModuleType
@@ -37,7 +35,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 try:
     import gevent
-    import gevent.lock
     import pymysql
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -45,7 +42,15 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from webmini.storage import Storage
-from webmini.stores.pool import ConnectError, Pool, Pooled, PoolTimeout
+from webmini.stores.pool import (
+    SSL_MODES,
+    ConnectError,
+    Pool,
+    Pooled,
+    PoolTimeout,
+    TLSContext,
+    is_local,
+)
 
 __all__ = ["ConnectError", "Connection", "Database", "ExecResult", "PoolTimeout"]
 
@@ -149,35 +154,6 @@ _URL_TYPES: dict[str, Any] = {
     "ssl_ca": str,
 }
 
-#: TLS modes of ``Database(ssl=...)`` / ``?ssl=`` (see the class docstring).
-SSL_MODES = ("disabled", "preferred", "required", "verify")
-
-
-def _is_local(host: str, unix_socket: str | None) -> bool:
-    """True for a unix socket or a loopback host: traffic that never leaves the machine."""
-    if unix_socket or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _build_tls_context(mode: str, cafile: str | None) -> _ssl_module.SSLContext:
-    """One client SSLContext for a pool: verifying (``verify``) or encrypting only."""
-    if mode == "verify":
-        # SECURITY: certificate chain and host name are both checked.
-        ctx = _ssl_module.create_default_context(cafile=cafile)
-    else:
-        # SECURITY: encryption without verification stops passive sniffing only;
-        # anyone on the path can impersonate the server. README says so.
-        ctx = _ssl_module.SSLContext(_ssl_module.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = _ssl_module.CERT_NONE
-    ctx.minimum_version = _ssl_module.TLSVersion.TLSv1_2
-    return ctx
-
-
 def _url_bool_or_float(value: str) -> bool | float:
     low = value.lower()
     if low in ("1", "true", "yes", "on"):
@@ -251,12 +227,11 @@ class Database:
             None if pre_ping is False else 0.0 if pre_ping is True else float(pre_ping)
         )
         self.driver: Any = driver if driver is not None else pymysql
-        mode = ssl or ("disabled" if _is_local(host, unix_socket) else "verify")
+        mode = ssl or ("disabled" if is_local(host, unix_socket) else "verify")
         if mode not in SSL_MODES:
             raise ValueError(f"ssl must be one of {', '.join(SSL_MODES)}, not {mode!r}")
         self.ssl_mode, self.ssl_ca = mode, ssl_ca
-        self._tls: _ssl_module.SSLContext | None = None
-        self._tls_lock = gevent.lock.Semaphore()
+        self._tls = TLSContext(mode, ssl_ca)
         self._connect_args = self._driver_args(password, charset, dict(connect_args or {}))
         self._pool: Pool | None = None
         self._bound: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
@@ -300,7 +275,7 @@ class Database:
             or any(key.startswith("ssl") for key in args)  # TLS set by hand in connect_args
         ):
             return self.driver.connect(**args)
-        ctx = self._tls_context()
+        ctx = self._tls.get()
         if self.ssl_mode != "preferred":
             return self.driver.connect(**args, ssl=ctx)
         # pymysql's "preferred" mode (TLS if offered), given the pool's context
@@ -309,21 +284,6 @@ class Database:
         raw.ssl, raw._ssl_required, raw.ctx = True, False, ctx
         raw.connect()
         return raw
-
-    def _tls_context(self) -> _ssl_module.SSLContext:
-        """The pool's SSLContext, built on first use in a native thread."""
-        ctx = self._tls
-        if ctx is None:
-            with self._tls_lock:
-                ctx = self._tls
-                if ctx is None:
-                    # PERF: loading the CA store is a ~25 ms C call; in the hub's
-                    # thread pool it leaves the other greenlets running.
-                    ctx = gevent.get_hub().threadpool.apply(
-                        _build_tls_context, (self.ssl_mode, self.ssl_ca)
-                    )
-                    self._tls = ctx
-        return ctx
 
     @staticmethod
     def _ping(raw: Any) -> None:
