@@ -12,5 +12,6 @@ monkey.patch_all()
 pytest_plugins = [
     "fixtures_mariadb",
     "fixtures_memcached",
+    "fixtures_postgres",
     "fixtures_servers",
 ]

@@ -14,6 +14,7 @@ rowcount, last id), so nothing touches the driver after the call returns.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -292,11 +293,44 @@ class _PgLink(Link):
         # SECURITY: values travel as bind parameters of the extended protocol.
         cursor = self.raw.cursor()
         try:
-            cursor.execute(sql, tuple(params))
+            if params:
+                cursor.execute(sql, tuple(params))
+            else:
+                # pg8000 sends a statement without parameters as it is; undo the
+                # %-doubling of the format paramstyle, as a format driver would.
+                cursor.execute(sql.replace("%%", "%"))
             out = _consume(cursor)
             return out._replace(lastrowid=None)
         finally:
             cursor.close()
+
+
+def _cooperative_scram() -> None:
+    """Make SCRAM's key derivation cache its result and run off the hub.
+
+    PostgreSQL's default authentication (SCRAM-SHA-256) derives a key with
+    4096 PBKDF2 rounds on every connect, ~1 ms of C code holding the hub; a cold
+    pool of 10 stalls every greenlet ~10 ms. The derived key depends only on
+    the password, the server's per-user salt and the round count, so it is
+    computed once, in a native thread (hashlib releases the GIL), and reused.
+    """
+    import scramp.core
+
+    original = scramp.core.hi
+    if getattr(original, "_webmini", False):
+        return
+
+    @functools.lru_cache(maxsize=64)
+    def derive(hf: Any, password: bytes, salt: bytes, iterations: int) -> bytes:
+        return gevent.get_hub().threadpool.apply(  # type: ignore[no-any-return]
+            original, (hf, password, salt, iterations)
+        )
+
+    def hi(hf: Any, password: bytes, salt: bytes, iterations: int) -> bytes:
+        return derive(hf, bytes(password), bytes(salt), int(iterations))
+
+    hi._webmini = True  # type: ignore[attr-defined]
+    scramp.core.hi = hi
 
 
 class PostgresBackend(_PooledBackend):
@@ -318,11 +352,11 @@ class PostgresBackend(_PooledBackend):
                 f"dbn='postgres' needs pg8000 ({exc}): pip install webmini[postgres]"
             ) from exc
         super().__init__(**pool_args)
+        _cooperative_scram()
         self.driver = pg8000.dbapi
-        self.clean_errors = (
-            pg8000.dbapi.IntegrityError, pg8000.dbapi.ProgrammingError,
-            pg8000.dbapi.DataError, pg8000.dbapi.NotSupportedError,
-        )
+        # pg8000 reports every server error response as DatabaseError (the
+        # connection is fine); network trouble is InterfaceError.
+        self.clean_errors = (pg8000.dbapi.DatabaseError,)
         self.host = host or "127.0.0.1"
         self.port = int(port or 5432)
         self.unix_sock = unix_sock
@@ -345,8 +379,10 @@ class PostgresBackend(_PooledBackend):
 
     def _open(self) -> Any:
         args = dict(self._args)
-        if self.ssl_mode != "disabled":
-            args["ssl_context"] = self._tls.get()
+        # pg8000 takes ssl_context=None as "try TLS" with a new SSLContext per
+        # connect (a ~25 ms blocking CA load): False disables TLS, and a
+        # context from the pool's TLSContext is built once.
+        args["ssl_context"] = False if self.ssl_mode == "disabled" else self._tls.get()
         conn = self.driver.connect(**args)
         try:
             conn.autocommit = True  # transactions are explicit BEGINs

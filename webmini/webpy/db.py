@@ -416,11 +416,13 @@ class DB:
         """Insert one row; return its id (``seqname=False``: None)."""
         if values:
             keys = sorted(values)
-            q: Any = SQLQuery.join(
-                [SQLParam(values[k]) for k in keys], ", ",
-                target=SQLQuery([f"INSERT INTO {tablename} (", ", ".join(keys), ") VALUES "]),
-                prefix="(", suffix=")",
-            )
+            items: list[Any] = [f"INSERT INTO {tablename} (", ", ".join(keys), ") VALUES ("]
+            for i, k in enumerate(keys):
+                if i:
+                    items.append(", ")
+                items.append(SQLParam(values[k]))
+            items.append(")")
+            q: Any = SQLQuery(items)  # SQLQuery() turns SQLLiteral values into SQL text
         else:
             q = SQLQuery(self._get_insert_default_values_query(tablename))
         if _test:
@@ -486,6 +488,7 @@ class DB:
                 q.append(", ")
             SQLQuery.join([SQLParam(row[k]) for k in names], sep=", ", target=q,
                           prefix="(", suffix=")")
+        q = SQLQuery(q.items)  # SQLLiteral values become SQL text (web.py sends the object)
         if _test:
             return q
         return self._insert_and_id(q, tablename, seqname, len(values))
