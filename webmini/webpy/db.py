@@ -45,6 +45,7 @@ from webmini.webpy._sql import (
     SQLParam,
     SQLQuery,
     UnknownParamstyle,
+    _query,
     reparam,
     sqlify,
     sqllist,
@@ -107,13 +108,13 @@ class BaseResultSet:
             raise StopIteration
         self._index = i + 1
         # PERF: the Storage is built only for rows actually read.
-        return Storage(zip(self.names, self._rows[i], strict=True))
+        return Storage(zip(self.names, self._rows[i], strict=False))
 
     def list(self) -> list[Storage]:
         """The remaining rows, as a list."""
         names, start = self.names, self._index
         self._index = len(self._rows)
-        return [Storage(zip(names, row, strict=True)) for row in self._rows[start:]]
+        return [Storage(zip(names, row, strict=False)) for row in self._rows[start:]]
 
     def first(self, default: Any = None) -> Any:
         """The next row, or ``default`` when there is none."""
@@ -392,7 +393,7 @@ class DB:
         else:
             nout = reparam(val, vars)
         if sql and nout:
-            return sql + " " + nout
+            return _query([sql + " ", *nout.items]) if type(nout) is SQLQuery else sql + " " + nout
         return sql or nout
 
     def _where(self, where: Any, vars: Mapping[str, Any]) -> Any:
@@ -497,10 +498,10 @@ class DB:
                _test: bool = False, **values: Any) -> Any:
         """Set the keyword columns on rows matching ``where``; return the rowcount."""
         where_q = self._where(where, vars or {})
-        q = (
-            "UPDATE " + sqllist(tables) + " SET "
-            + sqlwhere(sorted(values.items()), ", ") + " WHERE " + where_q
-        )
+        q = _query([
+            "UPDATE ", sqllist(tables), " SET ", *sqlwhere(sorted(values.items()), ", ").items,
+            " WHERE ", *where_q.items,
+        ])
         if _test:
             return q
         return self._run(q)[0].rowcount

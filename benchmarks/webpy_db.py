@@ -1,0 +1,215 @@
+"""Benchmark ``web.database``: webmini against web.py 0.76, and against webmini's pool used directly.
+
+In one run (gevent's monkey patching on, as in production):
+
+1. query building: the same mix of ``select`` / ``where`` / ``insert`` /
+   ``update`` / ``delete`` / ``query`` calls with ``_test=True``, each
+   followed by what execution needs (``query(paramstyle)`` and ``values()``),
+   on webmini and on web.py 0.76, in-process;
+2. result iteration: ``select`` of 100 rows from the same SQLite file,
+   iterating every row and reading a column, webmini and web.py 0.76; and a
+   one-row select by id (dominated by the call itself);
+3. a DB-bound endpoint on MariaDB (a private server, like the tests): a
+   webmini app whose handler reads one row through ``web.database(dbn="mysql")``
+   against the same handler using ``webmini.stores.mysql.Database`` directly,
+   50 greenlets calling the WSGI app.
+
+Run: .venv/bin/python benchmarks/webpy_db.py [--quick]
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import web as webpy  # noqa: E402
+import web.db as webpy_db  # noqa: E402
+from fixtures_mariadb import start_mariadb  # noqa: E402
+
+import webmini  # noqa: E402
+from webmini.stores.mysql import Database  # noqa: E402
+from webmini.testing import build_environ, call_app  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+
+
+def best_rates(mine: Callable[[], None], ref: Callable[[], None], n: int,
+               repeat: int = 7) -> tuple[float, float]:
+    """Calls per second of each (best of ``repeat`` rounds of ``n`` calls, interleaved
+    so that load from other processes on the machine hits both alike)."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for k, fn in enumerate((mine, ref)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return n / best[0], n / best[1]
+
+
+def building_mix(db: Any, style: str) -> Callable[[], None]:
+    """One round of typical query building, rendered for the driver."""
+    vars = {"uid": 42, "state": "open", "ids": [1, 2, 3]}
+
+    def mix() -> None:
+        for q in (
+            db.select("todo", where="owner = $uid AND state = $state", vars=vars,
+                      order="created DESC", limit=20, offset=40, _test=True),
+            db.where("todo", owner=42, state="open", _test=True),
+            db.insert("todo", owner=42, title="write the docs", state="open", _test=True),
+            db.update("todo", where="id = $uid", vars=vars, state="done", _test=True),
+            db.delete("todo", where="id IN $ids", vars=vars, _test=True),
+            db.query("SELECT count(*) AS n FROM todo WHERE owner = $uid", vars=vars, _test=True),
+        ):
+            q.query(style)
+            q.values()
+
+    return mix
+
+
+def bench_building() -> tuple[float, float]:
+    path = os.path.join(tempfile.mkdtemp(prefix="webmini-bench-"), "b.db")
+    mine = webmini.database(dbn="sqlite", db=path)
+    ref = webpy_db.DB(None, {"pooling": False})
+    ref.printing = False
+    n = 2000 if QUICK else 10000
+    return best_rates(building_mix(mine, "qmark"), building_mix(ref, "qmark"), n)
+
+
+def bench_iteration(path: str) -> dict[str, tuple[float, float]]:
+    mine = webmini.database(dbn="sqlite", db=path)
+    ref = webpy.database(dbn="sqlite", db=path)
+    ref.printing = False  # web.py prints every query while web.config.debug is on
+
+    def rows100(db: Any) -> Callable[[], None]:
+        def run() -> None:
+            total = 0
+            for row in db.select("item", where="id > $lo", vars={"lo": 100}, order="id",
+                                 limit=100):
+                total += row.price
+        return run
+
+    def one(db: Any) -> Callable[[], None]:
+        def run() -> None:
+            db.select("item", where="id = $id", vars={"id": 77}).first()
+        return run
+
+    def iterate_only(n: int) -> tuple[float, float]:
+        # Rows per second of iteration alone: the statement runs before the clock
+        # starts (web.py fetches rows from the cursor while iterating; webmini
+        # has them from the statement's own call).
+        best = [float("inf"), float("inf")]
+        for _ in range(7):
+            for k, db in enumerate((mine, ref)):
+                results = [db.select("item", where="id > $lo", vars={"lo": 100}, order="id",
+                                     limit=100) for _ in range(n)]
+                t0 = time.perf_counter()
+                for rs in results:
+                    for row in rs:
+                        row.price  # noqa: B018
+                best[k] = min(best[k], time.perf_counter() - t0)
+        return n * 100 / best[0], n * 100 / best[1]
+
+    n = 300 if QUICK else 2000
+    out = {
+        "iterate 100 rows (rows/s)": iterate_only(n // 3),
+        "select 100 rows + iterate": best_rates(rows100(mine), rows100(ref), n),
+        "select 1 row by id": best_rates(one(mine), one(ref), n * 2),
+    }
+    mine.close()
+    return out
+
+
+def make_sqlite() -> str:
+    path = os.path.join(tempfile.mkdtemp(prefix="webmini-bench-"), "items.db")
+    db = webmini.database(dbn="sqlite", db=path)
+    db.query("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT, price INT)")
+    with db.transaction():
+        db.multiple_insert("item", [{"name": f"item {i}", "price": i % 97} for i in range(5000)])
+    db.close()
+    return path
+
+
+def bench_endpoint() -> tuple[float, float]:
+    server = start_mariadb()
+    try:
+        pool = Database(**server.params(), pool_size=10, pre_ping=1.0)
+        pool.execute("CREATE TABLE item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50),"
+                     " price INT) ENGINE=InnoDB")
+        pool.executemany("INSERT INTO item (name, price) VALUES (%s, %s)",
+                         [(f"item {i}", i % 97) for i in range(1000)])
+        db = webmini.database(dbn="mysql", pool=pool)
+
+        class ViaWebDB:
+            def GET(self, ident: str) -> str:
+                row = db.select("item", where="id = $id", vars={"id": int(ident)}).first()
+                return json.dumps({"id": row.id, "name": row.name, "price": row.price})
+
+        class ViaPool:
+            def GET(self, ident: str) -> str:
+                row = pool.query_one("SELECT * FROM item WHERE id = %s", (int(ident),))
+                assert row is not None
+                return json.dumps({"id": row.id, "name": row.name, "price": row.price})
+
+        app = webmini.application(("/webdb/(\\d+)", "ViaWebDB", "/pool/(\\d+)", "ViaPool"),
+                                  {"ViaWebDB": ViaWebDB, "ViaPool": ViaPool})
+        wsgi = app.wsgifunc()
+        per = 100 if QUICK else 400
+
+        def load(prefix: str) -> float:
+            def client(n: int) -> None:
+                for k in range(per):
+                    res = call_app(wsgi, build_environ(f"{prefix}{(n * per + k) % 1000 + 1}"))
+                    assert res.status.startswith("200"), res.status
+
+            t0 = time.perf_counter()
+            gevent.joinall([gevent.spawn(client, n) for n in range(50)], raise_error=True)
+            return 50 * per / (time.perf_counter() - t0)
+
+        load("/webdb/"), load("/pool/")  # warm both
+        webdb_rates, pool_rates = [], []
+        for _ in range(3):  # interleaved, so drift in the shared machine hits both
+            webdb_rates.append(load("/webdb/"))
+            pool_rates.append(load("/pool/"))
+        pool.close()
+        return max(webdb_rates), max(pool_rates)
+    finally:
+        server.cleanup()
+
+
+def main() -> None:
+    print(f"web.py {webpy.__version__} vs webmini, gevent patched; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    mine, ref = bench_building()
+    print("\n| query building (6 statements, _test=True + query() + values()) | webmini | "
+          "web.py 0.76 | ratio |\n|---|---|---|---|")
+    print(f"| rounds/s | {mine:,.0f} | {ref:,.0f} | {mine / ref:.2f}x |")
+    path = make_sqlite()
+    print("\n| SQLite file, same process | webmini calls/s | web.py 0.76 calls/s | ratio |"
+          "\n|---|---|---|---|")
+    for name, (m, r) in bench_iteration(path).items():
+        print(f"| {name} | {m:,.0f} | {r:,.0f} | {m / r:.2f}x |")
+    webdb, direct = bench_endpoint()
+    print("\n| DB-bound endpoint (MariaDB, 50 greenlets, WSGI in-process) | requests/s |"
+          "\n|---|---|")
+    print(f"| web.database(dbn='mysql') | {webdb:,.0f} |")
+    print(f"| webmini.stores.mysql.Database directly | {direct:,.0f} |")
+    print(f"| ratio | {webdb / direct:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
