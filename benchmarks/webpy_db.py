@@ -182,7 +182,7 @@ def bench_endpoint() -> tuple[float, float]:
 
         load("/webdb/"), load("/pool/")  # warm both
         webdb_rates, pool_rates = [], []
-        for _ in range(3):  # interleaved, so drift in the shared machine hits both
+        for _ in range(5):  # interleaved, so drift in the shared machine hits both
             webdb_rates.append(load("/webdb/"))
             pool_rates.append(load("/pool/"))
         pool.close()

@@ -363,3 +363,27 @@ def test_postgres_is_cooperative(request: pytest.FixtureRequest, tmp_path_factor
         assert stall < 0.005, f"hub blocked {stall * 1000:.1f} ms"
     finally:
         pg.close()
+
+
+def test_web_py_dbstore_calls(db: wdb.DB) -> None:
+    """The calls web.py's session DBStore makes, as it makes them (vars=locals())."""
+    db.query("DROP TABLE IF EXISTS sessions")
+    db.query("CREATE TABLE sessions (session_id CHAR(128) UNIQUE NOT NULL,"
+             " atime TIMESTAMP NOT NULL, data TEXT)")
+    table = "sessions"
+    key, pickled = "abc123", "c2Vzc2lvbg=="
+    now = datetime.datetime(2024, 5, 1, 12, 0, 0)
+    assert db.insert(table, False, session_id=key, atime=now, data=pickled) is None
+    with pytest.raises(IndexError):
+        db.select(table, where="session_id=$key", vars={"key": "missing"})[0]
+    row = db.select(table, where="session_id=$key", vars=locals())[0]
+    assert (row.session_id.strip(), row.data) == (key, pickled)
+    assert bool(list(db.select(table, where="session_id=$key", vars=locals())))
+    later = now + datetime.timedelta(hours=1)
+    assert db.update(table, where="session_id=$key", data="bmV3", atime=later, vars=locals()) == 1
+    assert db.where(table, session_id=key).first().data == "bmV3"
+    last_allowed_time = now + datetime.timedelta(minutes=30)
+    assert db.delete(table, where="$last_allowed_time > atime", vars=locals()) == 0
+    last_allowed_time = later + datetime.timedelta(minutes=30)
+    assert db.delete(table, where="$last_allowed_time > atime", vars=locals()) == 1
+    assert db.select(table).list() == []
