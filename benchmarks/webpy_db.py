@@ -14,6 +14,12 @@ In one run (gevent's monkey patching on, as in production):
    against the same handler using ``webmini.stores.mysql.Database`` directly,
    50 greenlets calling the WSGI app.
 
+4. cooperation: 50 concurrent ``pg_sleep(0.2)`` over a pool of 10 on a
+   private PostgreSQL (ideal 1.0 s), and the MySQL pool's cold start (10
+   connects, 50 queries) with pymysql's own per-connect TLS set-up against
+   webmini's TLS modes; each with the longest delay a 10 ms ticker greenlet
+   saw.
+
 Run: .venv/bin/python benchmarks/webpy_db.py [--quick]
 """
 
@@ -39,6 +45,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import web as webpy  # noqa: E402
 import web.db as webpy_db  # noqa: E402
 from fixtures_mariadb import start_mariadb  # noqa: E402
+from fixtures_postgres import start_postgres  # noqa: E402
 
 import webmini  # noqa: E402
 from webmini.stores.mysql import Database  # noqa: E402
@@ -191,6 +198,63 @@ def bench_endpoint() -> tuple[float, float]:
         server.cleanup()
 
 
+class Ticker:
+    """A greenlet waking every 10 ms; ``worst`` is its longest delay past a tick (wall clock)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._g = gevent.spawn(self._run)
+        gevent.sleep(0.02)
+
+    def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            gevent.sleep(0.01)
+            self.worst = max(self.worst, time.perf_counter() - t0 - 0.01)
+
+    def stop(self) -> float:
+        """Stop; the worst delay in seconds."""
+        self._g.kill()
+        return self.worst
+
+
+def bench_cooperation() -> list[tuple[str, float, float]]:
+    rows = []
+    pg_server = start_postgres()
+    try:
+        pg = webmini.database(**pg_server.params(), pool_size=10)
+        for label in ("postgres: 50 x pg_sleep(0.2), pool of 10, cold",
+                      "postgres: 50 x pg_sleep(0.2), pool of 10, warm"):
+            ticker = Ticker()
+            t0 = time.perf_counter()
+            gevent.joinall([gevent.spawn(lambda: pg.query("SELECT pg_sleep(0.2)").list())
+                            for _ in range(50)], raise_error=True)
+            rows.append((label, time.perf_counter() - t0, ticker.stop()))
+        pg.close()
+    finally:
+        pg_server.cleanup()
+    my_server = start_mariadb()
+    try:
+        variants: list[tuple[str, dict[str, Any]]] = [
+            ("pymysql's default TLS set-up (an SSLContext per connect)",
+             {"connect_args": {"ssl_disabled": False}}),
+            ("ssl=preferred (one SSLContext per pool)", {"ssl": "preferred"}),
+            ("ssl=disabled (the loopback default)", {}),
+        ]
+        for label, kw in variants:
+            pool = Database(**my_server.params(), pool_size=10, **kw)
+            ticker = Ticker()
+            t0 = time.perf_counter()
+            gevent.joinall([gevent.spawn(pool.query, "SELECT SLEEP(0.05)") for _ in range(50)],
+                           raise_error=True)
+            rows.append((f"mysql cold pool of 10, 50 x SLEEP(0.05): {label}",
+                         time.perf_counter() - t0, ticker.stop()))
+            pool.close()
+    finally:
+        my_server.cleanup()
+    return rows
+
+
 def main() -> None:
     print(f"web.py {webpy.__version__} vs webmini, gevent patched; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -209,6 +273,9 @@ def main() -> None:
     print(f"| web.database(dbn='mysql') | {webdb:,.0f} |")
     print(f"| webmini.stores.mysql.Database directly | {direct:,.0f} |")
     print(f"| ratio | {webdb / direct:.2f} |")
+    print("\n| cooperation | time | longest ticker delay |\n|---|---|---|")
+    for label, elapsed, worst in bench_cooperation():
+        print(f"| {label} | {elapsed:.2f} s | {worst * 1000:.1f} ms |")
 
 
 if __name__ == "__main__":

@@ -337,8 +337,8 @@ class DB:
     def query(self, sql_query: Any, vars: Mapping[str, Any] | None = None,
               processed: bool = False, _test: bool = False) -> Any:
         """Run ``sql_query`` with ``$name`` values from ``vars``: rows, or the rowcount."""
-        if not processed and not isinstance(sql_query, SQLQuery):
-            sql_query = reparam(sql_query, vars or {})
+        if not isinstance(sql_query, SQLQuery):
+            sql_query = SQLQuery(sql_query) if processed else reparam(sql_query, vars or {})
         if _test:
             return sql_query
         return self._result(self._run(sql_query)[0])
