@@ -387,3 +387,15 @@ def test_web_py_dbstore_calls(db: wdb.DB) -> None:
     last_allowed_time = later + datetime.timedelta(minutes=30)
     assert db.delete(table, where="$last_allowed_time > atime", vars=locals()) == 1
     assert db.select(table).list() == []
+
+
+def test_tls_settings_reach_the_backends() -> None:
+    remote = web.database(dbn="postgres", host="db.example.com", db="app", user="u", pw="p")
+    assert remote.backend.ssl_mode == "verify"  # SECURITY: off the machine, verified TLS
+    local = web.database("postgres://u:p@127.0.0.1/app?ssl=required&pool_size=2")
+    assert (local.backend.ssl_mode, local.backend.pool_size) == ("required", 2)
+    with pytest.raises(ValueError, match="postgres ssl"):
+        web.database(dbn="postgres", host="127.0.0.1", db="app", ssl="preferred")
+    mysql = web.database("mysql://u:p@db.example.com/app?ssl=preferred")
+    assert mysql.backend.pool.ssl_mode == "preferred"
+    assert web.database(dbn="mysql", host="db.example.com", db="a").backend.pool.ssl_mode == "verify"
