@@ -8,7 +8,7 @@ from typing import Any
 import gevent
 import pymysql
 import pytest
-from hubstall import hub_stall
+from support.hubstall import hub_stall
 
 from webmini.stores import pool as pool_module
 from webmini.stores.mysql import ConnectError, Database

@@ -16,7 +16,7 @@ import gevent
 import pytest
 import web as webpy  # web.py 0.76, the reference
 import web.db as webpy_db
-from hubstall import hub_stall
+from support.hubstall import hub_stall
 
 import webmini as web
 from webmini.storage import Storage

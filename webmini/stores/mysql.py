@@ -33,13 +33,11 @@ from types import ModuleType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-try:
+from webmini._extras import gevent_patched, require
+
+with require("mysql", "webmini.stores.mysql"):
     import gevent
     import pymysql
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        f"webmini.stores.mysql needs pymysql and gevent ({exc}): pip install webmini[mysql]"
-    ) from exc
 
 from webmini.storage import Storage
 from webmini.stores.pool import (
@@ -54,7 +52,7 @@ from webmini.stores.pool import (
 
 __all__ = ["ConnectError", "Connection", "Database", "ExecResult", "PoolTimeout"]
 
-log = logging.getLogger("webmini.stores.mysql")
+log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -291,10 +289,8 @@ class Database:
         raw.ping(reconnect=False)
 
     def _warn_if_blocking_driver(self) -> None:
-        from gevent import monkey
-
         name = getattr(self.driver, "__name__", "")
-        if name.startswith("MySQLdb") and monkey.is_module_patched("socket"):
+        if name.startswith("MySQLdb") and gevent_patched():
             log.warning(
                 "webmini.stores.mysql: %s is a C driver; under gevent each query blocks the whole "
                 "hub (every greenlet of the worker waits). Use pymysql.", name

@@ -19,9 +19,12 @@ from collections import deque
 from contextlib import suppress
 from typing import Any, Protocol
 
-import gevent
-import gevent.event
-import gevent.lock
+from webmini._extras import require
+
+with require("gevent", "webmini.stores.pool"):
+    import gevent
+    import gevent.event
+    import gevent.lock
 
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
@@ -115,7 +118,7 @@ class PoolOwner(Protocol):
         """Where the database is, for error messages (never the password)."""
 
 
-class PoolTimeout(ServiceUnavailable):  # type: ignore[misc,valid-type]
+class PoolTimeout(ServiceUnavailable):
     """No pooled connection became free within ``acquire_timeout`` (answered 503)."""
 
     def __init__(self, detail: str) -> None:
@@ -127,7 +130,7 @@ class PoolTimeout(ServiceUnavailable):  # type: ignore[misc,valid-type]
         return self.detail
 
 
-class ConnectError(ServiceUnavailable):  # type: ignore[misc,valid-type]
+class ConnectError(ServiceUnavailable):
     """The database could not be reached within ``connect_timeout`` (answered 503)."""
 
     def __init__(self, detail: str) -> None:

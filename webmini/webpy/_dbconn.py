@@ -21,8 +21,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
-import gevent
-import gevent.threadpool
+from webmini._extras import require
+
+with require("gevent", "web.database"):
+    import gevent
+    import gevent.threadpool
 
 from webmini.stores.pool import (
     SSL_MODES,

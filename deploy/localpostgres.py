@@ -1,11 +1,10 @@
-"""A private PostgreSQL server for the tests and benchmarks.
+"""A private PostgreSQL server for the tests and benchmarks (like ``localservices``'s MariaDB).
 
 ``start_postgres()`` runs ``initdb`` in a temp dir, starts ``postgres`` on a
 free 127.0.0.1 port with its unix socket in the same temp dir, creates a test
-database and user, and returns a ``PostgresServer`` to stop later. PostgreSQL
-refuses to run as root: as root, the server runs as the ``postgres`` user the
-Debian package creates. A server that cannot start is a test failure, never a
-skip.
+database and user, and returns a ``PostgresServer`` to ``cleanup()`` later.
+PostgreSQL refuses to run as root: as root, the server runs as the
+``postgres`` user the Debian package creates.
 """
 
 from __future__ import annotations
@@ -16,12 +15,13 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from localservices import free_port
 
 DATABASE = "webmini_test"
 USER = "webmini"
@@ -51,12 +51,6 @@ def _bindir() -> str:
     if initdb:
         return os.path.dirname(initdb)
     raise PostgresError("initdb not found (apt-get install postgresql)")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as() -> dict[str, Any]:
@@ -121,16 +115,13 @@ class PostgresServer:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start postgres and wait until it accepts connections."""
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:  # the server keeps its own copy of the fd
             self.proc = subprocess.Popen(
                 [os.path.join(_bindir(), "postgres"), "-D", self.datadir, "-p", str(self.port),
                  "-k", self.basedir, *_SERVER_OPTIONS],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 **_run_as(),
             )
-        finally:
-            log.close()
         deadline = time.monotonic() + timeout
         last: BaseException | None = None
         while time.monotonic() < deadline:
@@ -189,7 +180,7 @@ def start_postgres(attempts: int = 3) -> PostgresServer:
         error: BaseException | None = None
         for _ in range(attempts):
             # The free port may be taken between probing and binding: retry with another.
-            server = PostgresServer(basedir=basedir, port=_free_port(),
+            server = PostgresServer(basedir=basedir, port=free_port(),
                                     password=secrets.token_urlsafe(12))
             try:
                 server.start()
@@ -213,23 +204,3 @@ def start_postgres(attempts: int = 3) -> PostgresServer:
             server.stop()
         shutil.rmtree(basedir, ignore_errors=True)
         raise
-
-
-try:
-    import pytest
-except ImportError:  # a plain script (the benchmark) needs no pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture(scope="session")
-    def postgres() -> Any:
-        """A private PostgreSQL server for the whole session."""
-        try:
-            server = start_postgres()
-        except PostgresError as exc:
-            pytest.fail(f"cannot start a private PostgreSQL: {exc}", pytrace=False)
-        try:
-            yield server
-        finally:
-            server.cleanup()
