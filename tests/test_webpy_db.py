@@ -342,7 +342,7 @@ def test_sqlite_calls_leave_the_hub_free(tmp_path: Any) -> None:
         assert [j.value for j in jobs] == [1999000] * 3
 
     stall = hub_stall(slow_queries)
-    assert stall < 0.005, f"hub blocked {stall * 1000:.1f} ms"
+    assert stall.longest_slice < 0.005, stall  # no single step held the hub 5 ms
 
 
 def test_postgres_is_cooperative(request: pytest.FixtureRequest, tmp_path_factory: Any) -> None:
@@ -360,7 +360,7 @@ def test_postgres_is_cooperative(request: pytest.FixtureRequest, tmp_path_factor
         stall = hub_stall(fifty_sleeps)
         # 50 sleeps over 10 connections overlap: 5 rounds, far below the 10 s of a serial run.
         assert min(elapsed) < 5.0, elapsed
-        assert stall < 0.005, f"hub blocked {stall * 1000:.1f} ms"
+        assert stall.longest_slice < 0.005, stall  # no single step held the hub 5 ms
     finally:
         pg.close()
 
@@ -399,3 +399,20 @@ def test_tls_settings_reach_the_backends() -> None:
     mysql = web.database("mysql://u:p@db.example.com/app?ssl=preferred")
     assert mysql.backend.pool.ssl_mode == "preferred"
     assert web.database(dbn="mysql", host="db.example.com", db="a").backend.pool.ssl_mode == "verify"
+
+
+def test_column_names_from_a_request_cannot_write_sql(people: wdb.DB) -> None:
+    # An app doing db.insert("person", **web.input()) hands the client the column names.
+    evil = {"name) VALUES ('x'); DROP TABLE person; --": "a"}
+    for call in (
+        lambda: people.insert("person", **evil),
+        lambda: people.multiple_insert("person", [evil, evil]),
+        lambda: people.update("person", where="id = 1", **evil),
+        lambda: people.where("person", **{"1=1 OR name": "x"}),
+        lambda: people.select("person", where={"id = 1 OR 1": 1}),
+    ):
+        with pytest.raises(ValueError, match="not a column name"):
+            call()
+    assert names(people.where("person", order="name", **{"person.age": 20})) == ["bob", "cid"]
+    assert people.insert("person", name="ok", age=3) == 4
+    assert len(people.select("person").list()) == 4

@@ -409,14 +409,14 @@ class DB:
 
     @staticmethod
     def _where_dict(where: Mapping[str, Any]) -> SQLQuery | None:
-        clauses = [k + " = " + sqlquote(v) for k, v in sorted(where.items())]
+        clauses = [_column(k) + " = " + sqlquote(v) for k, v in sorted(where.items())]
         return SQLQuery.join(clauses, " AND ") if clauses else None
 
     def insert(self, tablename: str, seqname: Any = None, _test: bool = False,
                **values: Any) -> Any:
         """Insert one row; return its id (``seqname=False``: None)."""
         if values:
-            keys = sorted(values)
+            keys = [_column(k) for k in sorted(values)]
             items: list[Any] = [f"INSERT INTO {tablename} (", ", ".join(keys), ") VALUES ("]
             for i, k in enumerate(keys):
                 if i:
@@ -482,7 +482,7 @@ class DB:
         for v in values:
             if v.keys() != keys:
                 raise ValueError("Not all rows have the same keys")
-        names = sorted(keys)
+        names = [_column(k) for k in sorted(keys)]
         q = SQLQuery(f"INSERT INTO {tablename} ({', '.join(names)}) VALUES ")
         for i, row in enumerate(values):
             if i:
@@ -498,10 +498,8 @@ class DB:
                _test: bool = False, **values: Any) -> Any:
         """Set the keyword columns on rows matching ``where``; return the rowcount."""
         where_q = self._where(where, vars or {})
-        q = _query([
-            "UPDATE ", sqllist(tables), " SET ", *sqlwhere(sorted(values.items()), ", ").items,
-            " WHERE ", *where_q.items,
-        ])
+        sets = sqlwhere([(_column(k), v) for k, v in sorted(values.items())], ", ")
+        q = _query(["UPDATE ", sqllist(tables), " SET ", *sets.items, " WHERE ", *where_q.items])
         if _test:
             return q
         return self._run(q)[0].rowcount
@@ -534,6 +532,18 @@ class DB:
 SQLProducer = DB
 
 _SEQNAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_$]*$")
+_NAME = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"\x00]+"|`[^`\x00]+`)'
+_COLUMN = re.compile(rf"{_NAME}(?:\.{_NAME})?")
+
+
+def _column(name: str) -> str:
+    """``name`` if it is a column name (``col``, ``t.col``, ``"quoted"``), else ValueError."""
+    # SECURITY: column names are SQL text, not parameters. An app that passes
+    # a request's fields as **values (db.insert("t", **web.input())) would let
+    # a client write SQL through a field name; web.py splices them unchecked.
+    if type(name) is not str or not _COLUMN.fullmatch(name):
+        raise ValueError(f"not a column name: {name!r}")
+    return name
 
 
 def _pair_query(pair: Any) -> SQLQuery:
