@@ -20,26 +20,18 @@ SAVEPOINT.
 from __future__ import annotations
 
 import contextvars
-import os
 import re
 import sys
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import gevent
 
-from webmini.storage import Storage
-from webmini.webpy._dbconn import (
-    Backend,
-    Link,
-    MySQLBackend,
-    Outcome,
-    PostgresBackend,
-    SqliteBackend,
-)
+from webmini.webpy._dbconn import Backend, Link, Outcome
+from webmini.webpy._dbopen import database, dburl2dict, register_database
+from webmini.webpy._dbresults import BaseResultSet, ResultSet, SqliteResultSet
 from webmini.webpy._sql import (
     SQLLiteral,
     SQLParam,
@@ -74,8 +66,8 @@ __all__ = [
     "DB",
 ]
 
-# web.db.sqlify and web.db.sqlwhere exist in web.py without being web.<name>.
-_MODULE_ONLY = (sqlify, sqlwhere)
+# Names of web.py's db module that are web.db.<name> without being web.<name>.
+_MODULE_ONLY = (sqlify, sqlwhere, dburl2dict, register_database, BaseResultSet)
 
 
 class UnknownDB(Exception):
@@ -84,75 +76,6 @@ class UnknownDB(Exception):
 
 class TransactionError(Exception):
     """A transaction was used in a way its state does not allow."""
-
-
-# ----------------------------------------------------------------------- results
-
-
-class BaseResultSet:
-    """Rows of a query, each a ``Storage``; iterate once, or ``.list()`` / ``.first()``."""
-
-    __slots__ = ("names", "_rows", "_index")
-
-    def __init__(self, names: list[str], rows: list[tuple[Any, ...]]) -> None:
-        self.names = names
-        self._rows = rows
-        self._index = 0
-
-    def __iter__(self) -> Iterator[Storage]:
-        return self
-
-    def __next__(self) -> Storage:
-        i = self._index
-        if i >= len(self._rows):
-            raise StopIteration
-        self._index = i + 1
-        # PERF: the Storage is built only for rows actually read.
-        return Storage(zip(self.names, self._rows[i], strict=False))
-
-    def list(self) -> list[Storage]:
-        """The remaining rows, as a list."""
-        names, start = self.names, self._index
-        self._index = len(self._rows)
-        return [Storage(zip(names, row, strict=False)) for row in self._rows[start:]]
-
-    def first(self, default: Any = None) -> Any:
-        """The next row, or ``default`` when there is none."""
-        try:
-            return next(self)
-        except StopIteration:
-            return default
-
-    def __getitem__(self, i: int) -> Storage:
-        if not isinstance(i, int) or i < 0:
-            raise TypeError("result sets are indexed by a non-negative int")
-        if i < self._index:
-            raise IndexError(f"already passed {i}")
-        if i >= len(self._rows):
-            raise IndexError(str(i))
-        self._index = i
-        return next(self)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {len(self._rows) - self._index} rows left>"
-
-
-class ResultSet(BaseResultSet):
-    """The rows of a MySQL or PostgreSQL query; ``len()`` is the number of rows."""
-
-    __slots__ = ()
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-
-class SqliteResultSet(BaseResultSet):
-    """The rows of a SQLite query: no ``len()`` (as in web.py); true while rows remain."""
-
-    __slots__ = ()
-
-    def __bool__(self) -> bool:
-        return self._index < len(self._rows)
 
 
 # ------------------------------------------------------------------ transactions
@@ -557,131 +480,3 @@ class _suppress_errors:
 
     def __exit__(self, exctype: Any, exc: Any, tb: Any) -> bool:
         return exctype is not None and issubclass(exctype, Exception)
-
-
-# ---------------------------------------------------------------------- database()
-
-_POOL_TYPES: dict[str, Any] = {
-    "pool_size": int,
-    "max_overflow": int,
-    "acquire_timeout": float,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "write_timeout": float,
-    "recycle": float,
-    "timeout": float,
-    "port": int,
-    "charset": str,
-    "unix_socket": str,
-    "unix_sock": str,
-    "ssl": str,
-    "ssl_ca": str,
-    "application_name": str,
-}
-
-
-def _url_value(key: str, value: str) -> Any:
-    if key == "pre_ping":
-        low = value.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        return float(value)
-    if key not in _POOL_TYPES:
-        raise ValueError(f"unknown database URL option {key!r}")
-    return _POOL_TYPES[key](value)
-
-
-def dburl2dict(url: str) -> dict[str, Any]:
-    """Parse ``dbn://user:pw@host:port/db?option=value`` into ``database()`` keywords."""
-    parts = urlsplit(url)
-    out: dict[str, Any]
-    if parts.scheme == "sqlite":
-        out = {"dbn": "sqlite", "db": unquote(parts.path[1:])}
-    else:
-        out = {
-            "dbn": parts.scheme,
-            "user": unquote(parts.username) if parts.username else None,
-            "pw": unquote(parts.password) if parts.password else None,
-            "db": unquote(parts.path[1:]),
-            "host": parts.hostname,
-            "port": parts.port,
-        }
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        out[key] = _url_value(key, value)
-    return out
-
-
-def _mysql(**kw: Any) -> DB:
-    from webmini.stores.mysql import Database
-
-    pool = kw.pop("pool", None)
-    if pool is None:
-        kw.pop("pooling", None)
-        driver = kw.pop("driver", None)
-        if driver not in (None, "pymysql"):
-            raise UnknownDB(f"mysql driver {driver!r}: webmini uses pymysql (cooperative)")
-        args: dict[str, Any] = {
-            "host": kw.pop("host", None) or "127.0.0.1",
-            "port": int(kw.pop("port", None) or 3306),
-            "user": kw.pop("user", None) or "root",
-            "password": kw.pop("pw", None) or kw.pop("password", None) or "",
-            "database": kw.pop("db", None) or kw.pop("database", None),
-        }
-        kw.pop("password", None)
-        args.update(kw)
-        pool = Database(**args)
-    return DB(MySQLBackend(pool), {"dbn": "mysql"})
-
-
-def _sqlite(**kw: Any) -> DB:
-    kw.pop("pooling", None)
-    driver = kw.pop("driver", None)
-    if driver not in (None, "sqlite3"):
-        raise UnknownDB(f"sqlite driver {driver!r}: webmini uses sqlite3")
-    path = kw.pop("db", None) or kw.pop("database", None)
-    if not path:
-        raise ValueError("dbn='sqlite' needs db='<file>'")
-    return DB(SqliteBackend(path, **kw), {"dbn": "sqlite", "db": path})
-
-
-def _postgres(**kw: Any) -> DB:
-    kw.pop("pooling", None)
-    driver = kw.pop("driver", None)
-    if driver not in (None, "pg8000"):
-        raise UnknownDB(f"postgres driver {driver!r}: webmini uses pg8000 (cooperative)")
-    if "password" in kw:
-        kw["pw"] = kw.pop("password")
-    if "database" in kw:
-        kw["db"] = kw.pop("database")
-    return DB(PostgresBackend(**kw), {"dbn": "postgres"})
-
-
-_databases: dict[str, Any] = {
-    "mysql": _mysql,
-    "postgres": _postgres,
-    "postgresql": _postgres,
-    "sqlite": _sqlite,
-}
-
-
-def register_database(name: str, factory: Any) -> None:
-    """Register ``factory(**params) -> DB`` for ``database(dbn=name)``."""
-    _databases[name] = factory
-
-
-def database(dburl: str | None = None, **params: Any) -> DB:
-    """A ``DB`` from a URL or keywords (``dbn``, ``db``, ``user``, ``pw``, ``host``, ``port``...).
-
-    With neither, the URL comes from ``$DATABASE_URL``.
-    """
-    if not dburl and not params:
-        dburl = os.environ["DATABASE_URL"]
-    if dburl:
-        params = {**dburl2dict(dburl), **params}
-    dbn = params.pop("dbn", None)
-    if dbn not in _databases:
-        raise UnknownDB(dbn)
-    clean = {k: v for k, v in params.items() if v is not None}
-    return _databases[dbn](**clean)  # type: ignore[no-any-return]
