@@ -416,3 +416,42 @@ def test_column_names_from_a_request_cannot_write_sql(people: wdb.DB) -> None:
     assert names(people.where("person", order="name", **{"person.age": 20})) == ["bob", "cid"]
     assert people.insert("person", name="ok", age=3) == 4
     assert len(people.select("person").list()) == 4
+
+
+def test_a_failed_request_leaks_no_connection(db: wdb.DB, request: pytest.FixtureRequest,
+                                              tmp_path_factory: Any) -> None:
+    from webmini.testing import TestClient
+
+    small = _make(db.dbname, request, tmp_path_factory, pool_size=1, acquire_timeout=0.5)
+
+    class Broken:
+        def GET(self) -> str:
+            with small.transaction():
+                small.query("SELECT 1")
+                small.query("SELECT * FROM no_such_table_here")
+            return "unreachable"
+
+    class Fine:
+        def GET(self) -> str:
+            return str(small.query("SELECT 41 + 1 AS n").first().n)
+
+    class Hold:
+        def GET(self) -> str:
+            with small.transaction():
+                gevent.sleep(1.0)
+            return "held"
+
+    app = web.application(("/broken", "Broken", "/fine", "Fine", "/hold", "Hold"), locals())
+    client = TestClient(app.wsgifunc())
+    try:
+        for _ in range(5):
+            assert client.request("GET", "/broken").status.startswith("500")
+        assert client.request("GET", "/fine").text == "42"
+        holder = gevent.spawn(client.request, "GET", "/hold")
+        gevent.sleep(0.3)
+        busy = client.request("GET", "/fine")  # the only connection is held: 503, not a hang
+        assert busy.status.startswith("503") and busy.headers.get("Retry-After") == "1"
+        assert holder.get(timeout=10).text == "held"
+        assert client.request("GET", "/fine").text == "42"
+    finally:
+        small.close()
