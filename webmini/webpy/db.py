@@ -457,6 +457,7 @@ SQLProducer = DB
 _SEQNAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_$]*$")
 _NAME = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"\x00]+"|`[^`\x00]+`)'
 _COLUMN = re.compile(rf"{_NAME}(?:\.{_NAME})?")
+_COLUMNS_SEEN: set[str] = set()
 
 
 def _column(name: str) -> str:
@@ -464,8 +465,13 @@ def _column(name: str) -> str:
     # SECURITY: column names are SQL text, not parameters. An app that passes
     # a request's fields as **values (db.insert("t", **web.input())) would let
     # a client write SQL through a field name; web.py splices them unchecked.
+    if name in _COLUMNS_SEEN:  # PERF: the same few names, checked once
+        return name
     if type(name) is not str or not _COLUMN.fullmatch(name):
         raise ValueError(f"not a column name: {name!r}")
+    if len(_COLUMNS_SEEN) >= 4096:
+        _COLUMNS_SEEN.clear()
+    _COLUMNS_SEEN.add(name)
     return name
 
 
