@@ -114,6 +114,15 @@ def _content_length(env: dict[str, Any]) -> int | None:
     return length
 
 
+def _read_stream(stream: Any, size: int) -> bytes:
+    """Read the body; a malformed one (a bad chunk, a cut connection) is the client's 400."""
+    try:
+        chunk: bytes = stream.read(size)
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"malformed request body: {exc}") from None
+    return chunk
+
+
 def _read_body(c: RequestContext) -> bytes:
     env = c.env
     limit = config.max_body_size
@@ -123,13 +132,13 @@ def _read_body(c: RequestContext) -> bytes:
         if not env.get("wsgi.input_terminated"):
             return b""
         # The server de-chunked the body: read up to the limit and no further.
-        body = stream.read(limit + 1)
+        body = _read_stream(stream, limit + 1)
         if len(body) > limit:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
         return bytes(body)
     if length > limit:
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    body = stream.read(length) if length else b""
+    body = _read_stream(stream, length) if length else b""
     if len(body) < length:
         raise BadRequest("request body shorter than its Content-Length")
     return bytes(body)
@@ -156,7 +165,8 @@ def json() -> Any:
         raise BadRequest("a JSON body is required")
     try:
         value = _json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # SECURITY: deep nesting ([[[[...) is a 400, not a 500.
         raise BadRequest("invalid JSON body") from None
     c.__dict__["_json"] = value
     return value
@@ -199,7 +209,7 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
             out.setdefault(part.name, []).append(value)
     except ParserLimitReached as exc:
         raise PayloadTooLarge(f"multipart body over a limit: {exc}") from None
-    except (MultipartError, UnicodeDecodeError, ValueError) as exc:
+    except (MultipartError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from None
     return _fields_from_lists(out)
 

@@ -9,6 +9,7 @@ client holds a greenlet forever), and it has no total header-size limit.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 from webmini.config import config
 from webmini.serving import green
 from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
+from webmini.serving.strict import BadRequestHead, check_head
 
 # The dev server is gevent's: patch before gevent.pywsgi pulls in http.client
 # and ssl (a no-op when `webmini run`, uWSGI or a test runner patched first).
@@ -33,6 +35,9 @@ except ImportError:  # pragma: no cover - the dev server needs gevent
     raise ImportError("the webmini dev server needs gevent: pip install webmini[gevent]") from None
 
 __all__ = ["DevHandler", "DevServer", "announce", "listen", "make_server", "run_server", "serve"]
+
+#: Most header fields in one request head (431 beyond), as ``http.client``.
+MAX_HEADER_FIELDS = 100
 
 access_log = logging.getLogger("webmini.access")
 log = logging.getLogger("webmini.serving.devserver")
@@ -49,6 +54,7 @@ def _response(status: str, body: bytes = b"") -> bytes:
 
 
 _TIMEOUT_RESPONSE = _response("408 Request Timeout", b"Request Timeout\n")
+_BAD_REQUEST_RESPONSE = _response("400 Bad Request", b"Bad Request\n")
 _TOO_LARGE_RESPONSE = _response(
     "431 Request Header Fields Too Large", b"Request Header Fields Too Large\n"
 )
@@ -96,6 +102,7 @@ class DevHandler(WSGIHandler):
     socket: Any  # None once a WebSocket took the connection over
     _orig_status: str | None
     _timer: Any = None
+    _header_lines: list[bytes] = []
 
     def __init__(self, sock: Any, address: Any, server: DevServer, rfile: Any = None) -> None:
         # PERF: without TCP_NODELAY the body write after the header write waits
@@ -122,16 +129,40 @@ class DevHandler(WSGIHandler):
         return line.decode("latin-1")
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 - pywsgi's name
-        """Parse the headers within ``config.max_header_size`` (431 beyond)."""
-        budget = self.server.max_header_size - len(self.requestline or "")
-        return super().MessageClass(_BoundedReader(fp, budget), *args)
+        """Parse the header lines :meth:`read_request` already read and validated."""
+        return super().MessageClass(io.BytesIO(b"".join(self._header_lines)), *args)
 
     def read_request(self, raw_requestline: str) -> bool:
-        """Parse the request; once the headers are in, switch to the body read timeout."""
+        """Read the head within the limits, validate it strictly, then let pywsgi parse it.
+
+        Once the headers are in, the body read timeout applies.
+        """
+        if len(raw_requestline.split()) != 3:
+            # No headers to wait for: HTTP/0.9 and broken request lines end here.
+            raise BadRequestHead(f"malformed request line {raw_requestline.rstrip()!r}")
+        self._header_lines = self._read_header_lines(raw_requestline)
+        head = raw_requestline.encode("latin-1") + b"".join(self._header_lines)
+        check_head(head)  # BadRequestHead: 400 and close
         ok: bool = super().read_request(raw_requestline)
+        self._header_lines = []
         self._cancel_timer()
         self.socket.settimeout(self.server.read_timeout)
         return ok
+
+    def _read_header_lines(self, requestline: str) -> list[bytes]:
+        """The raw header lines up to and including the empty one (431 past the limits)."""
+        reader = _BoundedReader(self.rfile, self.server.max_header_size - len(requestline))
+        lines: list[bytes] = []
+        while True:
+            line = reader.readline()
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return lines
+            if not line:
+                raise BadRequestHead("connection closed inside the request head")
+            if len(lines) > MAX_HEADER_FIELDS:
+                # SECURITY: bounds the work one request head costs.
+                raise HeadersTooLarge()
 
     def handle_one_request(self) -> Any:
         """Serve one request; a header timeout during the request line answers 408."""
@@ -152,8 +183,13 @@ class DevHandler(WSGIHandler):
             self._client_cut_off("timed out sending headers")
             return ("408", _TIMEOUT_RESPONSE)
         if isinstance(ex, HeadersTooLarge):
-            self._client_cut_off(f"headers larger than {self.server.max_header_size} bytes")
+            self._client_cut_off(
+                f"headers larger than {self.server.max_header_size} bytes"
+                f" or more than {MAX_HEADER_FIELDS} fields")
             return ("431", _TOO_LARGE_RESPONSE)
+        if isinstance(ex, BadRequestHead):
+            self._client_cut_off(str(ex))
+            return ("400", _BAD_REQUEST_RESPONSE)
         return super()._handle_client_error(ex)
 
     def _client_cut_off(self, why: str) -> None:
@@ -189,6 +225,10 @@ class DevHandler(WSGIHandler):
                 return
             self.process_result()
         finally:
+            if getattr(self.wsgi_input, "_chunked_input_error", False):
+                # SECURITY: after a malformed chunked body the stream is out of
+                # step: never parse what follows as another request.
+                self.close_connection = True
             close = getattr(self.result, "close", None)
             self.result = None
             if close is not None:
