@@ -224,6 +224,9 @@ def uwsgi_startup_check() -> None:
     """Run :func:`startup_check` in every uWSGI worker (app loaded in the worker or the master)."""
     import uwsgi  # only importable inside uWSGI
 
+    from webmini.serving.uwsgi_guard import check_http_sockets
+
+    check_http_sockets(uwsgi.opt)
     if uwsgi.worker_id() > 0:  # lazy-apps: the app is loaded in the worker itself
         startup_check()
         return
