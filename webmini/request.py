@@ -114,13 +114,28 @@ def _content_length(env: dict[str, Any]) -> int | None:
     return length
 
 
-def _read_stream(stream: Any, size: int) -> bytes:
+def _read_stream(stream: Any, size: int = -1) -> bytes:
     """Read the body; a malformed one (a bad chunk, a cut connection) is the client's 400."""
     try:
         chunk: bytes = stream.read(size)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - only the server's body reader runs here
+        # Servers signal a malformed body in their own ways: pywsgi and uWSGI
+        # raise OSError/ValueError, gunicorn its own ParseException classes.
         raise BadRequest(f"malformed request body: {exc}") from None
     return chunk
+
+
+class _ClientBody:
+    """``wsgi.input`` for a parser: a read error of the server's is a 400."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all when negative)."""
+        return _read_stream(self.stream, size)
 
 
 def _read_body(c: RequestContext) -> bytes:
@@ -187,7 +202,7 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
     if "_body" in c.__dict__:
         stream: Any = io.BytesIO(c.__dict__["_body"])
     else:
-        stream = env["wsgi.input"]
+        stream = _ClientBody(env["wsgi.input"])
         c.__dict__["_body_streamed"] = True
     out: dict[str, list[Any]] = {}
     try:
