@@ -205,7 +205,15 @@ def test_secure_flag_over_https(cache: Cache) -> None:
     r = browser.request("GET", "/count", https=True)
     cookie = set_cookie(r)
     assert cookie is not None and "secure" in [a.strip().lower() for a in cookie.split(";")]
-    proxied = browser.get("/count", headers={"X-Forwarded-Proto": "https"})
+    # X-Forwarded-Proto counts only from a trusted proxy (config.trusted_proxies).
+    forged = browser.get("/count", headers={"X-Forwarded-Proto": "https"})
+    assert "secure" not in (set_cookie(forged) or "").lower()
+    saved = web.config.get("trusted_proxies")
+    web.config.trusted_proxies = "127.0.0.1"
+    try:
+        proxied = browser.get("/count", headers={"X-Forwarded-Proto": "https"})
+    finally:
+        web.config.trusted_proxies = saved
     assert "secure" in set_cookie(proxied).lower()  # type: ignore[union-attr]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os as _os
+
 from webmini.storage import Storage
 
 config = Storage(
@@ -22,4 +24,8 @@ config = Storage(
     max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
+    # Peers (addresses or networks, a list or "a,b" string) whose X-Forwarded-
+    # Proto/-Host/-For headers ctx.protocol/host/ip/home follow. None by default:
+    # any client can send those headers. Also read from WEBMINI_TRUSTED_PROXIES.
+    trusted_proxies=_os.environ.get("WEBMINI_TRUSTED_PROXIES", ""),
 )

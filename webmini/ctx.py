@@ -10,6 +10,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
+from webmini.forwarded import client_ip, forwarded_host, forwarded_proto
+
 _current: ContextVar[RequestContext] = ContextVar("webmini.request")
 
 #: Every request's status until something sets another (compared by identity).
@@ -28,15 +30,20 @@ def _query(c: RequestContext) -> str:
 
 def _protocol(c: RequestContext) -> str:
     env = c.env
-    # Proxies tell the original scheme; uWSGI and pywsgi set wsgi.url_scheme.
-    forwarded = env.get("HTTP_X_FORWARDED_PROTO")
-    if forwarded in ("http", "https"):
-        return str(forwarded)
+    # SECURITY: X-Forwarded-* count only from config.trusted_proxies.
+    if "HTTP_X_FORWARDED_PROTO" in env:
+        proto = forwarded_proto(env)
+        if proto:
+            return proto
     return str(env.get("wsgi.url_scheme", "http"))
 
 
 def _host(c: RequestContext) -> str:
     env = c.env
+    if "HTTP_X_FORWARDED_HOST" in env:
+        forwarded = forwarded_host(env)
+        if forwarded:
+            return forwarded
     host = env.get("HTTP_HOST")
     if host:
         return str(host)
@@ -46,6 +53,8 @@ def _host(c: RequestContext) -> str:
 
 
 def _ip(c: RequestContext) -> str:
+    if "HTTP_X_FORWARDED_FOR" in c.env:
+        return client_ip(c.env)
     return str(c.env.get("REMOTE_ADDR", ""))
 
 
