@@ -29,6 +29,7 @@ green.patch()
 
 try:
     import gevent  # noqa: E402
+    import gevent.event  # noqa: E402
     from gevent.pool import Pool  # noqa: E402
     from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer  # noqa: E402
 except ImportError:  # pragma: no cover - the dev server needs gevent
@@ -116,9 +117,16 @@ class DevHandler(WSGIHandler):
     def read_requestline(self) -> str:
         """Wait at most ``keepalive_timeout`` for a request, then bound the header read."""
         server = self.server
+        if server.stopping:
+            return ""  # shutting down: no new request on this connection
         # SECURITY: an idle keep-alive connection is closed after keepalive_timeout.
         self.socket.settimeout(server.keepalive_timeout)
-        self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
+        me = gevent.getcurrent()
+        server.idle.add(me)  # a graceful stop may end this wait: no request is lost
+        try:
+            self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
+        finally:
+            server.idle.discard(me)
         timer = self._timer
         if timer is None:
             timer = self._timer = gevent.Timeout(server.header_timeout, HeaderTimeout)
@@ -200,6 +208,13 @@ class DevHandler(WSGIHandler):
         return str(address[0]) if isinstance(address, tuple) else str(address or "-")
 
     # -- running the application ----------------------------------------
+
+    def finalize_headers(self) -> None:
+        """Add ``Connection: close`` to a response finished while the server stops."""
+        if self.server.stopping and not self.close_connection:
+            self.close_connection = True
+            self.response_headers.append((b"Connection", b"close"))
+        super().finalize_headers()
 
     def get_environ(self) -> dict[str, Any]:
         """Build the WSGI environ; it carries this handler for WebSocket upgrades."""
@@ -288,8 +303,13 @@ class DevServer(WSGIServer):
         header_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_header_size: int | None = None,
+        graceful_timeout: float = 10.0,
         environ: dict[str, Any] | None = None,
     ) -> None:
+        self.stopping = False
+        # Greenlets waiting for a keep-alive connection's next request.
+        self.idle: set[Any] = set()
+        self.graceful_timeout = graceful_timeout
         self.keepalive_timeout = keepalive_timeout
         self.header_timeout = header_timeout
         self.read_timeout = read_timeout
@@ -304,6 +324,30 @@ class DevServer(WSGIServer):
         )
 
 
+    def graceful_stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, finish in-flight requests for at most ``timeout`` s, then stop.
+
+        Idle keep-alive connections are closed at once; a request in flight
+        gets its response (with ``Connection: close``) unless it outlives
+        the grace period (``graceful_timeout`` by default), like uWSGI's
+        ``worker-reload-mercy``.
+        """
+        grace = self.graceful_timeout if timeout is None else timeout
+        self.stopping = True
+        self.stop_accepting()
+        self.close()  # the listening socket: new connections are refused from now on
+        for greenlet in list(self.idle):
+            greenlet.kill(block=False)
+        pool = self.pool
+        busy = len(pool) if pool is not None else 0
+        if busy:
+            log.info("stopping: waiting up to %.1f s for %d connection(s)", grace, busy)
+            if pool is not None and not pool.join(timeout=grace):
+                log.warning("stopping: %d request(s) cut off after %.1f s", len(pool), grace)
+        if pool is not None:
+            pool.kill(block=True, timeout=1)
+
+
 def make_server(
     app: WSGIApp,
     listener: Any = ("127.0.0.1", 0),
@@ -312,7 +356,7 @@ def make_server(
     """Return a :class:`DevServer` for ``app`` on ``listener`` (an address or a socket).
 
     ``options``: ``pool_size``, ``keepalive_timeout``, ``header_timeout``,
-    ``read_timeout``, ``max_header_size``, ``environ``. Call ``.start()`` or
+    ``read_timeout``, ``max_header_size``, ``graceful_timeout``, ``environ``. Call ``.start()`` or
     ``.serve_forever()``; ``.server_port`` tells the bound port.
     """
     environ = dict(options.pop("environ", None) or {})
@@ -371,11 +415,21 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
         environ["wsgi.multiprocess"] = True  # pywsgi then accepts one connection at a time
     server = make_server(app, sock, environ=environ, **options)
     green.startup_check(debug=bool(config.debug))
-    gevent.signal_handler(signal.SIGTERM, server.stop)
+    stopped = gevent.event.Event()
+
+    def graceful() -> None:
+        try:
+            server.graceful_stop()
+        finally:
+            stopped.set()
+
+    # SIGTERM: a graceful stop, bounded by graceful_timeout (uWSGI's mercy).
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(graceful))
     started = time.monotonic()
+    server.start()
     try:
-        server.serve_forever()
+        stopped.wait()
     except KeyboardInterrupt:
-        pass
+        server.stop()
     finally:
         log.info("stopped after %.1f s", time.monotonic() - started)
