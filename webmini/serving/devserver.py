@@ -102,6 +102,7 @@ class DevHandler(WSGIHandler):
     server: DevServer
     socket: Any  # None once a WebSocket took the connection over
     _orig_status: str | None
+    close_connection: bool
     _timer: Any = None
     _header_lines: list[bytes] = []
 
