@@ -6,6 +6,7 @@ module stays within a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import string
 from urllib.parse import quote, urlencode
 
@@ -74,10 +75,8 @@ def test_one_bad_byte_is_refused(method: str, target: str, headers: list, data: 
 def test_arbitrary_bytes_never_crash_the_check(blob: bytes) -> None:
     """Whatever the bytes, the check passes or says BadRequestHead; nothing else escapes."""
     head = b"GET / HTTP/1.1\r\nHost: a\r\n" + blob.replace(b"\r\n\r\n", b"") + b"\r\n\r\n"
-    try:
+    with contextlib.suppress(BadRequestHead):
         check_head(head)
-    except BadRequestHead:
-        pass
 
 
 @SETTINGS
