@@ -280,7 +280,13 @@ class application:  # noqa: N801 - web.py's name
 
     # -- responses -------------------------------------------------------
 
-    def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+    def _error_result(self, c: RequestContext, e: HTTPError, logged: bool = False) -> Any:
+        if not logged and e.status[:1] == "5":
+            # Every 5xx is logged once, with its cause (a pool timeout, a
+            # store down...): a 503 must never be silent.
+            cause = e.__cause__ or e.__context__
+            log.error("%s %s answered %s: %s%s", c.method, c.path, e.status, e.data,
+                      f" ({type(cause).__name__}: {cause})" if cause is not None else "")
         try:
             for name, value in e.headers:
                 check_header(name, value)
@@ -318,7 +324,7 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError()
         if not isinstance(e, HTTPError):
             e = errors.InternalError(e)
-        return self._error_result(c, e)
+        return self._error_result(c, e, logged=True)
 
     def _finish(self, c: RequestContext, result: Any, start_response: StartResponse) -> Any:
         # PERF: the common bodies (bytes, str, dict) are tested by exact type first.
