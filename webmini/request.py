@@ -138,6 +138,29 @@ class _ClientBody:
         return _read_stream(self.stream, size)
 
 
+#: Most bytes of a refused body read and dropped (or max_body_size, if larger).
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+def _drain(stream: Any, length: int | None) -> None:
+    """Read and drop what is left of a body refused early (bounded: DRAIN_LIMIT).
+
+    uWSGI closes a connection with unread request data: the kernel then
+    answers RST and nginx reports 502 instead of webmini's 4xx. Draining the
+    rest (at loopback speed: nginx buffered it) lets the 4xx through.
+    """
+    cap = max(DRAIN_LIMIT, config.max_body_size)
+    budget = min(length, cap) if length is not None else cap
+    try:
+        while budget > 0:
+            chunk = stream.read(min(65536, budget))
+            if not chunk:
+                return
+            budget -= len(chunk)
+    except Exception:  # noqa: BLE001 - a broken body: the connection closes anyway
+        return
+
+
 def _read_body(c: RequestContext) -> bytes:
     env = c.env
     limit = config.max_body_size
@@ -152,6 +175,7 @@ def _read_body(c: RequestContext) -> bytes:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
         return bytes(body)
     if length > limit:
+        _drain(stream, length)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
     body = _read_stream(stream, length) if length else b""
     if len(body) < length:
@@ -197,13 +221,16 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
     env = c.env
     length = _content_length(env)
     limit = config.max_body_size
+    live = "_body" not in c.__dict__
     if length is not None and length > limit:
+        if live:
+            _drain(env["wsgi.input"], length)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    if "_body" in c.__dict__:
-        stream: Any = io.BytesIO(c.__dict__["_body"])
-    else:
-        stream = _ClientBody(env["wsgi.input"])
+    if live:
+        stream: Any = _ClientBody(env["wsgi.input"])
         c.__dict__["_body_streamed"] = True
+    else:
+        stream = io.BytesIO(c.__dict__["_body"])
     out: dict[str, list[Any]] = {}
     try:
         parser = MultipartParser(
@@ -223,8 +250,12 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
                 value = part.value
             out.setdefault(part.name, []).append(value)
     except ParserLimitReached as exc:
+        if live:
+            _drain(env["wsgi.input"], length)
         raise PayloadTooLarge(f"multipart body over a limit: {exc}") from None
     except (MultipartError, UnicodeDecodeError, ValueError, OSError) as exc:
+        if live:
+            _drain(env["wsgi.input"], length)
         raise BadRequest(f"malformed multipart body: {exc}") from None
     return _fields_from_lists(out)
 

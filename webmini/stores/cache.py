@@ -401,15 +401,15 @@ class Cache:
         A key may sit on its owner and on the nodes it fell to while the owner
         was down: deleting it only on today's owner would leave an old copy to
         be served after the next failover. A node this delete cannot reach
-        gets it replayed as soon as it answers again.
+        gets it replayed as soon as it answers again. Workers track node
+        health each on their own, so the delete does not trust this one's view.
         """
         raw = self._key(key)
-        now = time.monotonic()
         existed = False
         for node in self.nodes.values():
-            if not node.available(now):
-                node.miss_delete(raw)
-                continue
+            # Even a node this worker believes down is tried: another worker
+            # may already read from it again. A node that refuses costs a
+            # refused connect; a frozen one up to socket_timeout (writes only).
             reply = self._safely(node, None, _simple, b"delete " + raw)
             if reply is None:
                 node.miss_delete(raw)
