@@ -1,352 +1,49 @@
-"""The builtin dev server on ``gevent.pywsgi``: keep-alive, timeouts, limits, access log.
+"""The builtin dev server on ``gevent.pywsgi`` behind ``webmini run`` and ``app.run()``.
 
-``gevent.pywsgi`` alone leaves three holes this module closes: it does not
-set ``TCP_NODELAY`` (a keep-alive client then waits ~40 ms per request:
-Nagle + delayed ACK), it has no idle or header-read timeout (a slowloris
-client holds a greenlet forever), and it has no total header-size limit.
+Importing this module changes nothing: :func:`make_server` (and so
+:func:`serve` and :func:`run_server`) patches the standard library for
+gevent first (a no-op when ``webmini run``, uWSGI or a test runner patched
+already), then loads the handler from :mod:`webmini.serving.pywsgi_handler`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webmini.config import config
 from webmini.serving import green
 from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
-from webmini.serving.strict import BadRequestHead, check_head
 
-# The dev server is gevent's: patch before gevent.pywsgi pulls in http.client
-# and ssl (a no-op when `webmini run`, uWSGI or a test runner patched first).
-green.patch()
-
-try:
-    import gevent  # noqa: E402
-    import gevent.event  # noqa: E402
-    from gevent.pool import Pool  # noqa: E402
-    from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer  # noqa: E402
-except ImportError:  # pragma: no cover - the dev server needs gevent
-    raise ImportError("the webmini dev server needs gevent: pip install webmini[gevent]") from None
+if TYPE_CHECKING:
+    from webmini.serving.pywsgi_handler import DevHandler, DevServer
 
 __all__ = ["DevHandler", "DevServer", "announce", "listen", "make_server", "run_server", "serve"]
 
-#: Most header fields in one request head (431 beyond), as ``http.client``.
-MAX_HEADER_FIELDS = 100
-
-access_log = logging.getLogger("webmini.access")
-log = logging.getLogger("webmini.serving.devserver")
-
+log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _response(status: str, body: bytes = b"") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode("latin-1") + body
+def _handler_module() -> Any:
+    # The dev server is gevent's: patch before gevent.pywsgi pulls in
+    # http.client and ssl.
+    green.patch()
+    from webmini.serving import pywsgi_handler
+
+    return pywsgi_handler
 
 
-_TIMEOUT_RESPONSE = _response("408 Request Timeout", b"Request Timeout\n")
-_BAD_REQUEST_RESPONSE = _response("400 Bad Request", b"Bad Request\n")
-_TOO_LARGE_RESPONSE = _response(
-    "431 Request Header Fields Too Large", b"Request Header Fields Too Large\n"
-)
-
-
-class HeaderTimeout(Exception):
-    """The client took longer than ``header_timeout`` to send its request line and headers."""
-
-
-class HeadersTooLarge(Exception):
-    """The request line and headers exceed ``config.max_header_size``."""
-
-
-class _BoundedReader:
-    """A ``readline`` source that raises HeadersTooLarge past a byte budget."""
-
-    __slots__ = ("fp", "remaining")
-
-    def __init__(self, fp: Any, budget: int) -> None:
-        self.fp = fp
-        self.remaining = budget
-
-    def readline(self, size: int = -1) -> bytes:
-        """Read one header line, never more than the budget left plus one byte."""
-        limit = self.remaining + 1
-        if 0 <= size < limit:
-            limit = size
-        line: bytes = self.fp.readline(limit)
-        self.remaining -= len(line)
-        if self.remaining < 0:
-            # SECURITY: bounds the memory one request's headers can take.
-            raise HeadersTooLarge()
-        return line
-
-
-class DevHandler(WSGIHandler):
-    """A ``pywsgi`` handler with TCP_NODELAY, idle/header/read timeouts and a header limit.
-
-    It publishes itself as ``environ["webmini.pywsgi_handler"]``; when the
-    application returns with ``environ["webmini.upgraded"]`` true (a WebSocket
-    took the connection over), nothing more is read or written here.
-    """
-
-    server: DevServer
-    socket: Any  # None once a WebSocket took the connection over
-    _orig_status: str | None
-    close_connection: bool
-    _timer: Any = None
-    _header_lines: list[bytes] = []
-
-    def __init__(self, sock: Any, address: Any, server: DevServer, rfile: Any = None) -> None:
-        # PERF: without TCP_NODELAY the body write after the header write waits
-        # for the client's delayed ACK: ~40 ms per keep-alive request.
-        with contextlib.suppress(OSError):  # not TCP (a UNIX socket)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().__init__(sock, address, server, rfile)
-
-    # -- reading the request ------------------------------------------
-
-    def read_requestline(self) -> str:
-        """Wait at most ``keepalive_timeout`` for a request, then bound the header read."""
-        server = self.server
-        if server.stopping:
-            return ""  # shutting down: no new request on this connection
-        # SECURITY: an idle keep-alive connection is closed after keepalive_timeout.
-        self.socket.settimeout(server.keepalive_timeout)
-        me = gevent.getcurrent()
-        server.idle.add(me)  # a graceful stop may end this wait: no request is lost
-        try:
-            self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
-        finally:
-            server.idle.discard(me)
-        timer = self._timer
-        if timer is None:
-            timer = self._timer = gevent.Timeout(server.header_timeout, HeaderTimeout)
-        # SECURITY: the whole request line + headers must arrive within
-        # header_timeout, however slowly the bytes trickle in (slowloris).
-        timer.start()
-        line: bytes = self.rfile.readline(MAX_REQUEST_LINE)
-        return line.decode("latin-1")
-
-    def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 - pywsgi's name
-        """Parse the header lines :meth:`read_request` already read and validated."""
-        return super().MessageClass(io.BytesIO(b"".join(self._header_lines)), *args)
-
-    def read_request(self, raw_requestline: str) -> bool:
-        """Read the head within the limits, validate it strictly, then let pywsgi parse it.
-
-        Once the headers are in, the body read timeout applies.
-        """
-        if len(raw_requestline.split()) != 3:
-            # No headers to wait for: HTTP/0.9 and broken request lines end here.
-            raise BadRequestHead(f"malformed request line {raw_requestline.rstrip()!r}")
-        self._header_lines = self._read_header_lines(raw_requestline)
-        head = raw_requestline.encode("latin-1") + b"".join(self._header_lines)
-        check_head(head)  # BadRequestHead: 400 and close
-        ok: bool = super().read_request(raw_requestline)
-        self._header_lines = []
-        self._cancel_timer()
-        self.socket.settimeout(self.server.read_timeout)
-        return ok
-
-    def _read_header_lines(self, requestline: str) -> list[bytes]:
-        """The raw header lines up to and including the empty one (431 past the limits)."""
-        reader = _BoundedReader(self.rfile, self.server.max_header_size - len(requestline))
-        lines: list[bytes] = []
-        while True:
-            line = reader.readline()
-            lines.append(line)
-            if line in (b"\r\n", b"\n"):
-                return lines
-            if not line:
-                raise BadRequestHead("connection closed inside the request head")
-            if len(lines) > MAX_HEADER_FIELDS:
-                # SECURITY: bounds the work one request head costs.
-                raise HeadersTooLarge()
-
-    def handle_one_request(self) -> Any:
-        """Serve one request; a header timeout during the request line answers 408."""
-        try:
-            return super().handle_one_request()
-        except HeaderTimeout:
-            self._client_cut_off("timed out sending the request line")
-            return ("408", _TIMEOUT_RESPONSE)
-        finally:
-            self._cancel_timer()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _handle_client_error(self, ex: BaseException) -> Any:
-        if isinstance(ex, HeaderTimeout):
-            self._client_cut_off("timed out sending headers")
-            return ("408", _TIMEOUT_RESPONSE)
-        if isinstance(ex, HeadersTooLarge):
-            self._client_cut_off(
-                f"headers larger than {self.server.max_header_size} bytes"
-                f" or more than {MAX_HEADER_FIELDS} fields")
-            return ("431", _TOO_LARGE_RESPONSE)
-        if isinstance(ex, BadRequestHead):
-            self._client_cut_off(str(ex))
-            return ("400", _BAD_REQUEST_RESPONSE)
-        return super()._handle_client_error(ex)
-
-    def _client_cut_off(self, why: str) -> None:
-        log.warning("closing connection from %s: %s", self._client_ip(), why)
-
-    def _client_ip(self) -> str:
-        address = self.client_address
-        return str(address[0]) if isinstance(address, tuple) else str(address or "-")
-
-    # -- running the application ----------------------------------------
-
-    def finalize_headers(self) -> None:
-        """Add ``Connection: close`` to a response finished while the server stops."""
-        if self.server.stopping and not self.close_connection:
-            self.close_connection = True
-            self.response_headers.append((b"Connection", b"close"))
-        super().finalize_headers()
-
-    def get_environ(self) -> dict[str, Any]:
-        """Build the WSGI environ; it carries this handler for WebSocket upgrades."""
-        env: dict[str, Any] = super().get_environ()
-        env["webmini.pywsgi_handler"] = self
-        return env
-
-    def run_application(self) -> None:
-        """Call the application and write its result, unless a WebSocket took the socket."""
-        env = self.environ
-        try:
-            self.result = self.application(env, self.start_response)
-            if env.get("webmini.upgraded"):
-                # The WebSocket layer owns the connection now, on a descriptor
-                # of its own: close ours without pywsgi's drain-then-close,
-                # which would eat the client's first frames.
-                self.close_connection = True
-                sock, self.socket = self.socket, None
-                self.rfile.close()  # the descriptor closes with its last user
-                sock.close()
-                if self._orig_status is None:
-                    self._orig_status = "101"
-                return
-            self.process_result()
-        finally:
-            if getattr(self.wsgi_input, "_chunked_input_error", False):
-                # SECURITY: after a malformed chunked body the stream is out of
-                # step: never parse what follows as another request.
-                self.close_connection = True
-            close = getattr(self.result, "close", None)
-            self.result = None
-            if close is not None:
-                close()
-
-    def handle_error(self, t: Any, v: Any, tb: Any) -> None:
-        """Log an exception that escaped the application; answer 500 (debug page if on)."""
-        if t is not None and issubclass(t, gevent.GreenletExit):
-            return
-        env = self.environ or {}
-        log.error(
-            "unhandled error in %s %s", env.get("REQUEST_METHOD"), env.get("PATH_INFO"),
-            exc_info=(t, v, tb),
-        )
-        if not config.debug or self.response_length or self.headers_sent:
-            self._send_error_response_if_possible(500)
-            return
-        from webmini.serving.debugpage import render
-
-        body = render((t, v, tb), env).encode("utf-8")
-        self.close_connection = True
-        try:
-            self.start_response(
-                "500 Internal Server Error",
-                [("Content-Type", "text/html; charset=utf-8"),
-                 ("Content-Length", str(len(body))), ("Connection", "close")],
-            )
-            self.write(body)
-        except OSError:
-            pass
-
-    def log_request(self) -> None:
-        """Write one access-log line to the ``webmini.access`` logger."""
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        status = str(self._orig_status or "000").split(" ", 1)[0]
-        finish: float = self.time_finish
-        took = f"{(finish - self.time_start) * 1000:.1f}ms" if finish else "-"
-        access_log.info(
-            '%s "%s" %s %s %s', self._client_ip(), self.requestline or "", status,
-            self.response_length or "-", took,
-        )
-
-
-class DevServer(WSGIServer):
-    """``gevent.pywsgi.WSGIServer`` with :class:`DevHandler` and its limits."""
-
-    handler_class = DevHandler
-
-    def __init__(
-        self,
-        listener: Any,
-        application: WSGIApp,
-        *,
-        pool_size: int = 1000,
-        keepalive_timeout: float = 5.0,
-        header_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_header_size: int | None = None,
-        graceful_timeout: float = 10.0,
-        environ: dict[str, Any] | None = None,
-    ) -> None:
-        self.stopping = False
-        # Greenlets waiting for a keep-alive connection's next request.
-        self.idle: set[Any] = set()
-        self.graceful_timeout = graceful_timeout
-        self.keepalive_timeout = keepalive_timeout
-        self.header_timeout = header_timeout
-        self.read_timeout = read_timeout
-        self.max_header_size = (
-            max_header_size if max_header_size is not None else int(config.max_header_size)
-        )
-        # SECURITY: a bounded pool: past pool_size connections the server
-        # stops accepting instead of spawning without limit.
-        super().__init__(
-            listener, application, spawn=Pool(pool_size), log=None,
-            error_log=logging.getLogger("webmini.serving.devserver"), environ=environ,
-        )
-
-
-    def graceful_stop(self, timeout: float | None = None) -> None:
-        """Stop accepting, finish in-flight requests for at most ``timeout`` s, then stop.
-
-        Idle keep-alive connections are closed at once; a request in flight
-        gets its response (with ``Connection: close``) unless it outlives
-        the grace period (``graceful_timeout`` by default), like uWSGI's
-        ``worker-reload-mercy``.
-        """
-        grace = self.graceful_timeout if timeout is None else timeout
-        self.stopping = True
-        self.stop_accepting()
-        self.close()  # the listening socket: new connections are refused from now on
-        for greenlet in list(self.idle):
-            greenlet.kill(block=False)
-        pool = self.pool
-        busy = len(pool) if pool is not None else 0
-        if busy:
-            log.info("stopping: waiting up to %.1f s for %d connection(s)", grace, busy)
-            if pool is not None and not pool.join(timeout=grace):
-                log.warning("stopping: %d request(s) cut off after %.1f s", len(pool), grace)
-        if pool is not None:
-            pool.kill(block=True, timeout=1)
+def __getattr__(name: str) -> Any:
+    # DevHandler and DevServer load (and patch) on first use, never at import.
+    if name in ("DevHandler", "DevServer"):
+        return getattr(_handler_module(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_server(
@@ -365,7 +62,8 @@ def make_server(
         environ.setdefault("SERVER_NAME", str(listener[0]))  # avoids a reverse DNS lookup
     elif isinstance(listener, socket.socket):
         environ.setdefault("SERVER_NAME", str(listener.getsockname()[0]))
-    return DevServer(listener, app, environ=environ, **options)
+    server: DevServer = _handler_module().DevServer(listener, app, environ=environ, **options)
+    return server
 
 
 def serve(
@@ -388,6 +86,7 @@ def serve(
     ``webmini.config.debug`` (HTML debug pages, event-loop monitor).
     ``options`` go to :func:`make_server`.
     """
+    green.patch()  # before the listening socket is made: it must be gevent's
     if debug is not None:
         config.debug = debug
     if not logging.getLogger().handlers:
@@ -416,6 +115,9 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
         environ["wsgi.multiprocess"] = True  # pywsgi then accepts one connection at a time
     server = make_server(app, sock, environ=environ, **options)
     green.startup_check(debug=bool(config.debug))
+    import gevent  # patched and imported by make_server
+    import gevent.event
+
     stopped = gevent.event.Event()
 
     def graceful() -> None:
