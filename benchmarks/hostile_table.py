@@ -36,9 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(ROOT / "deploy"))
 
 import hostile  # noqa: E402
-from fixtures_servers import NginxServer, UwsgiServer, free_port  # noqa: E402
+from support.servers import NginxServer, UwsgiServer, free_port  # noqa: E402
 
 PY = sys.executable
 BIN = Path(PY).parent

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_servers import NginxServer, UwsgiServer
+from support.servers import NginxServer, UwsgiServer
 
 import webmini as web
 from webmini.config import config

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import hostile
 import pytest
-from fixtures_servers import NginxServer, UwsgiServer, WebminiRunProcess
+from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
 from hostile import CASES, Case, Outcome
 
 TESTS = Path(__file__).resolve().parent

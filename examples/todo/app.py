@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import webmini as web
-from webmini.serving.shutdown import on_worker_exit
+from webmini.serving.uwsgi import at_exit
 from webmini.stores.cache import Cache
 from webmini.stores.mysql import Database
 from webmini.stores.sessions import CacheStore, Session
@@ -106,7 +106,7 @@ class Resources:
                     self._store = store
                     # Close the pools when the worker exits (reload, recycle,
                     # stop): MariaDB then logs no "Aborted connection".
-                    on_worker_exit(self.close)
+                    at_exit(self.close)
         return store
 
     def close(self) -> None:

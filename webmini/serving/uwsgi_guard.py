@@ -4,7 +4,8 @@ uWSGI 2.0's HTTP parser echoes any version (``HTTP/9.9 200``), splits a
 request line on a bare CR and ignores chunked request bodies: it is fit for
 health checks and benchmarks from the host itself, never for untrusted
 clients. Clients go through nginx (examples/nginx.conf). The check runs
-when the app is loaded under uWSGI (:func:`webmini.serving.green.uwsgi_startup_check`).
+when the app is loaded under uWSGI
+(:func:`webmini.serving.uwsgi.startup_check_in_workers`).
 """
 
 from __future__ import annotations
