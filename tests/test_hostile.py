@@ -20,8 +20,8 @@ from pathlib import Path
 
 import hostile
 import pytest
-from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
 from hostile import CASES, Case, Outcome
+from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
 
 TESTS = Path(__file__).resolve().parent
 

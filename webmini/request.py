@@ -221,16 +221,17 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
     env = c.env
     length = _content_length(env)
     limit = config.max_body_size
-    live = c.parsed_body is None
+    parsed = c.parsed_body
+    live = parsed is None
     if length is not None and length > limit:
         if live:
             _drain(env["wsgi.input"], length)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    if live:
+    if parsed is None:
         stream: Any = _ClientBody(env["wsgi.input"])
         c.body_streamed = True
     else:
-        stream = io.BytesIO(c.parsed_body)
+        stream = io.BytesIO(parsed)
     out: dict[str, list[Any]] = {}
     try:
         parser = MultipartParser(
