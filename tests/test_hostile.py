@@ -141,3 +141,16 @@ def test_uwsgi_http_socket_survives(shipped: tuple[UwsgiServer, NginxServer]) ->
     failures = _run_suite(uwsgi.http_port, check)
     assert not failures, "\n".join(failures)
     assert sorted(uwsgi.worker_pids()) == pids, "a uWSGI worker died"
+
+
+def test_early_rejection_reaches_the_client_through_nginx(
+    shipped: tuple[UwsgiServer, NginxServer],
+) -> None:
+    """A body webmini refuses unread (413) is drained: the client gets the 413, never a 502."""
+    _, nginx = shipped
+    upload = next(c for c in CASES if c.name == "upload over the limit")  # 300 KB > the limit
+    parts = next(c for c in CASES if c.name == "101 parts")
+    statuses = [hostile.play("127.0.0.1", nginx.port, case).statuses
+                for case in [upload, parts] * 10]
+    assert statuses == [[413]] * 20, statuses
+    assert "reset by peer" not in nginx.error_log()
