@@ -89,6 +89,8 @@ def serve(
     green.patch()  # before the listening socket is made: it must be gevent's
     if debug is not None:
         config.debug = debug
+    if reload:
+        config.reload = True
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     inherited = os.environ.get(LISTEN_FD_ENV)
