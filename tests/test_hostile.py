@@ -43,6 +43,7 @@ NGINX_DIFFERS = {
     "huge chunk extension": "re-framed by nginx",
     "bad trailer name": "re-framed by nginx",
     "chunk ext hiding CRLF": "re-framed by nginx (a lone LF ends the line: RFC 9112 §2.2)",
+    "LF-only chunk lines": "re-framed by nginx (a lone LF ends the line: RFC 9112 §2.2)",
     # nginx still speaks HTTP/0.9: a body-only answer, no status line.
     "HTTP/0.9 request": "nginx answers in HTTP/0.9",
 }
