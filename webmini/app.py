@@ -10,9 +10,10 @@ from typing import Any
 from webmini import body, errors
 from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
-from webmini.ctx import DEFAULT_STATUS, RequestContext, absolute_url, bind, unbind
+from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
 from webmini.errors import HTTPError
 from webmini.headers import check_header
+from webmini.redirects import resolve_location
 from webmini.request import decode_path
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
 from webmini.storage import Storage
@@ -130,7 +131,7 @@ class application:  # noqa: N801 - web.py's name
             try:
                 path = decode_path(path)
             except HTTPError as bad:
-                start_response(bad.status, [("Content-Type", _PLAIN)])
+                start_response(bad.status, [("Content-Type", _PLAIN), NOSNIFF])
                 return [str(bad.data).encode()]
         c = RequestContext(environ, self, path)
         token = bind(c)
@@ -299,8 +300,10 @@ class application:  # noqa: N801 - web.py's name
                       f" ({type(cause).__name__}: {cause})" if cause is not None else "")
         headers = e.headers
         if isinstance(e, errors.Redirect):
-            # The Location is made absolute now, against the request served.
-            location = absolute_url(e.url, e.absolute, c)
+            # The Location is resolved now, against the request served:
+            # relative unless configured otherwise (see webmini.redirects).
+            location = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
+                                        config["allowed_hosts"])
             headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
         try:
             for name, value in headers:
@@ -312,7 +315,19 @@ class application:  # noqa: N801 - web.py's name
             if name.lower() == "content-type":
                 c.has_content_type = True
             c.headers.append((name, value))
-        if not c.has_content_type and isinstance(e.data, str) and e.data == e.default_message:
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            # SECURITY: an error's text may quote the request ("no such user:
+            # <script>..."): plain text unless the error itself says otherwise
+            # (headers={"Content-Type": "text/html"} for an HTML error page)
+            # or its body is HTML the app built (__html__: a template, whose
+            # values are escaped), as in web.notfound(render.notfound()).
+            if hasattr(e.data, "__html__"):
+                if c.has_content_type:
+                    c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
+                    c.has_content_type = False
+                return e.data
+            if c.has_content_type:
+                c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
             c.headers.append(("Content-Type", _PLAIN))
             c.has_content_type = True
         return e.data
@@ -320,7 +335,7 @@ class application:  # noqa: N801 - web.py's name
     def _internal_error(self, c: RequestContext) -> Any:
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
-        c.headers = []
+        c.headers = [NOSNIFF]
         c.has_content_type = False
         if config.debug:
             from webmini.serving.debugpage import render
@@ -352,7 +367,7 @@ class application:  # noqa: N801 - web.py's name
             if in_error:
                 # The internalerror hook's own answer was unsendable: the plain 500.
                 log.exception("unsendable internalerror response")
-                c.headers = []
+                c.headers = [NOSNIFF]
                 c.has_content_type = False
                 result = self._error_result(c, errors.InternalError())
             else:

@@ -32,4 +32,8 @@ config = Storage(
     # Proto/-Host/-For headers ctx.protocol/host/ip/home follow. None by default:
     # any client can send those headers. Also read from WEBMINI_TRUSTED_PROXIES.
     trusted_proxies=_os.environ.get("WEBMINI_TRUSTED_PROXIES", ""),
+    # Redirects send a relative Location (/x), which a forged Host header
+    # cannot move; True: web.py's absolute form, for hosts in allowed_hosts only.
+    absolute_redirects=False,
+    allowed_hosts=(),
 )
