@@ -57,8 +57,8 @@ def test_untrusted_by_default(trusted: Callable[[object], None]) -> None:
     seen = client.get("/where", headers=SPOOF).json()
     assert seen == {"protocol": "http", "host": "localhost:8080", "ip": "127.0.0.1",
                     "home": "http://localhost:8080"}
-    r = client.get("/go", headers=SPOOF)
-    assert r.headers["Location"] == "http://localhost:8080/where"
+    # Redirects are relative by default: forged headers cannot move them either.
+    assert client.get("/go", headers=SPOOF).headers["Location"] == "/where"
 
 
 def test_trusted_peer_is_followed(trusted: Callable[[object], None]) -> None:
@@ -68,7 +68,14 @@ def test_trusted_peer_is_followed(trusted: Callable[[object], None]) -> None:
     seen = client.get("/where", headers=SPOOF).json()
     assert seen == {"protocol": "https", "host": "evil.example", "ip": "6.6.6.6",
                     "home": "https://evil.example"}
-    assert client.get("/go", headers=SPOOF).headers["Location"] == "https://evil.example/where"
+    saved = (config.absolute_redirects, config.allowed_hosts)
+    config.absolute_redirects, config.allowed_hosts = True, ("localhost:8080",)
+    try:
+        location = client.get("/go", headers=SPOOF).headers["Location"]
+    finally:
+        config.absolute_redirects, config.allowed_hosts = saved
+    # web.py-style absolute redirects take the scheme the trusted proxy saw.
+    assert location == "https://localhost:8080/where"
 
 
 def test_other_peers_are_not(trusted: Callable[[object], None]) -> None:
