@@ -188,6 +188,8 @@ def main() -> int:
         WEBMINI_TODO_MYSQL_URL=mariadb.url, WEBMINI_TODO_MEMCACHED=",".join(cluster.addresses),
         WEBMINI_TODO_SECRET=SECRET,
     )
+    if os.geteuid() == 0:
+        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
     uwsgi = str(Path(sys.executable).parent / "uwsgi")
     cmd = [uwsgi, "--ini", str(ROOT / "uwsgi.ini"), "--logto", str(tmp / "uwsgi.log")]
     print(f"# {' '.join(cmd)}  (todo example; MariaDB {mariadb.port}, memcached "
