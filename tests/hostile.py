@@ -189,8 +189,10 @@ def play(host: str, port: int, case: Case, timeout: float = 6.0, linger: float =
                 if buf.strip():
                     outcome.statuses.append(999)  # a truncated response
                 break
-            if case.expect == "ok" and len(outcome.statuses) >= case.responses:
-                settle = time.monotonic() + 0.05 if settle is None else settle
+            if case.expect == "ok":
+                # Valid requests: wait (up to the timeout) for every answer.
+                if len(outcome.statuses) >= case.responses and settle is None:
+                    settle = time.monotonic() + 0.05
             elif outcome.statuses and settle is None:
                 settle = time.monotonic() + linger
     finally:

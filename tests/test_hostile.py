@@ -80,8 +80,8 @@ def test_suite_size() -> None:
 
 def test_dev_server(webmini_run: Callable[..., WebminiRunProcess], tmp_path: Path) -> None:
     """`webmini run`: every case is a 4xx or a close (or served, when valid); never a 5xx."""
-    server = webmini_run("hostile_app:application", "--header-timeout", "2",
-                         "--read-timeout", "3", cwd=tmp_path,
+    server = webmini_run("hostile_app:application", "--header-timeout", "5",
+                         "--read-timeout", "5", cwd=tmp_path,
                          env={"PYTHONPATH": f"{TESTS}:{TESTS.parent}"})
     failures = _run_suite(server.port, _strict)
     assert server.proc.poll() is None, server.output()[-2000:]

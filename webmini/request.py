@@ -204,8 +204,7 @@ def json() -> Any:
         raise BadRequest("a JSON body is required")
     try:
         value = _json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # SECURITY: deep nesting ([[[[...) is a 400, not a 500.
+    except (ValueError, UnicodeDecodeError):
         raise BadRequest("invalid JSON body") from None
     except RecursionError:
         # SECURITY: nesting deeper than Python's stack: a 400, not a 500.
