@@ -11,6 +11,7 @@ from webmini import body, errors
 from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
 from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
+from webmini.dropped import apply_dropped_error, resolve_here
 from webmini.errors import HTTPError
 from webmini.headers import check_header
 from webmini.redirects import resolve_location
@@ -64,6 +65,12 @@ class _HandlerInfo:
         self.methods: dict[str, Callable[..., Any]] = {}
 
 
+
+def _already_logged(e: HTTPError) -> HTTPError:
+    """Mark a 5xx whose cause was logged already (a traceback): not logged again."""
+    setattr(e, "_webmini_logged", True)  # noqa: B010 - a flag, not a declared field
+    return e
+
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
 
@@ -106,6 +113,10 @@ class application:  # noqa: N801 - web.py's name
     def internalerror(self) -> HTTPError:
         """Return the 500 response; assign ``app.internalerror = f`` to customise it."""
         return errors.InternalError()
+
+    # A sub-application without its own hook uses its parent's (RequestContext.hook_app).
+    notfound.is_default_hook = True  # type: ignore[attr-defined]
+    internalerror.is_default_hook = True  # type: ignore[attr-defined]
 
     # -- WSGI ------------------------------------------------------------
 
@@ -152,6 +163,8 @@ class application:  # noqa: N801 - web.py's name
                             result = func(static.cls())
                         else:
                             result = self._call_class(c, static.cls, ())
+                if c.built_error is not None:
+                    apply_dropped_error(c, result)
             except HTTPError as e:
                 result = self._error_result(c, e)
             except Exception:
@@ -190,14 +203,15 @@ class application:  # noqa: N801 - web.py's name
         return run(0)
 
     def _guard(self, c: RequestContext) -> Any:
-        # Errors become responses inside the processor chain, so processors
-        # outside (unloadhooks, sessions) see an HTTPError, as in web.py.
+        # Errors become HTTPErrors inside the processor chain, so processors
+        # outside (unloadhooks, sessions) see them raised, as in web.py: an
+        # unhandled exception as the internalerror hook's answer.
         try:
             result = self.handle(c)
         except HTTPError:
             raise
         except Exception:
-            result = self._internal_error(c)
+            raise self._internal_error_response(c) from None
         if isinstance(result, HTTPError):
             raise result
         return result
@@ -210,7 +224,7 @@ class application:  # noqa: N801 - web.py's name
             return self._call_class(c, static.cls, ())
         hit = self._router.match(path)
         if hit is None:
-            missing = c.call_hook(self, "notfound")
+            missing = c.call_hook(c.hook_app("notfound"), "notfound")
             raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
         route, args = hit
         kind = route.kind
@@ -265,8 +279,18 @@ class application:  # noqa: N801 - web.py's name
 
     def _delegate(self, c: RequestContext, route: Route) -> Any:
         sub: application = route.target
+        saved = c.base()
         c.rebase(route.pattern, sub)
-        return sub.handle_with_processors(c)
+        try:
+            return sub.handle_with_processors(c)
+        except errors.Redirect as e:  # resolved against the sub-app's home, as in web.py
+            resolve_here(e, c)
+            raise
+        finally:
+            built = c.built_error
+            if isinstance(built, errors.Redirect) and built.__traceback__ is None:
+                resolve_here(built, c)
+            c.unbase(saved)
 
     def describe_handler(self, c: RequestContext) -> str:
         """Name what answers request ``c`` (``handler app.Users.GET for GET /users``)."""
@@ -291,8 +315,8 @@ class application:  # noqa: N801 - web.py's name
 
     # -- responses -------------------------------------------------------
 
-    def _error_result(self, c: RequestContext, e: HTTPError, logged: bool = False) -> Any:
-        if not logged and e.status[:1] == "5":
+    def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+        if e.status[:1] == "5" and not getattr(e, "_webmini_logged", False):
             # Every 5xx is logged once, with its cause (a pool timeout, a
             # store down...): a 503 must never be silent.
             cause = e.__cause__ or e.__context__
@@ -333,6 +357,15 @@ class application:  # noqa: N801 - web.py's name
         return e.data
 
     def _internal_error(self, c: RequestContext) -> Any:
+        return self._error_result(c, self._internal_error_response(c))
+
+    def _internal_error_response(self, c: RequestContext) -> HTTPError:
+        """Log the exception being handled; return the 500 to answer with.
+
+        The headers set so far are dropped; the answer is the innermost
+        ``internalerror`` hook's (a sub-application inherits its parent's),
+        or the debug page when ``config.debug`` is on.
+        """
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
         c.headers = [NOSNIFF]
@@ -340,13 +373,11 @@ class application:  # noqa: N801 - web.py's name
         if config.debug:
             from webmini.serving.debugpage import render
 
-            c.status = "500 Internal Server Error"
-            c.headers.append(("Content-Type", "text/html; charset=utf-8"))
-            c.has_content_type = True
-            return render(exc_info, c.env)
-        app = c.app_stack[-1] if c.app_stack else self
+            page = render(exc_info, c.env)
+            return _already_logged(
+                errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")]))
         try:
-            e = c.call_hook(app, "internalerror")
+            e = c.call_hook(c.hook_app("internalerror"), "internalerror")
         except HTTPError as raised:
             e = raised
         except Exception:
@@ -354,7 +385,7 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError()
         if not isinstance(e, HTTPError):
             e = errors.InternalError(e)
-        return self._error_result(c, e, logged=True)
+        return _already_logged(e)
 
     def _unsupported(
         self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,
@@ -369,7 +400,7 @@ class application:  # noqa: N801 - web.py's name
                 log.exception("unsendable internalerror response")
                 c.headers = [NOSNIFF]
                 c.has_content_type = False
-                result = self._error_result(c, errors.InternalError())
+                result = self._error_result(c, _already_logged(errors.InternalError()))
             else:
                 result = self._internal_error(c)
         return self._finish(c, result, start_response, True)
