@@ -65,6 +65,12 @@ class _HandlerInfo:
         self.methods: dict[str, Callable[..., Any]] = {}
 
 
+
+def _already_logged(e: HTTPError) -> HTTPError:
+    """Mark a 5xx whose cause was logged already (a traceback): not logged again."""
+    setattr(e, "_webmini_logged", True)  # noqa: B010 - a flag, not a declared field
+    return e
+
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
 
@@ -310,6 +316,12 @@ class application:  # noqa: N801 - web.py's name
     # -- responses -------------------------------------------------------
 
     def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+        if e.status[:1] == "5" and not getattr(e, "_webmini_logged", False):
+            # Every 5xx is logged once, with its cause (a pool timeout, a
+            # store down...): a 503 must never be silent.
+            cause = e.__cause__ or e.__context__
+            log.error("%s %s answered %s: %s%s", c.method, c.path, e.status, e.data,
+                      f" ({type(cause).__name__}: {cause})" if cause is not None else "")
         headers = e.headers
         if isinstance(e, errors.Redirect):
             # The Location is resolved now, against the request served:
@@ -362,7 +374,8 @@ class application:  # noqa: N801 - web.py's name
             from webmini.serving.debugpage import render
 
             page = render(exc_info, c.env)
-            return errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")])
+            return _already_logged(
+                errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")]))
         try:
             e = c.call_hook(c.hook_app("internalerror"), "internalerror")
         except HTTPError as raised:
@@ -372,7 +385,7 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError()
         if not isinstance(e, HTTPError):
             e = errors.InternalError(e)
-        return e
+        return _already_logged(e)
 
     def _unsupported(
         self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,
@@ -387,7 +400,7 @@ class application:  # noqa: N801 - web.py's name
                 log.exception("unsendable internalerror response")
                 c.headers = [NOSNIFF]
                 c.has_content_type = False
-                result = self._error_result(c, errors.InternalError())
+                result = self._error_result(c, _already_logged(errors.InternalError()))
             else:
                 result = self._internal_error(c)
         return self._finish(c, result, start_response, True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os as _os
+
 from webmini.storage import Storage
 
 #: web.session's default settings. Safer than web.py's: SameSite=Lax, Secure
@@ -43,6 +45,10 @@ config = Storage(
     max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
+    # Peers (addresses or networks, a list or "a,b" string) whose X-Forwarded-
+    # Proto/-Host/-For headers ctx.protocol/host/ip/home follow. None by default:
+    # any client can send those headers. Also read from WEBMINI_TRUSTED_PROXIES.
+    trusted_proxies=_os.environ.get("WEBMINI_TRUSTED_PROXIES", ""),
     # web.session's settings (web.py's names); see SESSION_DEFAULTS.
     session_parameters=Storage(SESSION_DEFAULTS),
     # Redirects send a relative Location (/x), which a forged Host header
