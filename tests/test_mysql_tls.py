@@ -80,7 +80,7 @@ def test_one_tls_context_per_pool(mariadb: Any, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize("mode", [None, "preferred", "disabled"])
 def test_pool_operations_never_stall_the_hub(mariadb: Any, mode: str | None) -> None:
-    db = Database(**mariadb.params(), ssl=mode, pool_size=10)
+    db = Database(**mariadb.params(), ssl=mode, pool_size=10, pre_ping=True)
 
     def cold_pool_and_reconnects() -> None:
         db.close()
