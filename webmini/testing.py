@@ -8,7 +8,7 @@ import mimetypes
 import secrets
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any, Union
+from typing import IO, Any, TypeAlias
 from urllib.parse import urlencode, urlsplit
 from wsgiref.validate import validator
 
@@ -159,7 +159,7 @@ _Headers = Headers  # the name before it was public
 
 # A file for ``files=``: its content, (filename, content) or
 # (filename, content, content type); content is bytes, str or a binary file.
-FileSpec = Union[bytes, str, IO[bytes], tuple[str, Any], tuple[str, Any, str]]
+FileSpec: TypeAlias = bytes | str | IO[bytes] | tuple[str, Any] | tuple[str, Any, str]
 
 
 def encode_multipart(
