@@ -112,14 +112,7 @@ def _respond(
         header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(download_name)}")
     # SECURITY: the browser must not guess another type (e.g. HTML) for the bytes.
     header("X-Content-Type-Options", "nosniff")
-    byte_range = _range(env, etag, last_modified, size)
-    if byte_range == "unsatisfiable":
-        # serve_file closes the file on the way out.
-        raise errors.HTTPError(
-            "416 Range Not Satisfiable",
-            {"Content-Range": f"bytes */{size}", "Content-Type": "text/plain; charset=utf-8"},
-            "range not satisfiable",
-        )
+    byte_range = _range(env, etag, last_modified, size)  # 416 raised here; fd closed by caller
     if content_type is None:
         guessed, encoding = mimetypes.guess_type(relpath)
         content_type = guessed if guessed and not encoding else "application/octet-stream"
@@ -165,8 +158,8 @@ def _not_modified(env: dict[str, Any], etag: str, mtime: int) -> bool:
 
 def _range(
     env: dict[str, Any], etag: str, last_modified: str, size: int
-) -> tuple[int, int] | str | None:
-    """Return the one (first, last) byte range asked for, "unsatisfiable", or None (all)."""
+) -> tuple[int, int] | None:
+    """Return the one (first, last) byte range asked for, or None (all); 416 if beyond the end."""
     value = env.get("HTTP_RANGE")
     if not value:
         return None
@@ -182,15 +175,23 @@ def _range(
     if not first:  # bytes=-N: the last N bytes
         n = int(last)
         if n == 0 or size == 0:
-            return "unsatisfiable"
+            raise _unsatisfiable(size)
         return max(0, size - n), size - 1
     start = int(first)
     if last and int(last) < start:
         return None  # invalid: ignored
     if start >= size:
-        return "unsatisfiable"
+        raise _unsatisfiable(size)
     end = int(last) if last else size - 1
     return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> errors.HTTPError:
+    return errors.HTTPError(
+        "416 Range Not Satisfiable",
+        {"Content-Range": f"bytes */{size}", "Content-Type": "text/plain; charset=utf-8"},
+        "range not satisfiable",
+    )
 
 
 def _read_range(f: IO[bytes], start: int, length: int) -> Iterator[bytes]:
