@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures_mariadb",
     "fixtures_memcached",
     "fixtures_servers",
+    "fixtures_gunicorn",
 ]

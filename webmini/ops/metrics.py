@@ -64,11 +64,13 @@ _FAMILIES: dict[str, tuple[str, str]] = {
 
 
 def worker_id() -> int:
-    """Return the uWSGI worker id of this process (0 when not running under uWSGI)."""
+    """Return this process's worker number: uWSGI's, gunicorn's (1..N, from webmini's config), or 0."""
     try:
         import uwsgi  # only importable inside a uWSGI worker
     except ImportError:
-        return 0
+        # Set by webmini.serving.gunicorn_conf in each gunicorn worker.
+        value = os.environ.get("WEBMINI_WORKER_ID", "")
+        return int(value) if value.isdigit() else 0
     return int(uwsgi.worker_id())
 
 
