@@ -64,7 +64,8 @@ _FAMILIES: dict[str, tuple[str, str]] = {
 
 
 def worker_id() -> int:
-    """Return this process's worker number: uWSGI's, gunicorn's (1..N, from webmini's config), or 0."""
+    """Return this process's worker number: uWSGI's, gunicorn's (1..N, set by
+    webmini.serving.gunicorn_conf), or 0."""
     try:
         import uwsgi  # only importable inside a uWSGI worker
     except ImportError:
