@@ -48,7 +48,7 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         """Load the app, then wrap it so upgraded connections are left alone."""
         super().load_wsgi()
-        app: Any = self.wsgi
+        app: Any = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn, untyped
 
         def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
             environ["webmini.gunicorn"] = True
