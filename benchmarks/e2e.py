@@ -3,11 +3,13 @@
 Scenarios (each one prints its rows as soon as it is done, then one table):
 
 1. ``hello``: ``GET /`` of examples/hello.py (webmini) against a bare PEP 3333
-   callable (benchmarks/apps/bare.py), both under uwsgi.ini, unchanged.
+   callable (benchmarks/apps/bare.py), both under uwsgi.ini, unchanged, and
+   webmini under gunicorn with webmini's config (gunicorn_conf).
    Target: webmini >= 0.9x the bare callable.
 2. ``slow``: ``GET /slow`` (the handler waits 100 ms on gevent.sleep, a slow
    upstream), 1,000 connections: webmini under uwsgi.ini (2 workers x gevent)
-   against the same app under uWSGI with 2 processes x 4 threads. The limit
+   and under gunicorn_conf (4 gevent workers), against the same app under
+   uWSGI with 2 processes x 4 threads. The limit
    is connections / latency = 10,000 req/s; target >= 0.9 of it.
 3. ``devserver``: ``webmini run`` (gevent dev server) against gunicorn's gevent
    worker on the same app, one process each, for ``/`` (keep-alive, 50
@@ -159,6 +161,17 @@ def uwsgi_ini_server(name: str, module: str, workdir: Path) -> Server:
     return Server(name, [UWSGI, "--ini", str(ROOT / "uwsgi.ini")], port, env, workdir=workdir)
 
 
+def gunicorn_conf_server(name: str, module: str, workdir: Path) -> Server:
+    """gunicorn with webmini's shipped config (gevent worker, 2 per core), same overrides as uwsgi.ini."""
+    port = free_port()
+    env = {
+        "WEBMINI_HTTP": f"127.0.0.1:{port}",
+        "WEBMINI_LISTEN": str(min(4096, somaxconn())),
+    }
+    return Server(name, [str(VENV_BIN / "gunicorn"), "-c", "python:webmini.serving.gunicorn_conf",
+                         "--log-level", "warning", module], port, env, workdir=workdir)
+
+
 @dataclass
 class Run:
     """One wrk run and what it measured."""
@@ -242,13 +255,18 @@ def compare(scenario: str, servers: Sequence[Server], path: str, connections: in
 
 def scenario_hello(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
     """webmini vs a bare PEP 3333 callable, both under uwsgi.ini."""
-    bare, mini = compare("hello", [
+    bare, mini, gun = compare("hello", [
         uwsgi_ini_server("bare WSGI (uwsgi.ini)", "benchmarks.apps.bare:application", workdir),
         uwsgi_ini_server("webmini (uwsgi.ini)", "examples.hello:application", workdir),
+        gunicorn_conf_server("webmini (gunicorn_conf, gevent)", "examples.hello:application", workdir),
     ], "/", 50, duration, rounds)
     ratio = mini.rps / bare.rps if bare.rps else 0.0
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-    return [bare, mini], [f"hello: webmini / bare callable = {ratio:.2f}x (target >= 0.9x): {verdict}"]
+    return [bare, mini, gun], [
+        f"hello: webmini / bare callable = {ratio:.2f}x (target >= 0.9x): {verdict}",
+        f"hello: webmini on gunicorn / on uWSGI = {gun.rps / mini.rps if mini.rps else 0.0:.2f}x "
+        "(gunicorn keeps connections alive; uWSGI's http-socket closes each one)",
+    ]
 
 
 def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
@@ -260,8 +278,10 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         "--module", "examples.hello:application", "--need-app", "--die-on-term",
         "--listen", str(min(4096, somaxconn())), "--disable-logging",
     ], port, workdir=workdir)
-    green, sync = compare("slow", [
+    green, gun, sync = compare("slow", [
         uwsgi_ini_server("webmini (uwsgi.ini, gevent workers)", "examples.hello:application", workdir),
+        gunicorn_conf_server("webmini (gunicorn_conf, gevent workers)", "examples.hello:application",
+                             workdir),
         threaded,
     ], "/slow", 1000, duration, rounds)
     of_limit = green.rps / SLOW_LIMIT
@@ -270,8 +290,10 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         f"(target >= 0.9: {'ok' if of_limit >= 0.9 else 'BELOW TARGET'}); "
         f"threaded cap = 2*4/0.1 = 80 req/s",
         f"slow: gevent / threaded = {green.rps / sync.rps if sync.rps else float('inf'):.0f}x",
+        f"slow: gunicorn = {gun.rps / SLOW_LIMIT:.2f} of the limit; gunicorn / uWSGI = "
+        f"{gun.rps / green.rps if green.rps else 0.0:.2f}x",
     ]
-    return [green, sync], notes
+    return [green, gun, sync], notes
 
 
 def scenario_devserver(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:

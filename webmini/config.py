@@ -22,4 +22,16 @@ config = Storage(
     max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
+    # One access-log line per request on the "webmini.access" logger, the
+    # same on every server (webmini.logs.AccessLog); False turns it off.
+    access_log=True,
+    # str.format template of that line (None: webmini.logs.ACCESS_FORMAT);
+    # fields: client method path status bytes duration_ms request_id
+    # user_agent referer protocol.
+    access_log_format=None,
+    # Request header whose id is taken (when well-formed) or made, sent back
+    # and put on every log record of the request (%(request_id)s).
+    request_id_header="X-Request-ID",
+    # Level of the root logger webmini sets up when the app configured none.
+    log_level="INFO",
 )

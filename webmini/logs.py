@@ -1,0 +1,257 @@
+"""Logging: one access-log line per request on every server, request ids, and a default setup.
+
+* :class:`AccessLog` is WSGI middleware (``app.wsgifunc()`` applies it when
+  ``web.config.access_log`` is on): it takes the request's ``X-Request-ID``
+  (or makes one), sends it back on the response, and when the body is done
+  writes one line on the ``webmini.access`` logger in
+  ``web.config.access_log_format``. The same line under uWSGI, gunicorn and
+  the dev server, because the app writes it, not the server.
+* Every log record carries ``request_id`` and ``worker`` attributes, so a
+  format can name them (``%(request_id)s``), whatever the logger.
+* :func:`configure` sets up Python logging (time, level, pid, worker,
+  request id) unless the application or the server configured it already.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from webmini.config import config
+
+__all__ = [
+    "ACCESS_FORMAT", "AccessLog", "LOG_FORMAT", "configure", "request_id", "worker_label",
+    "write_access",
+]
+
+access_log = logging.getLogger("webmini.access")
+
+# The format :func:`configure` gives the root logger.
+LOG_FORMAT = (
+    "%(asctime)s %(levelname)s [pid %(process)d worker %(worker)s] %(name)s: %(message)s"
+    " [rid %(request_id)s]"
+)
+
+# The default access line (str.format fields: client, method, path, status,
+# bytes, duration_ms, request_id, user_agent, referer, protocol).
+ACCESS_FORMAT = (
+    '{client} "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms '
+    'rid={request_id} ua="{user_agent}"'
+)
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "webmini_request_id", default="-"
+)
+
+# SECURITY: a client-sent id goes into every log line of its request: only
+# short ids of visible, unquoted ASCII are taken (no CR/LF to forge log
+# lines, no quotes or spaces to break a field); anything else is replaced.
+_GOOD_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# SECURITY: control characters, quotes and backslashes of request fields
+# are escaped in access lines, so a path or User-Agent cannot forge a line.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
+def request_id() -> str:
+    """Return the current request's id (``-`` outside a request)."""
+    return _request_id.get()
+
+
+def worker_label() -> str:
+    """Return this process's worker number as a string (uWSGI's, gunicorn's, or ``0``)."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None:
+        try:
+            return str(uwsgi.worker_id())
+        except Exception:  # uwsgi stub outside a worker
+            return "0"
+    return os.environ.get("WEBMINI_WORKER_ID", "0")
+
+
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class _Fields(dict[str, Any]):
+    """Access-log fields; an unknown name in a custom format prints as ``-``."""
+
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+class AccessLog:
+    """WSGI middleware: request id in and out, one access-log line per request."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]],
+                 header: str | None = None) -> None:
+        self.app = app
+        install_record_fields()
+        name = header if header is not None else config.get("request_id_header", "X-Request-ID")
+        self.header = name
+        self.environ_key = "HTTP_" + name.upper().replace("-", "_")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """Serve one request, tagged with its id; log it when the body is done."""
+        start = time.perf_counter()
+        rid = environ.get(self.environ_key)
+        if rid is None or not _GOOD_ID.fullmatch(rid):
+            rid = uuid.uuid4().hex
+        environ["webmini.request_id"] = rid
+        token = _request_id.set(rid)
+        state: dict[str, Any] = {"status": "-"}
+        header = self.header
+
+        def tagged_start_response(status: str, headers: list[tuple[str, str]],
+                                  exc_info: Any = None) -> Any:
+            state["status"] = status
+            if not any(k.lower() == header.lower() for k, _ in headers):
+                headers.append((header, rid))
+            if exc_info is not None:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        try:
+            result = self.app(environ, tagged_start_response)
+        except BaseException:
+            _request_id.reset(token)
+            state["status"] = "500"
+            self._log(environ, state, 0, start, rid)
+            raise
+        _request_id.reset(token)
+        if environ.get("webmini.upgraded"):
+            state["status"] = "101"
+            self._log(environ, state, 0, start, rid)
+            return result
+        return _CountingBody(result, self, environ, state, start, rid)
+
+    def _log(self, environ: dict[str, Any], state: dict[str, Any], sent: int,
+             start: float, rid: str) -> None:
+        write_access(environ, state["status"], sent, (time.perf_counter() - start) * 1000, rid)
+
+
+def write_access(environ: dict[str, Any], status: Any, sent: int, duration_ms: float,
+                 rid: str = "-") -> None:
+    """Write one access line for a request (also used by the dev server for requests
+    it answers itself, e.g. 408 or 431, and for apps that are not webmini's)."""
+    if not config.get("access_log", True) or not access_log.isEnabledFor(logging.INFO):
+        return
+    path = environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    if query:
+        path += "?" + query
+    fields = _Fields(
+        client=environ.get("REMOTE_ADDR") or "-",
+        method=_escape(environ.get("REQUEST_METHOD", "-")),
+        path=_escape(path),
+        status=str(status).split(" ", 1)[0],
+        bytes=sent,
+        duration_ms=duration_ms,
+        request_id=rid,
+        user_agent=_escape(environ.get("HTTP_USER_AGENT", "-")),
+        referer=_escape(environ.get("HTTP_REFERER", "-")),
+        protocol=environ.get("SERVER_PROTOCOL", "-"),
+    )
+    fmt = config.get("access_log_format") or ACCESS_FORMAT
+    try:
+        line = fmt.format_map(fields)
+    except (ValueError, IndexError, TypeError, KeyError) as exc:
+        line = ACCESS_FORMAT.format_map(fields) + f" (bad access_log_format: {exc!r})"
+    token = _request_id.set(rid)
+    try:
+        access_log.info(line, extra={"access": dict(fields)})
+    finally:
+        _request_id.reset(token)
+
+
+class _CountingBody:
+    """The response body, counted as the server sends it; logs the request at close()."""
+
+    __slots__ = ("result", "log", "environ", "state", "start", "rid", "sent", "done")
+
+    def __init__(self, result: Any, log: AccessLog, environ: dict[str, Any],
+                 state: dict[str, Any], start: float, rid: str) -> None:
+        self.result = result
+        self.log = log
+        self.environ = environ
+        self.state = state
+        self.start = start
+        self.rid = rid
+        self.sent = 0
+        self.done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.result:
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        """Close the wrapped body, then write the access line (once)."""
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if not self.done:
+                self.done = True
+                self.log._log(self.environ, self.state, self.sent, self.start, self.rid)
+
+
+class _ContextFilter(logging.Filter):
+    """Puts ``request_id`` and ``worker`` on every record that lacks them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = _request_id.get()
+        if not hasattr(record, "worker"):
+            record.worker = worker_label()
+        return True
+
+
+_FILTER = _ContextFilter()
+_installed = False
+
+
+def install_record_fields() -> None:
+    """Give every log record ``request_id`` and ``worker`` (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = _request_id.get()
+        record.worker = worker_label()
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+def configure(level: int | str | None = None, force: bool = False) -> bool:
+    """Set up the root logger (stderr, :data:`LOG_FORMAT`) unless it has handlers already.
+
+    Returns True when it did. ``web.config.log_level`` (default INFO) is the
+    level; ``force=True`` replaces existing handlers. The application's own
+    ``logging.basicConfig``/``dictConfig``, run at import, takes precedence.
+    """
+    install_record_fields()
+    root = logging.getLogger()
+    if root.handlers and not force:
+        return False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_FILTER)
+    if force:
+        for old in list(root.handlers):
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level if level is not None else config.get("log_level", "INFO"))
+    return True
