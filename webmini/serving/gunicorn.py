@@ -61,7 +61,10 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
             return result
 
         self.wsgi = wsgi
+        from webmini import logs
         from webmini.serving.green import startup_check
+
+        logs.configure()  # root logging with time, level, pid, worker; unless the app did
 
         startup_check()
         self.log.info("webmini: worker %s (pid %d) ready",
