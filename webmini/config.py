@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from webmini.storage import Storage
 
 config = Storage(
@@ -23,8 +25,9 @@ config = Storage(
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
     # One access-log line per request on the "webmini.access" logger, the
-    # same on every server (webmini.logs.AccessLog); False turns it off.
-    access_log=True,
+    # same on every server (webmini.logs.AccessLog); False turns it off, as
+    # does WEBMINI_ACCESS_LOG=0 in the environment (e.g. when nginx logs).
+    access_log=os.environ.get("WEBMINI_ACCESS_LOG", "1").lower() not in ("0", "false", "off", "no"),
     # str.format template of that line (None: webmini.logs.ACCESS_FORMAT);
     # fields: client method path status bytes duration_ms request_id
     # user_agent referer protocol.
