@@ -4,8 +4,9 @@ A block that truly needs a service the suite cannot give it is preceded by
 ``<!-- readme-test: skip <reason> -->``. ``<!-- readme-test: replace A => B -->``
 lines before a block substitute text in it before it runs (e.g. a service
 address for the private instance the test starts; ``{mysql_url}`` and
-``{memcached}`` in B name those); ``<!-- readme-test: fresh -->`` starts a new
-namespace.
+``{memcached}`` in B name those); ``<!-- readme-test: setup CODE -->`` runs
+one line of Python first (same placeholders); ``<!-- readme-test: fresh -->``
+starts a new namespace.
 Links must be absolute (or #anchors): the README is also the package index page.
 """
 
@@ -63,13 +64,13 @@ def workdir(tmp_path_factory):
     os.chdir(old)
 
 
-def _services(request: pytest.FixtureRequest, code: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if "{mysql_url}" in code:
-        values["mysql_url"] = request.getfixturevalue("readme_mysql_url")
-    if "{memcached}" in code:
-        values["memcached"] = request.getfixturevalue("readme_memcached")
-    return values
+def _fill(request: pytest.FixtureRequest, text: str) -> str:
+    """Replace ``{mysql_url}`` and ``{memcached}`` with the private instances' addresses."""
+    if "{mysql_url}" in text:
+        text = text.replace("{mysql_url}", request.getfixturevalue("readme_mysql_url"))
+    if "{memcached}" in text:
+        text = text.replace("{memcached}", request.getfixturevalue("readme_memcached"))
+    return text
 
 
 @pytest.mark.parametrize("block", blocks(), ids=repr)
@@ -81,10 +82,12 @@ def test_readme_block_runs(block: Block, workdir: Path, request: pytest.FixtureR
             pytest.skip(f"{block}: {arg}")
         elif name == "fresh":
             NAMESPACE.clear()
+        elif name == "setup":
+            exec(_fill(request, arg), NAMESPACE)  # noqa: S102
         elif name == "replace":
             old, sep, new = arg.partition(" => ")
             assert sep and old in code, f"{block}: replace {old!r} not found"
-            code = code.replace(old, new.format(**_services(request, new)))
+            code = code.replace(old, _fill(request, new))
         else:
             raise AssertionError(f"{block}: unknown readme-test directive {name!r}")
     NAMESPACE.setdefault("__name__", "readme")
