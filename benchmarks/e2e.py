@@ -147,10 +147,11 @@ class Server:
         self.proc = None
 
 
-def uwsgi_ini_server(name: str, module: str, workdir: Path) -> Server:
+def uwsgi_ini_server(name: str, module: str, workdir: Path,
+                     extra_env: dict[str, str] | None = None) -> Server:
     """uWSGI started with the repository's uwsgi.ini, addresses overridden from the environment."""
     port = free_port()
-    env = {
+    env = {**(extra_env or {}),
         "WEBMINI_MODULE": module,
         "WEBMINI_HTTP": f"127.0.0.1:{port}",
         "WEBMINI_SOCKET": f"127.0.0.1:{free_port()}",
@@ -161,10 +162,11 @@ def uwsgi_ini_server(name: str, module: str, workdir: Path) -> Server:
     return Server(name, [UWSGI, "--ini", str(ROOT / "uwsgi.ini")], port, env, workdir=workdir)
 
 
-def gunicorn_conf_server(name: str, module: str, workdir: Path) -> Server:
+def gunicorn_conf_server(name: str, module: str, workdir: Path,
+                         extra_env: dict[str, str] | None = None) -> Server:
     """gunicorn with webmini's shipped config (gevent worker, 2 per core), same overrides as uwsgi.ini."""
     port = free_port()
-    env = {
+    env = {**(extra_env or {}),
         "WEBMINI_HTTP": f"127.0.0.1:{port}",
         "WEBMINI_LISTEN": str(min(4096, somaxconn())),
     }
@@ -255,15 +257,23 @@ def compare(scenario: str, servers: Sequence[Server], path: str, connections: in
 
 def scenario_hello(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
     """webmini vs a bare PEP 3333 callable, both under uwsgi.ini."""
-    bare, mini, gun = compare("hello", [
+    # The bare callable writes no access line: webmini runs without its own
+    # (WEBMINI_ACCESS_LOG=0, as behind an nginx that logs) for the ratio, and
+    # with it in a row of its own, to show what the line costs.
+    quiet = {"WEBMINI_ACCESS_LOG": "0"}
+    bare, mini, logged, gun = compare("hello", [
         uwsgi_ini_server("bare WSGI (uwsgi.ini)", "benchmarks.apps.bare:application", workdir),
-        uwsgi_ini_server("webmini (uwsgi.ini)", "examples.hello:application", workdir),
-        gunicorn_conf_server("webmini (gunicorn_conf, gevent)", "examples.hello:application", workdir),
+        uwsgi_ini_server("webmini (uwsgi.ini, no access log)", "examples.hello:application",
+                         workdir, quiet),
+        uwsgi_ini_server("webmini (uwsgi.ini, access log)", "examples.hello:application", workdir),
+        gunicorn_conf_server("webmini (gunicorn_conf, no access log)", "examples.hello:application",
+                             workdir, quiet),
     ], "/", 50, duration, rounds)
     ratio = mini.rps / bare.rps if bare.rps else 0.0
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-    return [bare, mini, gun], [
+    return [bare, mini, logged, gun], [
         f"hello: webmini / bare callable = {ratio:.2f}x (target >= 0.9x): {verdict}",
+        f"hello: with the access line = {logged.rps / mini.rps if mini.rps else 0.0:.2f}x without",
         f"hello: webmini on gunicorn / on uWSGI = {gun.rps / mini.rps if mini.rps else 0.0:.2f}x "
         "(gunicorn keeps connections alive; uWSGI's http-socket closes each one)",
     ]
@@ -277,11 +287,13 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         "--http-socket", f"127.0.0.1:{port}", "--chdir", str(ROOT),
         "--module", "examples.hello:application", "--need-app", "--die-on-term",
         "--listen", str(min(4096, somaxconn())), "--disable-logging",
-    ], port, workdir=workdir)
+    ], port, {"WEBMINI_ACCESS_LOG": "0"}, workdir=workdir)
+    quiet = {"WEBMINI_ACCESS_LOG": "0"}
     green, gun, sync = compare("slow", [
-        uwsgi_ini_server("webmini (uwsgi.ini, gevent workers)", "examples.hello:application", workdir),
+        uwsgi_ini_server("webmini (uwsgi.ini, gevent workers)", "examples.hello:application",
+                         workdir, quiet),
         gunicorn_conf_server("webmini (gunicorn_conf, gevent workers)", "examples.hello:application",
-                             workdir),
+                             workdir, quiet),
         threaded,
     ], "/slow", 1000, duration, rounds)
     of_limit = green.rps / SLOW_LIMIT
