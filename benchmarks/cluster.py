@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "deploy"), str(HERE.parent)]
+# deploy/ holds the local cluster and the private MariaDB/memcached runners.
+sys.path[:0] = [str(HERE.parent / "deploy"), str(HERE.parent)]
 
-from fixtures_mariadb import start_mariadb  # noqa: E402
-from fixtures_memcached import MemcachedCluster  # noqa: E402
 from localcluster import LocalCluster, http_get  # noqa: E402
+from localservices import MemcachedCluster, start_mariadb  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 

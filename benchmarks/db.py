@@ -27,10 +27,11 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+# deploy/ holds the private MariaDB runner the tests use too.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fixtures_mariadb import MariaDBServer, start_mariadb  # noqa: E402
+from localservices import MariaDBServer, start_mariadb  # noqa: E402
 
 from webmini.stores.mysql import Database  # noqa: E402
 

@@ -43,7 +43,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+
+from localservices import free_port  # noqa: E402  (deploy/: shared with the tests)
+
 VENV_BIN = Path(sys.executable).parent
 UWSGI = str(VENV_BIN / "uwsgi") if (VENV_BIN / "uwsgi").exists() else (shutil.which("uwsgi") or "uwsgi")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -62,13 +65,6 @@ SLOW_LIMIT = 1000 / 0.1  # connections / latency
 
 
 # ---------------------------------------------------------------- plumbing
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def raise_limits() -> list[str]:

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from localservices import free_port  # deploy/ is on sys.path: run as a script, or by pytest
+
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 UWSGI = shutil.which("uwsgi", path=str(REPO / ".venv" / "bin")) or shutil.which("uwsgi") or "uwsgi"
@@ -37,13 +39,6 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 class ClusterError(RuntimeError):
     """A node or nginx would not start, stop or become ready."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sub_once(pattern: str, repl: str, text: str, what: str, count: int = 1) -> str:

@@ -2,7 +2,8 @@
 
 The suite runs the way webmini runs in production: gevent patches the
 standard library before anything else is imported. Real services (MariaDB,
-memcached, uWSGI, nginx) are provided by the fixture plugins listed below.
+memcached, uWSGI, nginx) are provided by the fixture plugins listed below
+(``tests/support/``); a test using one is marked with it (``-m "not uwsgi"``).
 """
 
 from gevent import monkey
@@ -10,8 +11,9 @@ from gevent import monkey
 monkey.patch_all()
 
 pytest_plugins = [
-    "fixtures_mariadb",
-    "fixtures_memcached",
-    "fixtures_servers",
-    "fixtures_gunicorn",
+    "support.mariadb",
+    "support.memcached",
+    "support.servers",
+    "support.gunicorn",
+    "support.markers",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import gevent
 import gevent.event
 import pytest
-from fixtures_memcached import MemcachedCluster, raw_command, server_stats
+from support.memcached import MemcachedCluster, raw_command, server_stats
 
 from webmini.stores.cache import Cache
 

@@ -2,11 +2,12 @@
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from support import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,9 +139,7 @@ def test_application_run_serves_with_the_dev_server(tmp_path):
         if __name__ == "__main__":
             web.application(("/", "Hello"), globals()).run()
     """))
-    with socket.socket() as probe:  # find a free loopback port for web.py's argv form
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # web.py's argv form takes the port
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, str(script), f"127.0.0.1:{port}"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

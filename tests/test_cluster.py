@@ -13,22 +13,17 @@ import http.client
 import json
 import re
 import secrets
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
 import websocket
-from fixtures_mariadb import MariaDBServer
-from fixtures_memcached import MemcachedCluster
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
-
-from localcluster import DEPLOY, ClusterError, LocalCluster, Node  # noqa: E402
+from localcluster import DEPLOY, ClusterError, LocalCluster, Node
+from support.mariadb import MariaDBServer
+from support.memcached import MemcachedCluster
 
 Reply = tuple[int, dict[str, str], Any]
 

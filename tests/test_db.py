@@ -1,4 +1,4 @@
-"""webmini.stores.mysql against a real, private MariaDB (see fixtures_mariadb)."""
+"""webmini.stores.mysql against a real, private MariaDB (see tests/support/mariadb.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import gevent
 import gevent.event
 import pymysql
 import pytest
+from support import free_port
 
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
@@ -294,9 +295,7 @@ def test_connect_timeout_bounds_the_handshake(silent_server: int) -> None:
 
 
 def test_connection_refused_is_a_connect_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     db = Database(host="127.0.0.1", port=port, user="x", pool_size=1)
     with pytest.raises(ConnectError):
         db.query("SELECT 1")

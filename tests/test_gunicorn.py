@@ -12,7 +12,9 @@ import time
 
 import gevent
 import pytest
-from fixtures_gunicorn import GunicornServer
+from support.gunicorn import GunicornServer
+
+pytestmark = pytest.mark.gunicorn
 
 OWN_APP = """
 import os

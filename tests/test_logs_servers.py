@@ -6,8 +6,8 @@ import re
 import time
 
 import pytest
-from fixtures_gunicorn import GunicornServer
-from fixtures_servers import UwsgiServer, http_get
+from support.gunicorn import GunicornServer
+from support.servers import UwsgiServer, http_get
 
 APP = """
 import logging

@@ -16,8 +16,9 @@ from typing import Any
 
 import gevent
 import pytest
-from fixtures_mariadb import MariaDBServer
-from fixtures_memcached import MemcachedCluster
+from support import free_port
+from support.mariadb import MariaDBServer
+from support.memcached import MemcachedCluster
 
 import webmini as web
 from webmini.ops import health
@@ -255,15 +256,9 @@ def test_not_ready_when_the_ring_is_gone(memcached: MemcachedCluster) -> None:
     assert health_app(cache=cache).get("/healthz").status_code == 503
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_not_ready_when_mysql_refuses() -> None:
     """Nothing listens on the DB port: 503 naming the error, no exception."""
-    db = Database(port=_free_port(), user="x", connect_timeout=1, acquire_timeout=1)
+    db = Database(port=free_port(), user="x", connect_timeout=1, acquire_timeout=1)
     response = health_app(db=db).get("/healthz")
     assert response.status_code == 503
     body = response.json()

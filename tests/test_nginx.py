@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gevent.pool
-from fixtures_servers import NginxServer, UwsgiServer, nginx_site, write_probe_app
+from support.servers import NginxServer, UwsgiServer, nginx_site, write_probe_app
 
 StartUwsgi = Callable[..., UwsgiServer]
 StartNginx = Callable[[str], NginxServer]

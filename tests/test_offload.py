@@ -414,7 +414,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 
 def test_uwsgi_worker_makes_its_own_pool_and_keeps_serving(start_uwsgi, tmp_path):
-    from fixtures_servers import http_get
+    from support.servers import http_get
 
     (tmp_path / "offload_uwsgi_app.py").write_text(UWSGI_APP)
     server = start_uwsgi(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures_memcached import MemcachedCluster
+from support.memcached import MemcachedCluster
 
 import webmini as web
 from webmini.stores.cache import Cache

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,8 @@ from typing import Any
 import gevent
 import gevent.pool
 import pytest
-from fixtures_memcached import raw_command
+from support import free_port
+from support.memcached import raw_command
 
 from examples.todo.app import MAX_TITLE_LENGTH, Settings, make_app
 from webmini.testing import Browser
@@ -322,12 +322,6 @@ def test_concurrent_requests_share_one_lazy_pool(todo: Any) -> None:
 # -- under uWSGI ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _uwsgi_binary() -> str:
     local = Path(sys.executable).parent / "uwsgi"
     return str(local) if local.exists() else "uwsgi"
@@ -353,14 +347,14 @@ def _wait_http(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 def uwsgi_todo(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """The todo app served by the repository's uwsgi.ini: 2 lazy gevent workers, free ports."""
     _root_sql(mariadb, "DROP TABLE IF EXISTS todos")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "uwsgi.log"
     env = dict(
         os.environ,
         WEBMINI_MODULE="examples.todo.app:application",
         WEBMINI_HTTP=f"127.0.0.1:{port}",
-        WEBMINI_SOCKET=f"127.0.0.1:{_free_port()}",
-        WEBMINI_STATS=f"127.0.0.1:{_free_port()}",
+        WEBMINI_SOCKET=f"127.0.0.1:{free_port()}",
+        WEBMINI_STATS=f"127.0.0.1:{free_port()}",
         WEBMINI_PROCESSES="2",
         WEBMINI_GEVENT="100",
         WEBMINI_LISTEN="128",  # within any host's net.core.somaxconn

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import gevent
 import gevent.pool
-from fixtures_servers import UwsgiServer, free_port, http_get, write_probe_app
+import pytest
+from support import free_port
+from support.servers import UwsgiServer, http_get, write_probe_app
+
+# Every test here runs uWSGI, some without the start_uwsgi fixture.
+pytestmark = pytest.mark.uwsgi
 
 StartUwsgi = Callable[..., UwsgiServer]
 
@@ -142,6 +147,7 @@ def _steady_load(port: int, results: list[int | str], stop: list[bool]) -> None:
                 results.append(repr(exc))
 
 
+@pytest.mark.slow
 def test_graceful_reloads_under_load_fail_no_request(start_uwsgi: StartUwsgi) -> None:
     """SIGHUP to the master, then touch-reload, under 40 clients: every request succeeds."""
     server = start_uwsgi(processes=2)
@@ -207,6 +213,7 @@ def test_need_app_refuses_to_start_without_the_app(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- scripts/serve.sh
 
 
+@pytest.mark.slow
 def test_serve_script_serves_the_example_and_stops_on_sigterm(tmp_path: Path) -> None:
     """README's first command: scripts/serve.sh sets up, serves uwsgi.ini, stops on SIGTERM."""
     root = Path(__file__).resolve().parent.parent

@@ -2,7 +2,10 @@
 
 import json
 
-from fixtures_servers import UwsgiServer, http_get
+import pytest
+from support.servers import UwsgiServer, http_get
+
+pytestmark = pytest.mark.uwsgi
 
 APP = """
 import os

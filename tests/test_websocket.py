@@ -24,6 +24,7 @@ from typing import Any
 
 import greenlet
 import pytest
+from support import free_port
 
 import webmini as web
 from webmini.realtime import websocket as ws_mod
@@ -169,13 +170,6 @@ if os.environ.get("WEBMINI_TEST_FANOUT"):
 # -- servers ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A free loopback port (bound once, then released for the server)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_get(port: int, path: str, method: str = "GET", body: bytes = b"",
              headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """A minimal HTTP/1.0 client: (status, body)."""
@@ -204,6 +198,7 @@ class UWSGI_:
             "--gevent", str(async_cores), "--gevent-early-monkey-patch",
             "--master", "--processes", str(processes), "--lazy-apps",
             "--pythonpath", str(ROOT), "--pythonpath", str(pythonpath),
+            "--pythonpath", str(ROOT / "deploy"),  # tests/support's runners
             "--module", module, "--need-app", "--die-on-term",
             "--logto", str(self.log), *(extra or []),
         ]
@@ -252,10 +247,10 @@ class Gunicorn_:
     """gunicorn with webmini's config (gevent worker), one worker, running ``module``."""
 
     def __init__(self, module: str, tmp: Path) -> None:
-        from fixtures_gunicorn import GunicornServer
+        from support.gunicorn import GunicornServer
 
         self.server = GunicornServer(tmp, module, processes=1,
-                                     pythonpath=[ROOT, ROOT / "tests"]).start()
+                                     pythonpath=[ROOT, ROOT / "tests", ROOT / "deploy"]).start()
         self.port = self.server.port
 
     def stop(self) -> None:
@@ -494,6 +489,7 @@ def test_broadcast_within_a_process(server: Any) -> None:
         c.close()
 
 
+@pytest.mark.uwsgi  # starts uWSGI itself
 def test_broadcast_reaches_every_uwsgi_worker(tmp_path: Path) -> None:
     fanout = Path(tempfile.mkdtemp(prefix="wsfan-", dir=tmp_path))
     srv = UWSGI_("test_websocket:app", 2, tmp_path, env={"WEBMINI_TEST_FANOUT": str(fanout)})
@@ -576,6 +572,7 @@ def test_a_peer_that_reads_nothing_is_dropped_with_1008(server: Any) -> None:
     raw.close()
 
 
+@pytest.mark.uwsgi  # starts uWSGI itself
 def test_idle_connections_hold_no_uwsgi_async_core(tmp_path: Path) -> None:
     # 5 async cores, 40 open WebSockets: each request ends with its handshake,
     # so the connections take no core and plain HTTP is still answered.

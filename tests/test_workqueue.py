@@ -203,6 +203,7 @@ def test_consumers_start_per_process_after_fork():
     wq.close()
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_with_a_million_items_and_slow_consumers():
     """1e6 items through a 1000-item queue: RSS flat; the same flood unbounded grows >100 MB."""
     wq = WorkQueue(1000, workers=8, handler=lambda item: gevent.sleep(0), name="flood")

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import io
 import logging
-import os
 import sys
-import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
 
-from webmini import errors
+from webmini import body, errors
+from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
-from webmini.ctx import DEFAULT_STATUS, RequestContext, _current
+from webmini.ctx import DEFAULT_STATUS, RequestContext, absolute_url, bind, unbind
 from webmini.errors import HTTPError
+from webmini.headers import check_header
 from webmini.request import decode_path
-from webmini.response import check_header, json_bytes
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
 from webmini.storage import Storage
 
-log = logging.getLogger("webmini")
+log = logging.getLogger(__name__)
 
 Processor = Callable[[Callable[[], Any]], Any]
 StartResponse = Callable[..., Any]
@@ -29,7 +26,6 @@ StartResponse = Callable[..., Any]
 _STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _NO_BODY_STATUS = frozenset({"204", "304"})
 _PLAIN = "text/plain; charset=utf-8"
-_CHUNK = 64 * 1024
 
 
 _STANDARD_SET = frozenset(_STANDARD_METHODS)
@@ -117,9 +113,9 @@ class application:  # noqa: N801 - web.py's name
         if "uwsgi" in sys.modules and not self._checked:
             # Under uWSGI nothing else runs webmini's start-up audit: do it here.
             self._checked = True
-            from webmini.serving.green import uwsgi_startup_check
+            from webmini.serving.uwsgi import startup_check_in_workers
 
-            uwsgi_startup_check()
+            startup_check_in_workers()
         # PERF: the bound method, not the instance: a server calling it goes
         # straight to __call__'s code instead of looking __call__ up per request.
         func: Any = self.__call__
@@ -137,7 +133,7 @@ class application:  # noqa: N801 - web.py's name
                 start_response(bad.status, [("Content-Type", _PLAIN)])
                 return [str(bad.data).encode()]
         c = RequestContext(environ, self, path)
-        token = _current.set(c)
+        token = bind(c)
         try:
             try:
                 if self.processors:
@@ -166,16 +162,16 @@ class application:  # noqa: N801 - web.py's name
                     and c.method != "HEAD":
                 # PERF: the most common answer, a 200 with a text or bytes
                 # body, without _finish's general case.
-                body = result.encode("utf-8") if kind is str else result
+                data = result.encode("utf-8") if kind is str else result
                 headers = c.headers
                 if not c.has_content_type:
                     headers.append(("Content-Type", config["default_content_type"]))
-                headers.append(("Content-Length", str(len(body))))
+                headers.append(("Content-Length", str(len(data))))
                 start_response(DEFAULT_STATUS, headers)
-                return [body]
+                return [data]
             return self._finish(c, result, start_response)
         finally:
-            _current.reset(token)
+            unbind(token)
 
     # -- dispatch --------------------------------------------------------
 
@@ -213,7 +209,7 @@ class application:  # noqa: N801 - web.py's name
             return self._call_class(c, static.cls, ())
         hit = self._router.match(path)
         if hit is None:
-            missing = call_hook(c, self, "notfound")
+            missing = c.call_hook(self, "notfound")
             raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
         route, args = hit
         kind = route.kind
@@ -268,26 +264,45 @@ class application:  # noqa: N801 - web.py's name
 
     def _delegate(self, c: RequestContext, route: Route) -> Any:
         sub: application = route.target
-        prefix = route.pattern
-        c.homepath = c.homepath + prefix
-        if "home" in c.__dict__:
-            c.home = c.home + prefix
-        if "fullpath" in c.__dict__:
-            del c.__dict__["fullpath"]
-        c.path = c.path[len(prefix):]
-        c.app_stack.append(sub)
+        c.rebase(route.pattern, sub)
         return sub.handle_with_processors(c)
+
+    def describe_handler(self, c: RequestContext) -> str:
+        """Name what answers request ``c`` (``handler app.Users.GET for GET /users``)."""
+        app: application = c.app_stack[-1]
+        where = f"{c.method} {c.homepath}{c.path}"
+        around = " (or a processor around it)" if app.processors or self.processors else ""
+        hit = app._router.match(c.path)
+        if hit is None:
+            return f"the notfound hook for {where}"
+        route, _ = hit
+        target = route.target
+        if route.kind == HANDLER and isinstance(target, str):
+            try:
+                target = route.resolve(app.fvars)
+            except Exception:  # only naming it here; the handler ran already
+                return f"handler {target!r} for {where}{around}"
+        if isinstance(target, type):
+            name = f"{target.__module__}.{target.__qualname__}.{c.method}"
+        else:
+            name = getattr(target, "__qualname__", None) or repr(target)
+        return f"handler {name} for {where}{around}"
 
     # -- responses -------------------------------------------------------
 
     def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+        headers = e.headers
+        if isinstance(e, errors.Redirect):
+            # The Location is made absolute now, against the request served.
+            location = absolute_url(e.url, e.absolute, c)
+            headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
         try:
-            for name, value in e.headers:
+            for name, value in headers:
                 check_header(name, value)
         except ValueError:
             return self._internal_error(c)
         c.status = e.status
-        for name, value in e.headers:
+        for name, value in headers:
             if name.lower() == "content-type":
                 c.has_content_type = True
             c.headers.append((name, value))
@@ -310,7 +325,7 @@ class application:  # noqa: N801 - web.py's name
             return render(exc_info, c.env)
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            e = call_hook(c, app, "internalerror")
+            e = c.call_hook(app, "internalerror")
         except HTTPError as raised:
             e = raised
         except Exception:
@@ -320,31 +335,73 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError(e)
         return self._error_result(c, e)
 
-    def _finish(self, c: RequestContext, result: Any, start_response: StartResponse) -> Any:
+    def _unsupported(
+        self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,
+        in_error: bool,
+    ) -> Any:
+        """Answer a result webmini cannot send with a logged 500."""
+        try:
+            raise error
+        except (TypeError, ValueError):
+            if in_error:
+                # The internalerror hook's own answer was unsendable: the plain 500.
+                log.exception("unsendable internalerror response")
+                c.headers = []
+                c.has_content_type = False
+                result = self._error_result(c, errors.InternalError())
+            else:
+                result = self._internal_error(c)
+        return self._finish(c, result, start_response, True)
+
+    def _finish(
+        self, c: RequestContext, result: Any, start_response: StartResponse,
+        in_error: bool = False,
+    ) -> Any:
         # PERF: the common bodies (bytes, str, dict) are tested by exact type first.
-        kind = type(result)
-        if kind is bytes:
-            body = result
-        elif kind is str:
-            body = result.encode("utf-8")
-        elif kind is dict or kind is list:
-            body = self._json_body(c, result)
-        elif result is None:
-            body = b""
-        elif isinstance(result, (bytes, bytearray, memoryview)):
-            body = bytes(result)
-        elif isinstance(result, str):
-            body = str(result).encode("utf-8")
-        elif isinstance(result, (dict, list)):  # Storage rows, OrderedDict...
-            body = self._json_body(c, result)
-        elif isinstance(result, HTTPError):
-            return self._finish(c, self._error_result(c, result), start_response)
-        elif hasattr(result, "read"):
-            return self._file_response(c, result, start_response)
-        elif isinstance(result, (Iterator, types.GeneratorType)) or hasattr(result, "__iter__"):
-            return self._stream_response(c, result, start_response)
+        t = type(result)
+        if t is bytes:
+            data = result
+        elif t is str:
+            data = result.encode("utf-8")
+        elif t is dict or t is list:
+            data = self._json_body(c, result)
         else:
-            body = str(result).encode("utf-8")
+            kind = body.kind(result)
+            if kind == body.EMPTY:
+                data = b""
+            elif kind == body.TEXT:
+                data = str(result).encode("utf-8")
+            elif kind == body.BYTES:
+                data = bytes(result)
+            elif kind == body.HTML:
+                data = body.html_bytes(result)
+                if not c.has_content_type:
+                    c.headers.append(("Content-Type", body.HTML_TYPE))
+                    c.has_content_type = True
+            elif kind == body.JSON:
+                data = self._json_body(c, result)
+            elif kind == body.ERROR:
+                return self._finish(c, self._error_result(c, result), start_response, in_error)
+            elif kind == body.TUPLE:
+                try:
+                    inner, status, headers = body.split_tuple(result)
+                except (TypeError, ValueError) as e:
+                    where = self.describe_handler(c)
+                    error = type(e)(f"{where} returned a bad (body, status, headers) tuple: {e}")
+                    return self._unsupported(c, error, start_response, in_error)
+                c.status = status
+                for name, value in headers:
+                    if name.lower() == "content-type":
+                        c.has_content_type = True
+                    c.headers.append((name, value))
+                return self._finish(c, inner, start_response, in_error)
+            elif kind == body.FILE:
+                return self._file_response(c, result, start_response)
+            elif kind == body.STREAM:
+                return self._stream_response(c, result, start_response, in_error)
+            else:
+                error = body.unsupported(self.describe_handler(c), result)
+                return self._unsupported(c, error, start_response, in_error)
         headers = c.headers
         status = c.status
         code = status[:3]
@@ -356,22 +413,22 @@ class application:  # noqa: N801 - web.py's name
         if c.method == "HEAD":
             start_response(status, headers)
             return []
-        headers.append(("Content-Length", str(len(body))))
+        headers.append(("Content-Length", str(len(data))))
         start_response(status, headers)
-        return [body]
+        return [data]
 
     @staticmethod
     def _json_body(c: RequestContext, result: Any) -> bytes:
         if not c.has_content_type:
-            c.headers.append(("Content-Type", "application/json"))
+            c.headers.append(("Content-Type", JSON_TYPE))
             c.has_content_type = True
         return json_bytes(result)
 
     def _file_response(self, c: RequestContext, f: Any, start_response: StartResponse) -> Any:
         headers = c.headers
         if not c.has_content_type:
-            headers.append(("Content-Type", "application/octet-stream"))
-        size = _remaining_size(f)
+            headers.append(("Content-Type", body.FILE_TYPE))
+        size = body.remaining_size(f)
         if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
             f.close()
             start_response(c.status, headers)
@@ -381,11 +438,11 @@ class application:  # noqa: N801 - web.py's name
         start_response(c.status, headers)
         wrapper = c.env.get("wsgi.file_wrapper")
         if wrapper is not None:
-            return wrapper(f, _CHUNK)
-        return _FileIterator(f)
+            return wrapper(f, body.CHUNK_SIZE)
+        return body.FileIterator(f)
 
     def _stream_response(
-        self, c: RequestContext, result: Any, start_response: StartResponse
+        self, c: RequestContext, result: Any, start_response: StartResponse, in_error: bool
     ) -> Any:
         iterator = iter(result)
         # Pull the first chunk now, inside the request context, so headers the
@@ -396,19 +453,27 @@ class application:  # noqa: N801 - web.py's name
             first = b""
             iterator = iter(())
         except HTTPError as e:
-            _close(iterator)
-            return self._finish(c, self._error_result(c, e), start_response)
+            body.close(iterator)
+            return self._finish(c, self._error_result(c, e), start_response, in_error)
         except Exception:
-            _close(iterator)
-            return self._finish(c, self._internal_error(c), start_response)
+            body.close(iterator)
+            return self._finish(c, self._internal_error(c), start_response, True)
+        try:
+            first_bytes = body.encode_chunk(first)
+        except TypeError as e:
+            body.close(iterator)
+            error = TypeError(f"{self.describe_handler(c)} yielded a bad chunk: {e}")
+            return self._unsupported(c, error, start_response, in_error)
         if not c.has_content_type:
             c.headers.append(("Content-Type", config.default_content_type))
         if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
-            _close(iterator)
+            body.close(iterator)
             start_response(c.status, c.headers)
             return []
         start_response(c.status, c.headers)
-        return _StreamingBody(self, c, _encode_chunk(first), iterator)
+        return body.StreamingBody(
+            c, first_bytes, iterator, self.stream_failed, self.describe_handler
+        )
 
     def stream_failed(self, c: RequestContext) -> None:
         """Report an exception raised while a streamed body was being sent."""
@@ -417,7 +482,7 @@ class application:  # noqa: N801 - web.py's name
         )
         app = c.app_stack[-1] if c.app_stack else self
         try:
-            call_hook(c, app, "internalerror")
+            c.call_hook(app, "internalerror")
         except Exception:  # the hook is for reporting only at this point
             log.exception("internalerror handler failed")
 
@@ -466,102 +531,5 @@ class application:  # noqa: N801 - web.py's name
         serve(self.wsgifunc(*middleware), host=bind_host, port=bind_port, **options)
 
 
-def call_hook(c: RequestContext, app: application, name: str) -> Any:
-    """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it is the default."""
-    c.__dict__["_in_override"] = name
-    try:
-        return getattr(app, name)()
-    finally:
-        c.__dict__.pop("_in_override", None)
-
-
 def _is_app(target: Any) -> bool:
     return isinstance(target, application)
-
-
-def _remaining_size(f: Any) -> int | None:
-    try:
-        size = os.fstat(f.fileno()).st_size
-        return int(size - f.tell())
-    except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
-        return None
-
-
-def _close(iterator: Any) -> None:
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
-
-
-def _encode_chunk(chunk: Any) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, str):
-        return chunk.encode("utf-8")
-    if isinstance(chunk, (dict, list)):
-        return json_bytes(chunk)
-    return str(chunk).encode("utf-8")
-
-
-class _FileIterator:
-    """Iterate a file in chunks when the server offers no ``wsgi.file_wrapper``."""
-
-    def __init__(self, f: Any) -> None:
-        self.f = f
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        chunk: bytes = self.f.read(_CHUNK)
-        if not chunk:
-            raise StopIteration
-        return chunk
-
-    def close(self) -> None:
-        """Close the file."""
-        self.f.close()
-
-
-class _StreamingBody:
-    """A streamed response body that runs the generator inside its request context."""
-
-    def __init__(self, app: application, c: RequestContext, first: bytes, rest: Any) -> None:
-        self.app = app
-        self.c = c
-        self.first: bytes | None = first
-        self.rest = rest
-
-    def __iter__(self) -> _StreamingBody:
-        return self
-
-    def __next__(self) -> bytes:
-        first = self.first
-        if first is not None:
-            self.first = None
-            return first
-        token = _current.set(self.c)
-        try:
-            return _encode_chunk(next(self.rest))
-        except StopIteration:
-            raise
-        except Exception:
-            self.app.stream_failed(self.c)
-            # The status line is gone: aborting the connection is the only
-            # honest signal left that the body is incomplete.
-            raise
-        finally:
-            _current.reset(token)
-
-    def close(self) -> None:
-        """Close the underlying generator (runs its ``finally`` blocks)."""
-        token = _current.set(self.c)
-        try:
-            _close(self.rest)
-        finally:
-            _current.reset(token)
-
-
-def urlencode_query(params: dict[str, Any], doseq: bool = False) -> str:
-    """Encode ``params`` as a query string."""
-    return urlencode(params, doseq=doseq)

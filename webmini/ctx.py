@@ -3,14 +3,24 @@
 A ContextVar is greenlet-local under gevent (greenlet >= 1.0 gives every
 greenlet its own context) and thread-local under threads, whatever the
 order in which gevent patching and imports happened.
+
+Other modules reach it through :func:`current` (RuntimeError outside a
+request), :func:`current_or_none`, and :func:`bind`/:func:`unbind` (a server
+or a greenlet serving a request), never through the ContextVar itself.
+``from webmini.ctx import current`` works although ``webmini.ctx`` the
+attribute is the ``web.ctx`` proxy.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 _current: ContextVar[RequestContext] = ContextVar("webmini.request")
+
+#: ``parsed_json`` before the body was parsed as JSON (JSON may be ``null``).
+UNSET: Any = object()
 
 #: Every request's status until something sets another (compared by identity).
 DEFAULT_STATUS = "200 OK"
@@ -89,6 +99,11 @@ class RequestContext:
     Common fields are set eagerly; the rest (``home``, ``ip``, ``query``, ...)
     are computed on first access and then stored. Handlers and processors may
     attach their own attributes (``ctx.session``, ``ctx.db``...).
+
+    What webmini parses or decides per request has a declared slot of its
+    own (``parsed_body``, ``parsed_form``...): read them through
+    ``web.data()``, ``web.input()``, ``web.cookies()``; they stay out of
+    ``repr(web.ctx)`` and never collide with the user's attributes.
     """
 
     # Computed on first access (see _LAZY), then stored in __dict__.
@@ -108,18 +123,57 @@ class RequestContext:
     # made on first use; lazy ones through __getattr__ on first access only.
     __slots__ = (
         "env", "environ", "app", "method", "path", "status", "headers", "has_content_type",
+        # webmini's per-request state (see _STATE)
+        "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
+        "parsed_cookies", "session_state", "in_override",
         "__dict__", "__weakref__",
     )
     _EAGER = ("env", "environ", "app", "method", "path", "status", "headers", "has_content_type")
+    _STATE = (
+        "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
+        "parsed_cookies", "session_state", "in_override",
+    )
+
+    env: dict[str, Any]
+    environ: dict[str, Any]
+    app: Any
+    method: str
+    path: str
+    status: str
+    headers: list[tuple[str, str]]
+    has_content_type: bool
+    #: The raw body, once read by ``web.data()``.
+    parsed_body: bytes | None
+    #: True once a multipart parser consumed ``wsgi.input`` directly.
+    body_streamed: bool
+    #: The body parsed as JSON by ``web.json()``, or :data:`UNSET`.
+    parsed_json: Any
+    #: Form fields (last values, repeated values), once parsed.
+    parsed_form: tuple[dict[str, Any], dict[str, list[Any]]] | None
+    #: Query fields (last values, repeated values), once parsed.
+    parsed_query: tuple[dict[str, Any], dict[str, list[Any]]] | None
+    #: The Cookie header parsed, once asked for.
+    parsed_cookies: dict[str, str] | None
+    #: The session's bookkeeping (``webmini.stores.sessions``), when a session is loaded.
+    session_state: Any
+    #: The application hook running now (``"notfound"``...), so web.notfound() inside it
+    #: gives the default rather than calling the hook again.
+    in_override: str | None
 
     def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:
         self.env = self.environ = environ
         self.app = app
-        self.method: str = environ["REQUEST_METHOD"]
+        self.method = environ["REQUEST_METHOD"]
         self.path = path
         self.status = DEFAULT_STATUS
-        self.headers: list[tuple[str, str]] = []
+        self.headers = []
         self.has_content_type = False
+        # PERF: one chained store; reading an unset slot would cost an
+        # AttributeError and a __getattr__ call each time.
+        self.parsed_body = self.parsed_form = self.parsed_query = self.parsed_cookies = None
+        self.session_state = self.in_override = None
+        self.parsed_json = UNSET
+        self.body_streamed = False
 
     def __getattr__(self, name: str) -> Any:
         compute = _LAZY.get(name)
@@ -141,13 +195,39 @@ class RequestContext:
     def __contains__(self, name: str) -> bool:
         return name in self.__dict__ or name in _LAZY or name in self._EAGER
 
+    def rebase(self, prefix: str, sub_app: Any) -> None:
+        """Hand the request to ``sub_app`` mounted at ``prefix`` (web.py's sub-app delegation).
+
+        ``path`` loses the prefix, ``homepath`` and ``home`` gain it, and
+        ``fullpath`` is computed again from the new path when next read.
+        """
+        d = self.__dict__
+        self.homepath = self.homepath + prefix
+        if "home" in d:
+            self.home = self.home + prefix
+        d.pop("fullpath", None)
+        self.path = self.path[len(prefix):]
+        self.app_stack.append(sub_app)
+
+    def call_hook(self, app: Any, name: str) -> Any:
+        """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it gives the default."""
+        previous = self.in_override
+        self.in_override = name
+        try:
+            return getattr(app, name)()
+        finally:
+            self.in_override = previous
+
     def fields(self) -> dict[str, Any]:
-        """The fields set or computed so far, as a dict (for logging and debugging)."""
+        """The public fields set or computed so far, as a dict (for logging and debugging)."""
         return {**{name: getattr(self, name) for name in self._EAGER}, **self.__dict__}
 
     def get(self, name: str, default: Any = None) -> Any:
         """Return attribute ``name`` or ``default``, like ``dict.get``."""
         return getattr(self, name, default)
+
+    def __repr__(self) -> str:
+        return f"<RequestContext {self.method} {self.path!r}>"
 
 
 def current() -> RequestContext:
@@ -156,6 +236,17 @@ def current() -> RequestContext:
         return _current.get()
     except LookupError:
         raise RuntimeError("webmini.ctx is only available while a request is served") from None
+
+
+#: ``current_or_none()``: the context of the request being served, or None.
+# PERF: a C-level partial of ContextVar.get, no Python frame.
+current_or_none: partial[RequestContext | None] = partial(_current.get, None)
+
+#: ``bind(c)``: make ``c`` the current context; returns the token :func:`unbind` takes.
+bind = _current.set
+
+#: ``unbind(token)``: restore the context that was current before :func:`bind`.
+unbind = _current.reset
 
 
 class _ContextProxy:
@@ -201,17 +292,18 @@ class _ContextProxy:
 ctx: Any = _ContextProxy()
 
 
-def absolute_url(url: str, absolute: bool = False) -> str:
-    """Make ``url`` absolute against the current request, the way web.py redirects do.
+def absolute_url(url: str, absolute: bool = False, c: RequestContext | None = None) -> str:
+    """Make ``url`` absolute against request ``c`` (default: the current one), as web.py does.
 
     ``/x`` becomes ``home + /x`` (``absolute=True`` uses the domain root
     instead of the application's home); ``x`` is taken relative to the path.
     """
     if "://" in url:
         return url
-    c = _current.get(None)
     if c is None:
-        return url
+        c = _current.get(None)
+        if c is None:
+            return url
     if url.startswith("//"):
         return c.protocol + ":" + url
     if url.startswith("/"):

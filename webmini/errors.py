@@ -1,30 +1,18 @@
 """HTTP errors and status responses raised (or returned) by handlers.
 
 Unlike web.py, constructing one of these never touches the request context:
-the application applies status, headers and body when it catches them.
+the application applies status, headers and body when it catches them (a
+redirect's ``Location`` is made absolute then, against the request served).
+This module imports only :mod:`webmini.headers`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_REASONS: dict[int, str] = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
-    301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
-    307: "Temporary Redirect", 308: "Permanent Redirect",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 410: "Gone",
-    411: "Length Required", 412: "Precondition Failed", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
-}
+from webmini.headers import as_status, check_header, header_list
 
-
-def status_line(code: int) -> str:
-    """Return the WSGI status line (``"404 Not Found"``) for a numeric code."""
-    return f"{code} {_REASONS.get(code, 'Unknown')}"
+HeadersArg = dict[str, str] | list[tuple[str, str]] | None
 
 
 class HTTPError(Exception):
@@ -36,15 +24,11 @@ class HTTPError(Exception):
     def __init__(
         self,
         status: str | int | None = None,
-        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        headers: HeadersArg = None,
         data: Any = None,
     ) -> None:
-        if status is None:
-            status = self.code
-        self.status = status_line(status) if isinstance(status, int) else status
-        self.headers: list[tuple[str, str]] = (
-            list(headers.items()) if isinstance(headers, dict) else list(headers or [])
-        )
+        self.status = as_status(self.code if status is None else status)
+        self.headers: list[tuple[str, str]] = header_list(headers)
         self.data = self.default_message if data is None else data
         super().__init__(self.status)
 
@@ -54,45 +38,69 @@ class HTTPError(Exception):
         return int(self.status[:3])
 
 
-def _status_class(code: int, name: str, message: str | None = None) -> type[HTTPError]:
-    def __init__(self: HTTPError, message: Any = None, headers: Any = None) -> None:
-        HTTPError.__init__(self, code, headers, message)
+class _Status(HTTPError):
+    """A response with a fixed status: ``Cls(message=None, headers=None)``."""
 
-    text = message if message is not None else _REASONS[code].lower()
-    cls = type(
-        name,
-        (HTTPError,),
-        {
-            "code": code,
-            "default_message": text,
-            "__init__": __init__,
-            "__doc__": f"{code} {_REASONS[code]}.",
-        },
-    )
-    return cls
+    def __init__(self, message: Any = None, headers: HeadersArg = None) -> None:
+        HTTPError.__init__(self, self.code, headers, message)
 
 
-OK = _status_class(200, "OK", "")
-Created = _status_class(201, "Created", "")
-Accepted = _status_class(202, "Accepted", "")
-NoContent = _status_class(204, "NoContent", "")
-NotModified = _status_class(304, "NotModified", "")
-BadRequest = _status_class(400, "BadRequest")
-Unauthorized = _status_class(401, "Unauthorized")
-Forbidden = _status_class(403, "Forbidden")
-NotFound = _status_class(404, "NotFound")
-NotAcceptable = _status_class(406, "NotAcceptable")
-Conflict = _status_class(409, "Conflict")
-Gone = _status_class(410, "Gone")
-PreconditionFailed = _status_class(412, "PreconditionFailed")
-PayloadTooLarge = _status_class(413, "PayloadTooLarge")
-UnsupportedMediaType = _status_class(415, "UnsupportedMediaType")
-UnprocessableEntity = _status_class(422, "UnprocessableEntity")
-TooManyRequests = _status_class(429, "TooManyRequests")
-HeaderFieldsTooLarge = _status_class(431, "HeaderFieldsTooLarge")
-InternalError = _status_class(500, "InternalError")
-ServiceUnavailable = _status_class(503, "ServiceUnavailable")
-GatewayTimeout = _status_class(504, "GatewayTimeout")
+class OK(_Status):
+    """200 OK."""
+
+    code = 200
+
+
+class Created(_Status):
+    """201 Created."""
+
+    code = 201
+
+
+class Accepted(_Status):
+    """202 Accepted."""
+
+    code = 202
+
+
+class NoContent(_Status):
+    """204 No Content."""
+
+    code = 204
+
+
+class NotModified(_Status):
+    """304 Not Modified."""
+
+    code = 304
+
+
+class BadRequest(_Status):
+    """400 Bad Request."""
+
+    code = 400
+    default_message = "bad request"
+
+
+class Unauthorized(_Status):
+    """401 Unauthorized."""
+
+    code = 401
+    default_message = "unauthorized"
+
+
+class Forbidden(_Status):
+    """403 Forbidden."""
+
+    code = 403
+    default_message = "forbidden"
+
+
+class NotFound(_Status):
+    """404 Not Found."""
+
+    code = 404
+    default_message = "not found"
 
 
 class NoMethod(HTTPError):
@@ -106,20 +114,98 @@ class NoMethod(HTTPError):
         HTTPError.__init__(self, 405, headers, message)
 
 
+class NotAcceptable(_Status):
+    """406 Not Acceptable."""
+
+    code = 406
+    default_message = "not acceptable"
+
+
+class Conflict(_Status):
+    """409 Conflict."""
+
+    code = 409
+    default_message = "conflict"
+
+
+class Gone(_Status):
+    """410 Gone."""
+
+    code = 410
+    default_message = "gone"
+
+
+class PreconditionFailed(_Status):
+    """412 Precondition Failed."""
+
+    code = 412
+    default_message = "precondition failed"
+
+
+class PayloadTooLarge(_Status):
+    """413 Content Too Large."""
+
+    code = 413
+    default_message = "content too large"
+
+
+class UnsupportedMediaType(_Status):
+    """415 Unsupported Media Type."""
+
+    code = 415
+    default_message = "unsupported media type"
+
+
+class UnprocessableEntity(_Status):
+    """422 Unprocessable Content."""
+
+    code = 422
+    default_message = "unprocessable content"
+
+
+class TooManyRequests(_Status):
+    """429 Too Many Requests."""
+
+    code = 429
+    default_message = "too many requests"
+
+
+class InternalError(_Status):
+    """500 Internal Server Error."""
+
+    code = 500
+    default_message = "internal server error"
+
+
+class ServiceUnavailable(_Status):
+    """503 Service Unavailable."""
+
+    code = 503
+    default_message = "service unavailable"
+
+
+class GatewayTimeout(_Status):
+    """504 Gateway Timeout."""
+
+    code = 504
+    default_message = "gateway timeout"
+
+
 class Redirect(HTTPError):
-    """301 Moved Permanently to ``url`` (made absolute against ``ctx.home``)."""
+    """301 Moved Permanently to ``url``.
+
+    ``Location`` is made absolute against ``ctx.home`` (``absolute=True``:
+    the domain root) when the response is produced, not here.
+    """
 
     code = 301
 
     def __init__(self, url: str, status: int | str | None = None, absolute: bool = False):
-        from webmini.ctx import absolute_url  # late import: errors stays a leaf of the core
-        from webmini.response import check_header
-
-        location = absolute_url(url, absolute)
         # SECURITY: a URL built from user input must not split the response.
-        check_header("Location", location)
-        code = status if status is not None else self.code
-        HTTPError.__init__(self, code, [("Location", location)], "")
+        check_header("Location", url)
+        self.url = url
+        self.absolute = absolute
+        HTTPError.__init__(self, self.code if status is None else status, [("Location", url)], "")
 
 
 class Found(Redirect):

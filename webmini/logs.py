@@ -72,13 +72,9 @@ def worker_label() -> str:
     pid = os.getpid()
     if _worker[0] == pid:  # PERF: once per process, not per log record
         return _worker[1]
-    label = os.environ.get("WEBMINI_WORKER_ID", "0")
-    uwsgi = sys.modules.get("uwsgi")
-    if uwsgi is not None:
-        try:
-            label = str(uwsgi.worker_id())
-        except Exception:  # uwsgi stub outside a worker
-            label = "0"
+    from webmini.serving.uwsgi import worker_id
+
+    label = str(worker_id())
     if label != "0":  # the master (0) forks workers: ask again after a fork
         _worker = (pid, label)
     return label

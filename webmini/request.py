@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from webmini.config import config
-from webmini.ctx import RequestContext, _current, current
+from webmini.ctx import UNSET, RequestContext, current, current_or_none
 from webmini.errors import BadRequest, PayloadTooLarge
 from webmini.storage import Storage
 
@@ -138,19 +138,19 @@ def _read_body(c: RequestContext) -> bytes:
 def data() -> bytes:
     """Return the raw request body (read once, bounded by ``config.max_body_size``)."""
     c = current()
-    cached = c.__dict__.get("_body")
+    cached = c.parsed_body
     if cached is None:
-        if c.__dict__.get("_body_streamed"):
+        if c.body_streamed:
             raise RuntimeError("the request body was already consumed by input()")
-        cached = c.__dict__["_body"] = _read_body(c)
+        cached = c.parsed_body = _read_body(c)
     return cached
 
 
 def json() -> Any:
     """Return the request body parsed as JSON; an empty or invalid body is a 400."""
     c = current()
-    if "_json" in c.__dict__:
-        return c.__dict__["_json"]
+    if c.parsed_json is not UNSET:
+        return c.parsed_json
     body = data()
     if not body:
         raise BadRequest("a JSON body is required")
@@ -158,7 +158,7 @@ def json() -> Any:
         value = _json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("invalid JSON body") from None
-    c.__dict__["_json"] = value
+    c.parsed_json = value
     return value
 
 
@@ -174,11 +174,11 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
     limit = config.max_body_size
     if length is not None and length > limit:
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    if "_body" in c.__dict__:
-        stream: Any = io.BytesIO(c.__dict__["_body"])
+    if c.parsed_body is not None:
+        stream: Any = io.BytesIO(c.parsed_body)
     else:
         stream = env["wsgi.input"]
-        c.__dict__["_body_streamed"] = True
+        c.body_streamed = True
     out: dict[str, list[Any]] = {}
     try:
         parser = MultipartParser(
@@ -205,9 +205,9 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
 
 
 def _form(c: RequestContext) -> Fields:
-    cached = c.__dict__.get("_form")
+    cached = c.parsed_form
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     env = c.env
     form = _NO_FIELDS
     if c.method not in _NO_BODY_METHODS:
@@ -223,18 +223,18 @@ def _form(c: RequestContext) -> Fields:
                 except UnicodeDecodeError:
                     raise BadRequest("form data is not valid UTF-8") from None
                 form = parse_query(text)
-    c.__dict__["_form"] = form
+    c.parsed_form = form
     return form
 
 
 def _query(c: RequestContext) -> Fields:
-    cached = c.__dict__.get("_query_fields")
+    cached = c.parsed_query
     if cached is None:
         qs = c.env.get("QUERY_STRING")
         if qs and not qs.isascii():
             qs = _to_utf8(qs, "the query string")
-        cached = c.__dict__["_query_fields"] = parse_query(qs) if qs else _NO_FIELDS
-    return cached  # type: ignore[no-any-return]
+        cached = c.parsed_query = parse_query(qs) if qs else _NO_FIELDS
+    return cached
 
 
 def _upload_value(value: Any, default: Any) -> Any:
@@ -251,10 +251,9 @@ def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  
     value of a repeated field; ``{}`` as default keeps an upload as a
     :class:`FileUpload`. ``_method`` is ``"get"``, ``"post"`` or ``"both"``.
     """
-    try:
-        c = _current.get()
-    except LookupError:
-        c = current()
+    c = current_or_none()
+    if c is None:
+        c = current()  # raises the explanatory RuntimeError
     if not defaults and not requireds and c.method == "GET" and _method == "both":
         # PERF: the common API case, plain query fields, is one dict copy.
         return Storage(_query(c)[0])
@@ -284,7 +283,7 @@ def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  
                 result[key] = list(default)
         elif key not in result:
             result[key] = default
-    if c.__dict__.get("_form") and any(isinstance(v, FileUpload) for v in last.values()):
+    if c.parsed_form and any(isinstance(v, FileUpload) for v in last.values()):
         for key, value in last.items():
             if not isinstance(defaults.get(key), (list, tuple)):
                 result[key] = _upload_value(value, defaults.get(key))
@@ -297,9 +296,9 @@ def input(*requireds: str, _method: str = "both", **defaults: Any) -> Storage:  
 def cookies(*requireds: str, **defaults: Any) -> Storage:
     """Return the request's cookies as a Storage; missing required ones are a 400."""
     c = current()
-    parsed = c.__dict__.get("_cookies")
+    parsed = c.parsed_cookies
     if parsed is None:
-        parsed = c.__dict__["_cookies"] = _parse_cookie_header(c.env.get("HTTP_COOKIE", ""))
+        parsed = c.parsed_cookies = _parse_cookie_header(c.env.get("HTTP_COOKIE", ""))
     result = Storage(defaults)
     result.update(parsed)
     for key in requireds:

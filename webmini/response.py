@@ -1,31 +1,16 @@
-"""Response helpers: headers, cookies, caching headers, and body encoding."""
+"""Response helpers acting on the current request: headers, status, cookies, caching."""
 
 from __future__ import annotations
 
 import datetime
-import decimal
-import json
-import re
-import uuid
 from typing import Any
 from urllib.parse import quote
 
-from webmini.ctx import _current, current
+from webmini.ctx import current, current_or_none
 from webmini.errors import NotModified
+from webmini.headers import TOKEN, as_status, check_header, http_date
 
-# SECURITY: header names are RFC 9110 tokens; values may not contain CR, LF
-# or NUL, which would let a caller split the response or inject headers.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
 _SAMESITE = frozenset({"strict", "lax", "none"})
-
-
-def check_header(name: str, value: str) -> None:
-    """Raise ValueError unless ``name: value`` is a safe response header."""
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-        raise ValueError(f"invalid header name {name!r}")
-    if not isinstance(value, str) or _BAD_VALUE.search(value):
-        raise ValueError(f"invalid value for header {name!r}: CR, LF and NUL are not allowed")
 
 
 # PERF: most headers a handler sets are constants; a pair that passed
@@ -45,9 +30,8 @@ def header(hdr: str, value: Any, unique: bool = False) -> None:
         is_content_type = hdr.lower() == "content-type"
         if len(_CHECKED) < _CHECKED_MAX:
             _CHECKED[pair] = is_content_type
-    try:
-        c = _current.get()  # PERF: current() without the extra call
-    except LookupError:
+    c = current_or_none()
+    if c is None:
         c = current()  # raises the explanatory RuntimeError
     if unique:
         lower = hdr.lower()
@@ -60,15 +44,7 @@ def header(hdr: str, value: Any, unique: bool = False) -> None:
 
 def set_status(status: str | int) -> None:
     """Set the response status (``"201 Created"`` or ``201``)."""
-    from webmini.errors import status_line
-
-    current().status = status_line(status) if isinstance(status, int) else status
-
-
-def _http_date(when: datetime.datetime) -> str:
-    if when.tzinfo is not None:
-        when = when.astimezone(datetime.UTC)
-    return when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    current().status = as_status(status)
 
 
 def setcookie(
@@ -85,11 +61,11 @@ def setcookie(
     """Set a cookie (web.py's signature plus ``max_age``); the value is URL-quoted."""
     # SECURITY: the name must be a token and the value is percent-encoded, so
     # neither can end the attribute list or the header early.
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise ValueError(f"invalid cookie name {name!r}")
     parts = [f"{name}={quote(str(value), safe='')}"]
     if isinstance(expires, datetime.datetime):
-        parts.append("Expires=" + _http_date(expires))
+        parts.append("Expires=" + http_date(expires))
     elif isinstance(expires, int) and not isinstance(expires, bool):
         if expires < 0:
             parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
@@ -98,7 +74,7 @@ def setcookie(
             when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
                 seconds=expires
             )
-            parts.append("Expires=" + _http_date(when))
+            parts.append("Expires=" + http_date(when))
     elif expires:
         parts.append("Expires=" + str(expires))
     if max_age is not None:
@@ -121,15 +97,15 @@ def expires(delta: int | float | datetime.timedelta) -> None:
     """Set ``Expires`` to ``delta`` (seconds or timedelta) from now."""
     if not isinstance(delta, datetime.timedelta):
         delta = datetime.timedelta(seconds=delta)
-    header("Expires", _http_date(datetime.datetime.now(datetime.UTC) + delta))
+    header("Expires", http_date(datetime.datetime.now(datetime.UTC) + delta))
 
 
 def lastmodified(date_obj: datetime.datetime) -> None:
     """Set ``Last-Modified`` to ``date_obj``."""
-    header("Last-Modified", _http_date(date_obj), unique=True)
+    header("Last-Modified", http_date(date_obj), unique=True)
 
 
-def _parse_http_date(text: str) -> datetime.datetime | None:
+def _parsehttp_date(text: str) -> datetime.datetime | None:
     from email.utils import parsedate_to_datetime
 
     try:
@@ -152,7 +128,7 @@ def modified(date: datetime.datetime | None = None, etag: str | None = None) -> 
     if etag is not None and n:
         validated = "*" in n or f'"{etag}"' in n or etag in n
     elif date is not None and since_text:
-        since = _parse_http_date(since_text)
+        since = _parsehttp_date(since_text)
         d = date if date.tzinfo else date.replace(tzinfo=datetime.UTC)
         validated = since is not None and d.replace(microsecond=0) <= since
     if date is not None:
@@ -162,26 +138,3 @@ def modified(date: datetime.datetime | None = None, etag: str | None = None) -> 
     if validated:
         raise NotModified()
     return True
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (datetime.datetime, datetime.date, datetime.time)):
-        return obj.isoformat()
-    if isinstance(obj, decimal.Decimal):
-        return str(obj)
-    if isinstance(obj, uuid.UUID):
-        return str(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-# PERF: one encoder built once; ensure_ascii=False keeps UTF-8 bodies short.
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def json_bytes(obj: Any) -> bytes:
-    """Encode ``obj`` as compact UTF-8 JSON (datetimes, decimals and UUIDs as strings)."""
-    return _encoder.encode(obj).encode("utf-8")

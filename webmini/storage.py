@@ -49,10 +49,6 @@ Storage._class_names = frozenset(dir(Storage))
 storage = Storage
 
 
-def _first_or_last(values: list[Any], keep_last: bool) -> Any:
-    return values[-1] if keep_last else values[0]
-
-
 def storify(mapping: Any, *requireds: str, _unicode: bool = True, **defaults: Any) -> Storage:
     """Build a Storage from a mapping of lists, applying web.py's default rules.
 

@@ -6,23 +6,22 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from webmini import errors
-from webmini.ctx import _current, current
+from webmini import body, errors
+from webmini.ctx import current, current_or_none
 from webmini.request import input as _input
 
 
 def _from_override(name: str) -> errors.HTTPError | None:
     # The application's replacement for notfound/internalerror, unless we are
     # already inside it (an override that calls web.<name>() itself).
-    c = _current.get(None)
-    if c is None or c.__dict__.get("_in_override") == name:
+    c = current_or_none()
+    if c is None or c.in_override == name:
         return None
     app = c.app_stack[-1]
     if name not in app.__dict__:
         return None
-    from webmini.app import call_hook
-
-    return call_hook(c, app, name)  # type: ignore[no-any-return]
+    result: errors.HTTPError = c.call_hook(app, name)
+    return result
 
 
 def notfound(message: Any = None, headers: Any = None) -> errors.HTTPError:
@@ -62,27 +61,13 @@ def unloadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
         except BaseException:
             hook()
             raise
-        if _is_stream(result):
-            return _run_after(result, hook)
+        # A streamed body is still running: the hook waits for its end.
+        if body.is_stream(result):
+            return body.run_after(result, hook)
         hook()
         return result
 
     return processor
-
-
-def _is_stream(result: Any) -> bool:
-    if isinstance(result, (str, bytes, bytearray, dict, list)) or result is None:
-        return False
-    if hasattr(result, "read"):  # files are sent whole by the server
-        return False
-    return hasattr(result, "__iter__")
-
-
-def _run_after(result: Any, hook: Callable[[], Any]) -> Any:
-    try:
-        yield from result
-    finally:
-        hook()
 
 
 def autodelegate(prefix: str = "") -> Callable[..., Any]:

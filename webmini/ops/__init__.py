@@ -2,4 +2,6 @@
 
 - ``metrics``: Prometheus counters and histograms per worker.
 - ``health``: ``/healthz``-style checks of the app's upstreams.
+
+Metrics label each series with the uWSGI worker id (``webmini.serving.uwsgi``).
 """

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webmini._extras import require
 from webmini.response import header, set_status
 
 __all__ = ["check", "liveness", "readiness"]
@@ -22,10 +23,8 @@ Check = Callable[[], Any]
 
 
 def _timeout(seconds: float) -> Any:
-    try:
+    with require("gevent", "webmini.ops.health"):
         import gevent
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError("webmini.ops.health needs gevent: pip install webmini[gevent]") from exc
     return gevent.Timeout(seconds)
 
 

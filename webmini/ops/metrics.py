@@ -32,9 +32,11 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from webmini.ctx import _current
+from webmini._extras import gevent_patched
+from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.response import header
+from webmini.serving.uwsgi import worker_id
 
 __all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "Metrics", "worker_id"]
 
@@ -61,18 +63,6 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "cache_connections": ("gauge", "memcached connections by node and state (in_use, idle)."),
     "cache_node_failures_total": ("counter", "Times the memcached node was marked down."),
 }
-
-
-def worker_id() -> int:
-    """Return this process's worker number: uWSGI's, gunicorn's (1..N, set by
-    webmini.serving.gunicorn_conf), or 0."""
-    try:
-        import uwsgi  # only importable inside a uWSGI worker
-    except ImportError:
-        # Set by webmini.serving.gunicorn_conf in each gunicorn worker.
-        value = os.environ.get("WEBMINI_WORKER_ID", "")
-        return int(value) if value.isdigit() else 0
-    return int(uwsgi.worker_id())
 
 
 def _escape(value: object) -> str:
@@ -128,7 +118,7 @@ class Metrics:
         self._next_flush = 0.0 if self.spool_dir else float("inf")
         # True while a trailing flush is scheduled (always True without a spool,
         # or without gevent, so the hot path never tries to schedule one).
-        self._trailing = not (self.spool_dir and _gevent_running())
+        self._trailing = not (self.spool_dir and gevent_patched())
 
     # -- the hot path -----------------------------------------------------
 
@@ -141,7 +131,7 @@ class Metrics:
         code = "500"
         try:
             result = handler()
-            code = _current.get().status[:3]
+            code = current().status[:3]
             return result
         except HTTPError as e:
             code = e.status[:3]
@@ -305,15 +295,6 @@ class Metrics:
                 return metrics.render()
 
         return MetricsHandler
-
-
-def _gevent_running() -> bool:
-    """True when gevent has patched the stdlib (uWSGI's gevent loop, webmini run)."""
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    return bool(monkey.is_module_patched("socket"))
 
 
 def _alive(pid: int) -> bool:

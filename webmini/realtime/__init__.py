@@ -5,4 +5,6 @@
 - ``fanout``: broadcast between worker processes over a private directory.
 - ``offload``: CPU-heavy calls moved off the event loop (process/thread pools).
 - ``workqueue``: a bounded background work queue.
+
+Each module imports gevent (and wsproto) through ``webmini._extras.require``.
 """

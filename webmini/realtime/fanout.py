@@ -21,7 +21,7 @@ from typing import Any
 import gevent
 from gevent import socket as gsocket
 
-log = logging.getLogger("webmini")
+log = logging.getLogger(__name__)
 
 Deliver = Callable[[str, int, bytes], Any]
 

@@ -50,14 +50,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, TypeVar
 
-try:
+from webmini._extras import require
+
+with require("gevent", "webmini.realtime.offload"):
     import gevent
     from gevent.event import Event
     from gevent.lock import BoundedSemaphore
     from gevent.threadpool import ThreadPool
-except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("webmini.realtime.offload needs gevent: "
-                      "pip install webmini[gevent]") from None
 
 __all__ = [
     "OffloadTimeout",
@@ -72,7 +71,7 @@ __all__ = [
 T = TypeVar("T")
 Kind = Literal["process", "thread"]
 
-log = logging.getLogger("webmini.realtime.offload")
+log = logging.getLogger(__name__)
 
 _CPUS = os.cpu_count() or 1
 

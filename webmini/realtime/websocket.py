@@ -25,7 +25,6 @@ Events are ``on_open``/``on_message``/``on_close``; actions are ``send``,
 
 from __future__ import annotations
 
-import atexit
 import binascii
 import logging
 import time
@@ -33,17 +32,15 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-try:
+from webmini._extras import require
+
+with require("websocket", "webmini.WebSocket"):
     import gevent
     from wsproto.connection import Connection, ConnectionState, ConnectionType
     from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
     from wsproto.frame_protocol import FrameProtocol, Opcode
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "webmini.WebSocket needs gevent and wsproto: pip install webmini[websocket]"
-    ) from exc
 
-from webmini.ctx import RequestContext, _current, current
+from webmini.ctx import RequestContext, bind, current
 from webmini.errors import HTTPError
 from webmini.realtime.fanout import Fanout
 from webmini.realtime.ws_backends import accept
@@ -55,7 +52,7 @@ __all__ = [
     "INTERNAL_ERROR",
 ]
 
-log = logging.getLogger("webmini")
+log = logging.getLogger(__name__)
 
 #: What ``ctx.env`` keeps for the life of a connection once ``on_open`` has
 #: returned: what ``ctx`` derives the URL, host and client address from, and
@@ -288,7 +285,7 @@ class WebSocket:
             gevent.spawn_raw(self._read_burst)
 
     def _read_burst(self) -> None:
-        _current.set(self._ctx)  # type: ignore[arg-type]
+        bind(self._ctx)  # type: ignore[arg-type]
         try:
             # One read per wake-up: a peer that never stops sending gets one
             # turn per loop iteration, like everyone else.
@@ -479,7 +476,7 @@ class WebSocket:
             gevent.spawn_raw(self._report_in_greenlet)
 
     def _report_in_greenlet(self) -> None:
-        _current.set(self._ctx)  # type: ignore[arg-type]
+        bind(self._ctx)  # type: ignore[arg-type]
         self._report_closed()
 
     def _report_closed(self) -> None:
@@ -528,12 +525,12 @@ def _kept_environ(env: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
 # -- the shared ticker: pings, pong and close deadlines ---------------------------
 
 _ticker: Any = None
-_tick = 1.0
+_tick_period = 1.0
 
 
 def _start_ticker(ws: WebSocket) -> None:
     """Make sure one greenlet per process checks the deadlines of every connection."""
-    global _ticker, _tick
+    global _ticker, _tick_period
     if ws.ping_interval is None and not ws._closing_deadline:
         return
     # PERF: one ticker for every connection instead of a timer per connection;
@@ -541,14 +538,14 @@ def _start_ticker(ws: WebSocket) -> None:
     periods = [ws.ping_timeout, ws.close_timeout]
     if ws.ping_interval:
         periods.append(ws.ping_interval)
-    _tick = max(0.01, min(_tick, min(periods) / 4))
+    _tick_period = max(0.01, min(_tick_period, min(periods) / 4))
     if _ticker is None or _ticker.dead:
         _ticker = gevent.spawn(_tick_loop)
 
 
 def _tick_loop() -> None:
     while _open:
-        gevent.sleep(_tick)
+        gevent.sleep(_tick_period)
         now = time.monotonic()
         for ws in list(_open):
             if ws._deadline() <= now:
@@ -631,19 +628,9 @@ def _install_shutdown_hook() -> None:
     if _shutdown_hook_installed:
         return
     _shutdown_hook_installed = True
-    try:
-        import uwsgi
-    except ImportError:
-        atexit.register(close_all)
-        return
-    previous = getattr(uwsgi, "atexit", None)
+    from webmini.serving.uwsgi import at_exit
 
-    def at_worker_exit() -> None:
-        close_all()
-        if previous is not None:
-            previous()
-
-    uwsgi.atexit = at_worker_exit
+    at_exit(close_all)
 
 
 def connections() -> int:

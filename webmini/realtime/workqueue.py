@@ -22,16 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-try:
+from webmini._extras import require
+
+with require("gevent", "webmini.realtime.workqueue"):
     import gevent
     from gevent.queue import JoinableQueue
-except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("webmini.realtime.workqueue needs gevent: "
-                      "pip install webmini[gevent]") from None
 
 __all__ = ["QueueClosed", "QueueFull", "WorkQueue", "WorkQueueStats"]
 
-log = logging.getLogger("webmini.realtime.workqueue")
+log = logging.getLogger(__name__)
 
 
 class QueueFull(queue.Full):

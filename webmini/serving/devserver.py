@@ -1,270 +1,49 @@
-"""The builtin dev server on ``gevent.pywsgi``: keep-alive, timeouts, limits, access log.
+"""The builtin dev server on ``gevent.pywsgi`` behind ``webmini run`` and ``app.run()``.
 
-``gevent.pywsgi`` alone leaves three holes this module closes: it does not
-set ``TCP_NODELAY`` (a keep-alive client then waits ~40 ms per request:
-Nagle + delayed ACK), it has no idle or header-read timeout (a slowloris
-client holds a greenlet forever), and it has no total header-size limit.
+Importing this module changes nothing: :func:`make_server` (and so
+:func:`serve` and :func:`run_server`) patches the standard library for
+gevent first (a no-op when ``webmini run``, uWSGI or a test runner patched
+already), then loads the handler from :mod:`webmini.serving.pywsgi_handler`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webmini.config import config
 from webmini.serving import green
 from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
 
-# The dev server is gevent's: patch before gevent.pywsgi pulls in http.client
-# and ssl (a no-op when `webmini run`, uWSGI or a test runner patched first).
-green.patch()
-
-try:
-    import gevent  # noqa: E402
-    from gevent.pool import Pool  # noqa: E402
-    from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer  # noqa: E402
-except ImportError:  # pragma: no cover - the dev server needs gevent
-    raise ImportError("the webmini dev server needs gevent: pip install webmini[gevent]") from None
+if TYPE_CHECKING:
+    from webmini.serving.pywsgi_handler import DevHandler, DevServer
 
 __all__ = ["DevHandler", "DevServer", "announce", "listen", "make_server", "run_server", "serve"]
 
-access_log = logging.getLogger("webmini.access")
-log = logging.getLogger("webmini.serving.devserver")
-
+log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _response(status: str, body: bytes = b"") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode("latin-1") + body
+def _handler_module() -> Any:
+    # The dev server is gevent's: patch before gevent.pywsgi pulls in
+    # http.client and ssl.
+    green.patch()
+    from webmini.serving import pywsgi_handler
+
+    return pywsgi_handler
 
 
-_TIMEOUT_RESPONSE = _response("408 Request Timeout", b"Request Timeout\n")
-_TOO_LARGE_RESPONSE = _response(
-    "431 Request Header Fields Too Large", b"Request Header Fields Too Large\n"
-)
-
-
-class HeaderTimeout(Exception):
-    """The client took longer than ``header_timeout`` to send its request line and headers."""
-
-
-class HeadersTooLarge(Exception):
-    """The request line and headers exceed ``config.max_header_size``."""
-
-
-class _BoundedReader:
-    """A ``readline`` source that raises HeadersTooLarge past a byte budget."""
-
-    __slots__ = ("fp", "remaining")
-
-    def __init__(self, fp: Any, budget: int) -> None:
-        self.fp = fp
-        self.remaining = budget
-
-    def readline(self, size: int = -1) -> bytes:
-        """Read one header line, never more than the budget left plus one byte."""
-        limit = self.remaining + 1
-        if 0 <= size < limit:
-            limit = size
-        line: bytes = self.fp.readline(limit)
-        self.remaining -= len(line)
-        if self.remaining < 0:
-            # SECURITY: bounds the memory one request's headers can take.
-            raise HeadersTooLarge()
-        return line
-
-
-class DevHandler(WSGIHandler):
-    """A ``pywsgi`` handler with TCP_NODELAY, idle/header/read timeouts and a header limit.
-
-    It publishes itself as ``environ["webmini.pywsgi_handler"]``; when the
-    application returns with ``environ["webmini.upgraded"]`` true (a WebSocket
-    took the connection over), nothing more is read or written here.
-    """
-
-    server: DevServer
-    socket: Any  # None once a WebSocket took the connection over
-    _orig_status: str | None
-    _timer: Any = None
-
-    def __init__(self, sock: Any, address: Any, server: DevServer, rfile: Any = None) -> None:
-        # PERF: without TCP_NODELAY the body write after the header write waits
-        # for the client's delayed ACK: ~40 ms per keep-alive request.
-        with contextlib.suppress(OSError):  # not TCP (a UNIX socket)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().__init__(sock, address, server, rfile)
-
-    # -- reading the request ------------------------------------------
-
-    def read_requestline(self) -> str:
-        """Wait at most ``keepalive_timeout`` for a request, then bound the header read."""
-        server = self.server
-        # SECURITY: an idle keep-alive connection is closed after keepalive_timeout.
-        self.socket.settimeout(server.keepalive_timeout)
-        self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
-        timer = self._timer
-        if timer is None:
-            timer = self._timer = gevent.Timeout(server.header_timeout, HeaderTimeout)
-        # SECURITY: the whole request line + headers must arrive within
-        # header_timeout, however slowly the bytes trickle in (slowloris).
-        timer.start()
-        line: bytes = self.rfile.readline(MAX_REQUEST_LINE)
-        return line.decode("latin-1")
-
-    def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 - pywsgi's name
-        """Parse the headers within ``config.max_header_size`` (431 beyond)."""
-        budget = self.server.max_header_size - len(self.requestline or "")
-        return super().MessageClass(_BoundedReader(fp, budget), *args)
-
-    def read_request(self, raw_requestline: str) -> bool:
-        """Parse the request; once the headers are in, switch to the body read timeout."""
-        ok: bool = super().read_request(raw_requestline)
-        self._cancel_timer()
-        self.socket.settimeout(self.server.read_timeout)
-        return ok
-
-    def handle_one_request(self) -> Any:
-        """Serve one request; a header timeout during the request line answers 408."""
-        try:
-            return super().handle_one_request()
-        except HeaderTimeout:
-            self._client_cut_off("timed out sending the request line")
-            return ("408", _TIMEOUT_RESPONSE)
-        finally:
-            self._cancel_timer()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _handle_client_error(self, ex: BaseException) -> Any:
-        if isinstance(ex, HeaderTimeout):
-            self._client_cut_off("timed out sending headers")
-            return ("408", _TIMEOUT_RESPONSE)
-        if isinstance(ex, HeadersTooLarge):
-            self._client_cut_off(f"headers larger than {self.server.max_header_size} bytes")
-            return ("431", _TOO_LARGE_RESPONSE)
-        return super()._handle_client_error(ex)
-
-    def _client_cut_off(self, why: str) -> None:
-        log.warning("closing connection from %s: %s", self._client_ip(), why)
-
-    def _client_ip(self) -> str:
-        address = self.client_address
-        return str(address[0]) if isinstance(address, tuple) else str(address or "-")
-
-    # -- running the application ----------------------------------------
-
-    def get_environ(self) -> dict[str, Any]:
-        """Build the WSGI environ; it carries this handler for WebSocket upgrades."""
-        env: dict[str, Any] = super().get_environ()
-        env["webmini.pywsgi_handler"] = self
-        return env
-
-    def run_application(self) -> None:
-        """Call the application and write its result, unless a WebSocket took the socket."""
-        env = self.environ
-        try:
-            self.result = self.application(env, self.start_response)
-            if env.get("webmini.upgraded"):
-                # The WebSocket layer owns the connection now, on a descriptor
-                # of its own: close ours without pywsgi's drain-then-close,
-                # which would eat the client's first frames.
-                self.close_connection = True
-                sock, self.socket = self.socket, None
-                self.rfile.close()  # the descriptor closes with its last user
-                sock.close()
-                if self._orig_status is None:
-                    self._orig_status = "101"
-                return
-            self.process_result()
-        finally:
-            close = getattr(self.result, "close", None)
-            self.result = None
-            if close is not None:
-                close()
-
-    def handle_error(self, t: Any, v: Any, tb: Any) -> None:
-        """Log an exception that escaped the application; answer 500 (debug page if on)."""
-        if t is not None and issubclass(t, gevent.GreenletExit):
-            return
-        env = self.environ or {}
-        log.error(
-            "unhandled error in %s %s", env.get("REQUEST_METHOD"), env.get("PATH_INFO"),
-            exc_info=(t, v, tb),
-        )
-        if not config.debug or self.response_length or self.headers_sent:
-            self._send_error_response_if_possible(500)
-            return
-        from webmini.serving.debugpage import render
-
-        body = render((t, v, tb), env).encode("utf-8")
-        self.close_connection = True
-        try:
-            self.start_response(
-                "500 Internal Server Error",
-                [("Content-Type", "text/html; charset=utf-8"),
-                 ("Content-Length", str(len(body))), ("Connection", "close")],
-            )
-            self.write(body)
-        except OSError:
-            pass
-
-    def log_request(self) -> None:
-        """Write the access line of a request the app did not log itself (same format)."""
-        env = self.environ or {}
-        if "webmini.request_id" in env or not access_log.isEnabledFor(logging.INFO):
-            return  # webmini's AccessLog (app.wsgifunc()) wrote it
-        from webmini.logs import write_access
-
-        if not env:  # refused before an environ existed (408, 431, bad request line)
-            method, _, rest = (self.requestline or "-").partition(" ")
-            env = {"REQUEST_METHOD": method, "PATH_INFO": rest.rpartition(" ")[0] or rest,
-                   "REMOTE_ADDR": self._client_ip()}
-        finish: float = self.time_finish
-        took = (finish - self.time_start) * 1000 if finish else 0.0
-        write_access(env, self._orig_status or "000", self.response_length or 0, took)
-
-
-class DevServer(WSGIServer):
-    """``gevent.pywsgi.WSGIServer`` with :class:`DevHandler` and its limits."""
-
-    handler_class = DevHandler
-
-    def __init__(
-        self,
-        listener: Any,
-        application: WSGIApp,
-        *,
-        pool_size: int = 1000,
-        keepalive_timeout: float = 5.0,
-        header_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_header_size: int | None = None,
-        environ: dict[str, Any] | None = None,
-    ) -> None:
-        self.keepalive_timeout = keepalive_timeout
-        self.header_timeout = header_timeout
-        self.read_timeout = read_timeout
-        self.max_header_size = (
-            max_header_size if max_header_size is not None else int(config.max_header_size)
-        )
-        # SECURITY: a bounded pool: past pool_size connections the server
-        # stops accepting instead of spawning without limit.
-        super().__init__(
-            listener, application, spawn=Pool(pool_size), log=None,
-            error_log=logging.getLogger("webmini.serving.devserver"), environ=environ,
-        )
+def __getattr__(name: str) -> Any:
+    # DevHandler and DevServer load (and patch) on first use, never at import.
+    if name in ("DevHandler", "DevServer"):
+        return getattr(_handler_module(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_server(
@@ -283,7 +62,8 @@ def make_server(
         environ.setdefault("SERVER_NAME", str(listener[0]))  # avoids a reverse DNS lookup
     elif isinstance(listener, socket.socket):
         environ.setdefault("SERVER_NAME", str(listener.getsockname()[0]))
-    return DevServer(listener, app, environ=environ, **options)
+    server: DevServer = _handler_module().DevServer(listener, app, environ=environ, **options)
+    return server
 
 
 def serve(
@@ -306,6 +86,7 @@ def serve(
     ``webmini.config.debug`` (HTML debug pages, event-loop monitor).
     ``options`` go to :func:`make_server`.
     """
+    green.patch()  # before the listening socket is made: it must be gevent's
     if debug is not None:
         config.debug = debug
     from webmini import logs
@@ -335,6 +116,8 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
         environ["wsgi.multiprocess"] = True  # pywsgi then accepts one connection at a time
     server = make_server(app, sock, environ=environ, **options)
     green.startup_check(debug=bool(config.debug))
+    import gevent  # patched and imported by make_server
+
     gevent.signal_handler(signal.SIGTERM, server.stop)
     started = time.monotonic()
     try:

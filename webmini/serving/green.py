@@ -23,6 +23,7 @@ from time import perf_counter
 from types import FrameType, ModuleType
 from typing import Any
 
+from webmini._extras import gevent_patched, require
 from webmini.config import config
 from webmini.ctx import RequestContext
 
@@ -38,15 +39,12 @@ __all__ = [
     "stop_monitor",
 ]
 
-log = logging.getLogger("webmini.serving.green")
+log = logging.getLogger(__name__)
 
 
 def _gevent() -> Any:
-    try:
+    with require("gevent", "webmini.serving.green"):
         import gevent
-    except ImportError:  # pragma: no cover - everything here is about gevent
-        raise ImportError("webmini.serving.green needs gevent: "
-                          "pip install webmini[gevent]") from None
     return gevent
 
 
@@ -75,13 +73,8 @@ _IMPORT_AFTER_PATCH: dict[str, str] = {
 _patched_here = False
 
 
-def is_patched() -> bool:
-    """Return True when gevent has patched ``socket`` and ``threading`` in this process."""
-    if "gevent.monkey" not in sys.modules:
-        return False
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("socket") and monkey.is_module_patched("threading"))
+#: True when gevent has patched ``socket`` and ``threading`` in this process.
+is_patched = gevent_patched
 
 
 def late_patch_problems(modules: Mapping[str, Any] | None = None) -> list[str]:
@@ -218,24 +211,6 @@ def startup_check(debug: bool | None = None) -> list[Blocking]:
     if threshold or debug:
         start_monitor(float(threshold or 0.1))
     return found
-
-
-def uwsgi_startup_check() -> None:
-    """Run :func:`startup_check` in every uWSGI worker (app loaded in the worker or the master)."""
-    import uwsgi  # only importable inside uWSGI
-
-    if uwsgi.worker_id() > 0:  # lazy-apps: the app is loaded in the worker itself
-        startup_check()
-        return
-    previous = getattr(uwsgi, "post_fork_hook", None)
-
-    def after_fork() -> None:
-        if previous is not None:
-            previous()
-        if uwsgi.worker_id() > 0:
-            startup_check()
-
-    uwsgi.post_fork_hook = after_fork
 
 
 # -- the hub monitor -----------------------------------------------------------

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from webmini._extras import require
+
 __all__ = ["LISTEN_FD_ENV", "WORKERS_ENV", "announce", "listen", "supervise"]
 
 #: Environment variable through which the supervisor hands its listening socket to a child.
@@ -27,7 +29,7 @@ LISTEN_FD_ENV = "WEBMINI_LISTEN_FD"
 #: Environment variable telling a child how many worker processes share the socket.
 WORKERS_ENV = "WEBMINI_WORKERS"
 
-log = logging.getLogger("webmini.serving.devserver")
+log = logging.getLogger(__name__)
 
 _STOP_GRACE = 5.0  # seconds a child gets to stop after SIGTERM
 _RESPAWN_DELAY = 1.0
@@ -119,10 +121,8 @@ class _Children:
 
 
 def _changes(dirs: list[str]) -> Iterator[set[Any]]:
-    try:
+    with require("reload", "auto-reload"):
         from watchfiles import PythonFilter, watch
-    except ImportError:
-        raise ImportError("auto-reload needs watchfiles: pip install webmini[reload]") from None
     # rust_timeout + yield_on_timeout: an empty set every 0.5 s lets the
     # supervisor check its children between file changes.
     return watch(*dirs, watch_filter=PythonFilter(), rust_timeout=500,

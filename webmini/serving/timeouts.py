@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from webmini._extras import require
 from webmini.errors import GatewayTimeout
 
 
@@ -14,10 +15,8 @@ def call_with_timeout(seconds: float, func: Callable[..., Any], *args: Any) -> A
     uWSGI's harakiri acts on a whole worker, so under gevent it cannot stop
     one slow greenlet: this bound is per request.
     """
-    try:
+    with require("gevent", "per-request timeouts"):
         import gevent
-    except ImportError:  # pragma: no cover - a timeout needs gevent
-        raise ImportError("request timeouts need gevent: pip install webmini[gevent]") from None
     timer = gevent.Timeout(seconds)
     timer.start()
     try:

@@ -5,7 +5,8 @@
 - ``ketama``: libmemcached-compatible consistent hashing.
 - ``sessions``: signed session ids with memcached or cookie storage.
 
-Each module imports its third-party driver lazily (``webmini._extras``), so a
-missing extra fails with the ``pip install webmini[...]`` line that fixes it.
+Each module imports its third-party driver through ``webmini._extras.require``
+when the module itself is imported (the core never does), so a missing extra
+fails with the ``pip install webmini[...]`` line that fixes it.
 web.py's own ``web.db`` and ``web.session`` APIs live in ``webmini.webpy``.
 """

@@ -25,18 +25,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-try:
+from webmini._extras import require
+
+with require("memcache", "webmini.stores.cache"):
     import memcache
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "webmini.stores.cache needs python-memcached: pip install webmini[memcache]"
-    ) from exc
 
 from webmini.stores.ketama import Ketama
 
-__all__ = ["Cache", "PoolTimeout", "encode_value", "decode_value"]
+__all__ = ["Cache", "encode_value", "decode_value"]
 
-log = logging.getLogger("webmini.stores.cache")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -47,18 +45,17 @@ FLAG_LONG = 1 << 2
 FLAG_TEXT = 1 << 4
 FLAG_JSON = 1 << 8
 
+#: memcached's longest key, in bytes (the key prefix included).
 MAX_KEY_LENGTH = 250
 # memcached reads an expiry above 30 days as a Unix timestamp.
 _RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
 # SECURITY: memcached keys are protocol tokens; a space, CR or LF in a key
 # would let a caller inject commands, so only printable non-space bytes pass.
-_VALID_KEY = re.compile(rb"[\x21-\x7e\x80-\xff]{1,250}")
-
-_MISS = object()
+_VALID_KEY = re.compile(rb"[\x21-\x7e\x80-\xff]{1,%d}" % MAX_KEY_LENGTH)
 
 
-class PoolTimeout(Exception):
-    """No connection to a node became free within ``acquire_timeout``."""
+class _NodeBusy(Exception):
+    """No connection to a node became free within ``acquire_timeout`` (a miss, not a 503)."""
 
 
 class _NodeFailure(Exception):
@@ -98,7 +95,7 @@ def decode_value(flags: int, payload: bytes) -> Any:
     raise ValueError(f"refusing to decode a value with flags {flags:#x}")
 
 
-class _Pool:
+class _NodePool:
     """At most ``size`` connections to one node, handed to one caller at a time."""
 
     def __init__(self, address: str, size: int, socket_timeout: float) -> None:
@@ -125,7 +122,7 @@ class _Pool:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise PoolTimeout(f"no free connection to {self.address} in {timeout}s")
+                    raise _NodeBusy(f"no free connection to {self.address} in {timeout}s")
                 self._cond.wait(remaining)
         # dead_retry=0: down/up bookkeeping is per node (Cache), not per connection.
         return memcache._Host(self.address, dead_retry=0, socket_timeout=self.socket_timeout)
@@ -155,7 +152,7 @@ class _Pool:
 class _Node:
     """One memcached server: its pool and whether it is up."""
 
-    def __init__(self, name: str, pool: _Pool, retry_delay: float) -> None:
+    def __init__(self, name: str, pool: _NodePool, retry_delay: float) -> None:
         self.name = name
         self.pool = pool
         self.retry_delay = retry_delay
@@ -213,7 +210,7 @@ class Cache:
         self.retry_delay = retry_delay
         self.key_prefix = key_prefix.encode("utf-8")
         self.nodes: dict[str, _Node] = {
-            name: _Node(name, _Pool(name, pool_size, socket_timeout), retry_delay)
+            name: _Node(name, _NodePool(name, pool_size, socket_timeout), retry_delay)
             for name in self.ring.nodes
         }
 
@@ -223,7 +220,9 @@ class Cache:
         raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
         raw = self.key_prefix + raw
         if not _VALID_KEY.fullmatch(raw):
-            raise ValueError(f"invalid memcached key {key!r} (1-250 bytes, no spaces or controls)")
+            raise ValueError(
+                f"invalid memcached key {key!r} (1-{MAX_KEY_LENGTH} bytes, no spaces or controls)"
+            )
         return raw
 
     def node_for(self, key: str | bytes) -> str | None:
@@ -255,7 +254,7 @@ class Cache:
         for attempt in (1, 2):
             try:
                 conn = node.pool.acquire(self.acquire_timeout)
-            except PoolTimeout as e:
+            except _NodeBusy as e:
                 # Busy, not dead: the caller sees a miss, the node stays up.
                 raise _BadReply(str(e)) from None
             reused = conn.socket is not None

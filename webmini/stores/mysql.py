@@ -35,26 +35,24 @@ from types import ModuleType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-try:
+from webmini._extras import gevent_patched, require
+
+with require("mysql", "webmini.stores.mysql"):
     import gevent
     import gevent.event
     import pymysql
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        f"webmini.stores.mysql needs pymysql and gevent ({exc}): pip install webmini[mysql]"
-    ) from exc
 
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
 
 __all__ = ["ConnectError", "Connection", "Database", "ExecResult", "PoolTimeout"]
 
-log = logging.getLogger("webmini.stores.mysql")
+log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 
-class PoolTimeout(ServiceUnavailable):  # type: ignore[misc,valid-type]
+class PoolTimeout(ServiceUnavailable):
     """No pooled connection became free within ``acquire_timeout`` (answered 503)."""
 
     def __init__(self, detail: str) -> None:
@@ -66,7 +64,7 @@ class PoolTimeout(ServiceUnavailable):  # type: ignore[misc,valid-type]
         return self.detail
 
 
-class ConnectError(ServiceUnavailable):  # type: ignore[misc,valid-type]
+class ConnectError(ServiceUnavailable):
     """The database could not be reached within ``connect_timeout`` (answered 503)."""
 
     def __init__(self, detail: str) -> None:
@@ -447,10 +445,8 @@ class Database:
         return args
 
     def _warn_if_blocking_driver(self) -> None:
-        from gevent import monkey
-
         name = getattr(self.driver, "__name__", "")
-        if name.startswith("MySQLdb") and monkey.is_module_patched("socket"):
+        if name.startswith("MySQLdb") and gevent_patched():
             log.warning(
                 "webmini.stores.mysql: %s is a C driver; under gevent each query blocks the whole "
                 "hub (every greenlet of the worker waits). Use pymysql.", name

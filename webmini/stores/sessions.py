@@ -29,7 +29,7 @@ from webmini.storage import Storage
 
 __all__ = ["Session", "CacheStore", "CookieStore", "SessionStore"]
 
-log = logging.getLogger("webmini.stores.sessions")
+log = logging.getLogger(__name__)
 
 MIN_SECRET_LENGTH = 16
 MAX_COOKIE_LENGTH = 4000  # browsers keep at least 4096 bytes per cookie, name included
@@ -167,7 +167,7 @@ class Session:
     # -- attribute access: the current request's data -------------------------
 
     def _state(self) -> _State:
-        state: _State | None = current().__dict__.get("_session_state")
+        state: _State | None = current().session_state
         if state is None:
             raise RuntimeError("the session is only available inside a request of its app")
         return state
@@ -236,8 +236,8 @@ class Session:
     def _processor(self, handler: Callable[[], Any]) -> Any:
         c = current()
         state = self._load()
-        c.__dict__["_session_state"] = state
-        c.__dict__["session"] = state.data  # web.ctx.session
+        c.session_state = state
+        c["session"] = state.data  # web.ctx.session, the user's own attribute
         try:
             result = handler()
         except HTTPError:

@@ -4,5 +4,5 @@ Each module here carries web.py's API under web.py's name and is reachable as
 an attribute of ``webmini`` (``web.template.render``) and as a submodule
 (``import webmini.template``): ``db`` (``web.database``), ``session``,
 ``template``, ``form``, ``utils``, ``http``, ``net``. They build on the core and
-on the data wing; the core never imports them at import time.
+on the stores wing; the core never imports them at import time.
 """

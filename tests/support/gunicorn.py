@@ -18,17 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localservices import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class GunicornServer:
@@ -66,7 +59,7 @@ class GunicornServer:
     def start(self, timeout: float = 30.0) -> GunicornServer:
         """Start gunicorn and wait until every worker answers; fail the test if it does not."""
         for _ in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             with open(self.log_path, "ab") as out:
                 self.proc = subprocess.Popen(
                     self.command(), cwd=self.workdir, env=self.environment(),

@@ -11,8 +11,8 @@ Sections:
   wrapping ``examples/nginx.conf``) in front of a uWSGI socket;
   ``start_nginx`` (factory fixture).
 
-These helpers are plain functions and classes too, so benchmarks and other
-tests can import them (``from fixtures_servers import UwsgiServer``).
+These helpers are plain functions and classes too, so tests can import them
+(``from support.servers import UwsgiServer``).
 """
 
 from __future__ import annotations
@@ -33,19 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localservices import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 # ======================================================================
 # Shared helpers
 # ======================================================================
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Reply:
@@ -552,7 +546,7 @@ class WebminiRunProcess:
 
         self.cwd = str(cwd)
         self.log_path = _os.path.join(self.cwd, f"webmini-run-{id(self)}.log")
-        repo = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+        repo = str(ROOT)
         child_env = dict(_os.environ, PYTHONPATH=_os.pathsep.join([self.cwd, repo]),
                          PYTHONUNBUFFERED="1")
         child_env.pop("WEBMINI_LISTEN_FD", None)

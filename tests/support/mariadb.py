@@ -1,0 +1,34 @@
+"""Fixtures: a private MariaDB for the whole session (see ``deploy/localservices.py``).
+
+A server that cannot start is a test failure, never a skip. Tests that use
+these fixtures get the ``mariadb`` marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from localservices import MariaDBError, MariaDBServer, start_mariadb
+
+__all__ = ["MariaDBServer", "mariadb", "mariadb_params"]
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """A private MariaDB server for the whole session (restartable)."""
+    try:
+        server = start_mariadb()
+    except MariaDBError as exc:
+        pytest.fail(f"cannot start a private MariaDB: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mariadb_params(mariadb: MariaDBServer) -> dict[str, Any]:
+    """Connection parameters (host, port, user, password, database) of the test server."""
+    return mariadb.params()

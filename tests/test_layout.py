@@ -1,0 +1,101 @@
+"""The package layout keeps its promises: the core loads no wing and no third-party
+package but multipart, and web.py's names still resolve lazily."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import webmini
+
+ROOT = Path(__file__).resolve().parent.parent
+WINGS = ("serving", "stores", "realtime", "ops", "webpy", "contrib")
+
+
+def _fresh(code: str) -> dict:
+    """Run ``code`` in a new interpreter (no gevent patching); return what it prints as JSON."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def test_import_webmini_loads_no_wing_and_no_third_party_package_but_multipart():
+    seen = _fresh("""
+        import json, sys
+        before = set(sys.modules)
+        import webmini as web
+        app = web.application(("/", "x"), {})
+        print(json.dumps(sorted(set(sys.modules) - before)))
+    """)
+    wings = [m for m in seen if m.split(".")[:2] in [["webmini", w] for w in WINGS]]
+    assert wings == [], wings
+    stdlib = set(sys.stdlib_module_names)
+    third_party = sorted({m.split(".")[0] for m in seen} - stdlib - {"webmini", "multipart"})
+    # "_"-prefixed names are the stdlib's C parts (_json, _contextvars...).
+    assert [m for m in third_party if not m.startswith("_")] == [], third_party
+
+
+def test_web_py_names_and_wing_names_still_resolve():
+    seen = _fresh("""
+        import json, sys
+        import webmini as web
+        exec("from webmini import *", {})  # __all__ must import without extras
+        ok = {"star_import_loads_no_wing": not any(
+            m.startswith(("webmini.realtime", "webmini.stores", "webmini.serving"))
+            for m in sys.modules)}
+        names = ["WebSocket", "application", "ctx", "seeother", "HTTPError", "storage"]
+        ok.update({n: hasattr(web, n) for n in names})
+        print(json.dumps(ok))
+    """)
+    assert all(seen.values()), seen
+
+
+def test_every_wing_says_what_it_holds():
+    for wing in WINGS:
+        doc = (ROOT / "webmini" / wing / "__init__.py").read_text()
+        assert doc.startswith('"""') and len(doc) > 60, wing
+        init = __import__(f"webmini.{wing}", fromlist=["_"])
+        for line in (init.__doc__ or "").splitlines():
+            line = line.strip()
+            if line.startswith("- ``") and "``:" in line:
+                module = line[4:line.index("``:")]
+                assert (ROOT / "webmini" / wing / f"{module}.py").exists(), (wing, module)
+
+
+def test_no_core_module_is_over_600_lines():
+    core = sorted((ROOT / "webmini").glob("*.py"))
+    assert len(core) > 10
+    for path in core:
+        assert len(path.read_text().splitlines()) <= 600, path
+    assert Path(webmini.__file__).parent == ROOT / "webmini"
+
+
+def test_a_missing_extra_names_the_pip_line():
+    from webmini._extras import require
+
+    try:
+        with require("mysql", "webmini.stores.mysql"):
+            import no_such_driver_here  # noqa: F401
+    except ImportError as exc:
+        assert str(exc) == "webmini.stores.mysql needs no_such_driver_here: pip install webmini[mysql]"
+    else:
+        raise AssertionError("no ImportError")
+    try:
+        with require("memcache", "webmini.stores.cache"):
+            raise ImportError("No module named 'memcache'", name="memcache")
+    except ImportError as exc:
+        assert "needs python-memcached: pip install webmini[memcache]" in str(exc)
+
+
+def test_importing_the_dev_server_patches_nothing():
+    seen = _fresh("""
+        import json, sys
+        import webmini.serving.devserver
+        import webmini.serving.uwsgi as adapter
+        ran = []
+        adapter.in_every_worker(lambda: ran.append(1))  # outside uWSGI: now
+        print(json.dumps({"monkey": "gevent.monkey" in sys.modules, "gevent": "gevent" in sys.modules,
+                          "worker": adapter.worker_id(), "ran": ran}))
+    """)
+    assert seen == {"monkey": False, "gevent": False, "worker": 0, "ran": [1]}
