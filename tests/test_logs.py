@@ -34,7 +34,7 @@ class Boom:
 
 
 app = web.application(("/", "Hello", "/stream", "Stream", "/boom", "Boom"), globals())
-client = TestClient(logs.AccessLog(app.wsgifunc()))
+client = TestClient(app.wsgifunc())          # wsgifunc() adds webmini.logs.AccessLog
 
 
 def _access(caplog):
@@ -76,6 +76,12 @@ def test_fields_are_escaped_against_forged_lines(caplog):
         client.get("/nothere", headers={"User-Agent": 'x"\n127.0.0.1 "GET /admin" 200'})
     (line,) = [r.getMessage() for r in _access(caplog)]
     assert "\n" not in line and 'ua="x\\x22\\x0a127.0.0.1 \\x22GET /admin\\x22 200"' in line
+
+
+def test_nested_access_logs_write_one_line(caplog):
+    with caplog.at_level(logging.INFO):
+        TestClient(logs.AccessLog(app.wsgifunc())).get("/")
+    assert len(_access(caplog)) == 1
 
 
 def test_format_is_configurable_and_switchable(caplog, monkeypatch):

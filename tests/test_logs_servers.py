@@ -64,7 +64,7 @@ def test_access_line_request_id_and_app_logs(tmp_path, kind):
         reply = http_get(port, "/boom")
         assert reply.status == 500
         rid = reply.headers["x-request-id"]
-        _wait_for(read, rf"^{STAMP} ERROR \[pid \d+ worker 1\] webmini: unhandled error in "
+        _wait_for(read, rf"^{STAMP} ERROR \[pid \d+ worker 1\] webmini(?:\.app)?: unhandled error in "
                         rf"GET /boom \[rid {rid}\]$")
         _wait_for(read, r"RuntimeError: kaboom")
         _wait_for(read, rf'"GET /boom HTTP/1\.[01]" 500 \d+ [\d.]+ms rid={rid}')

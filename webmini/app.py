@@ -13,6 +13,7 @@ from webmini.config import config
 from webmini.ctx import DEFAULT_STATUS, RequestContext, absolute_url, bind, unbind
 from webmini.errors import HTTPError
 from webmini.headers import check_header
+from webmini.problem import render as render_error
 from webmini.request import decode_path
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
 from webmini.storage import Storage
@@ -109,19 +110,51 @@ class application:  # noqa: N801 - web.py's name
     # -- WSGI ------------------------------------------------------------
 
     def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
-        """Return the PEP 3333 callable, wrapped by ``middleware`` in order."""
-        if "uwsgi" in sys.modules and not self._checked:
-            # Under uWSGI nothing else runs webmini's start-up audit: do it here.
-            self._checked = True
-            from webmini.serving.uwsgi import startup_check_in_workers
+        """Return the PEP 3333 callable, wrapped by ``middleware`` in order.
 
-            startup_check_in_workers()
+        Fails fast: every handler name of the URL table is resolved now (a
+        ValueError lists those that are not defined). With
+        ``web.config.access_log`` on, the callable writes the access line and
+        handles ``X-Request-ID`` (:class:`webmini.logs.AccessLog`).
+        """
+        if not self._checked:
+            self._checked = True
+            self.check()
+            if "uwsgi" in sys.modules:
+                # Under uWSGI nothing else sets up logging or runs webmini's
+                # start-up audit: do it here (logging: unless the app did).
+                from webmini import logs
+                from webmini.serving.uwsgi import startup_check_in_workers
+
+                logs.configure()
+                startup_check_in_workers()
         # PERF: the bound method, not the instance: a server calling it goes
         # straight to __call__'s code instead of looking __call__ up per request.
         func: Any = self.__call__
         for m in middleware:
             func = m(func)
+        if config.get("access_log"):
+            from webmini.logs import AccessLog
+
+            func = AccessLog(func)
         return func  # type: ignore[no-any-return]
+
+    def check(self) -> list[str]:
+        """Resolve every handler name of the URL table; raise ValueError listing the missing.
+
+        Returns the warnings (e.g. a pattern without a leading ``/``), which
+        are also logged. ``webmini check module:app`` prints both.
+        """
+        from webmini.routing import check_table
+
+        problems = check_table(self._router.routes, self.fvars)
+        errors_found = [p for p in problems if p.startswith("error:")]
+        for line in problems:
+            if not line.startswith("error:"):
+                log.warning("%s", line)
+        if errors_found:
+            raise ValueError("webmini: " + "; ".join(p[len("error: "):] for p in errors_found))
+        return problems
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333)."""
@@ -130,8 +163,10 @@ class application:  # noqa: N801 - web.py's name
             try:
                 path = decode_path(path)
             except HTTPError as bad:
-                start_response(bad.status, [("Content-Type", _PLAIN)])
-                return [str(bad.data).encode()]
+                content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
+                start_response(bad.status, [("Content-Type", content_type),
+                                            ("Content-Length", str(len(text)))])
+                return [text]
         c = RequestContext(environ, self, path)
         token = bind(c)
         try:
@@ -191,12 +226,15 @@ class application:  # noqa: N801 - web.py's name
     def _guard(self, c: RequestContext) -> Any:
         # Errors become responses inside the processor chain, so processors
         # outside (unloadhooks, sessions) see an HTTPError, as in web.py.
+        # Headers set before the handler runs (by processors: CORS, sessions)
+        # stay on a 500; those the handler set are dropped with its result.
+        keep = len(c.headers)
         try:
             result = self.handle(c)
         except HTTPError:
             raise
         except Exception:
-            result = self._internal_error(c)
+            result = self._internal_error(c, keep)
         if isinstance(result, HTTPError):
             raise result
         return result
@@ -306,15 +344,20 @@ class application:  # noqa: N801 - web.py's name
             if name.lower() == "content-type":
                 c.has_content_type = True
             c.headers.append((name, value))
-        if not c.has_content_type and isinstance(e.data, str) and e.data == e.default_message:
-            c.headers.append(("Content-Type", _PLAIN))
-            c.has_content_type = True
+        if not c.has_content_type:
+            # Text bodies as text/plain or RFC 9457 problem details
+            # (web.config.error_format / error_renderer, webmini.problem).
+            rendered = render_error(e, c.env)
+            if rendered is not None:
+                c.headers.append(("Content-Type", rendered[0]))
+                c.has_content_type = True
+                return rendered[1]
         return e.data
 
-    def _internal_error(self, c: RequestContext) -> Any:
+    def _internal_error(self, c: RequestContext, keep: int = 0) -> Any:
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
-        c.headers = []
+        c.headers = [h for h in c.headers[:keep] if h[0].lower() != "content-type"]
         c.has_content_type = False
         if config.debug:
             from webmini.serving.debugpage import render

@@ -35,6 +35,13 @@ config = Storage(
     # Request header whose id is taken (when well-formed) or made, sent back
     # and put on every log record of the request (%(request_id)s).
     request_id_header="X-Request-ID",
+    # How HTTPError bodies are rendered: "text", "json" (RFC 9457 problem
+    # details) or "auto" (JSON when Accept prefers it); see webmini.problem.
+    error_format="text",
+    # f(error, environ) -> (content_type, body) or None: replaces the above.
+    error_renderer=None,
+    # web.json() answers 415 unless the Content-Type is JSON.
+    json_strict=False,
     # Level of the root logger webmini sets up when the app configured none.
     log_level="INFO",
 )

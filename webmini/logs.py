@@ -105,8 +105,8 @@ class AccessLog:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Serve one request, tagged with its id; log it when the body is done."""
-        if not config["access_log"]:
-            return self.app(environ, start_response)
+        if not config["access_log"] or "webmini.request_id" in environ:
+            return self.app(environ, start_response)  # off, or an outer AccessLog has it
         start = time.perf_counter()
         rid = environ.get(self.environ_key)
         if rid is None or not _GOOD_ID.fullmatch(rid):

@@ -14,7 +14,8 @@ is rendered, webmini's own (400, 404, 405, 413, 415, 422, 500...) included:
 e.g. to add a ``type`` URI or a request id.
 
 An ``HTTPError`` whose body is a dict is sent as JSON as it is; one whose
-body is bytes, or that sets its own ``Content-Type``, is left alone.
+body is bytes, or that sets its own ``Content-Type``, is left alone; below
+400 (redirects, 304) nothing is a problem.
 """
 
 from __future__ import annotations
@@ -66,24 +67,23 @@ def problem(status: str, detail: Any = None, **members: Any) -> dict[str, Any]:
 
 def render(error: Any, environ: dict[str, Any]) -> tuple[str, bytes] | None:
     """Return ``(content type, body)`` for ``error``, or None to leave its body as it is."""
+    data = error.data
+    default = data == getattr(error, "default_message", None)
+    if int(error.status[:3]) < 400:  # 201, 304, redirects: never a problem
+        return (_TEXT, data.encode("utf-8")) if default and isinstance(data, str) else None
     custom = config.get("error_renderer")
     if custom is not None:
         rendered = custom(error, environ)
         if rendered is not None:
             return rendered  # type: ignore[no-any-return]
-    data = error.data
-    if any(name.lower() == "content-type" for name, _ in error.headers):
-        return None
-    if isinstance(data, dict):
-        return "application/json", json.dumps(data, separators=(",", ":")).encode()
-    if not isinstance(data, str):
-        return None
+    if not isinstance(data, str) or any(n.lower() == "content-type" for n, _ in error.headers):
+        return None  # a dict goes out as JSON, bytes as they are
     fmt = config.get("error_format", "text")
     use_json = fmt == "json" or (fmt == "auto" and wants_json(environ.get("HTTP_ACCEPT")))
     if use_json:
-        detail = None if data == getattr(error, "default_message", None) else data
+        detail = None if default else data
         body = problem(error.status, detail)
         return PROBLEM_JSON, json.dumps(body, separators=(",", ":")).encode()
-    if data == getattr(error, "default_message", None):
+    if default:
         return _TEXT, data.encode("utf-8")
     return None  # a custom message keeps the default type (text/html, as in web.py)
