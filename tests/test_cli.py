@@ -213,3 +213,10 @@ def test_version_and_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "webmini", "check", "cleanapp:app"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_run_refuses_an_app_whose_table_names_nothing(tmp_path):
+    (tmp_path / "typoapp.py").write_text(TYPO_APP)
+    proc = _webmini(["run", "typoapp:app", "--port", "0"], tmp_path)
+    assert proc.returncode != 0
+    assert "did you mean 'Index'?" in proc.stderr and "Traceback" not in proc.stderr

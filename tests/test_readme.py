@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(os.environ.get("WEBMINI_README")
+              or Path(__file__).resolve().parent.parent / "README.md")
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
 _DIRECTIVE = re.compile(r"<!--\s*readme-test:\s*(\w+)\s*(.*?)\s*-->")
 

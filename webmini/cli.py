@@ -20,7 +20,10 @@ def load_app(target: str, command: str = "run") -> Any:
     obj = load_object(target, command)
     wsgifunc = getattr(obj, "wsgifunc", None)
     if callable(wsgifunc):
-        return wsgifunc()
+        try:
+            return wsgifunc()
+        except ValueError as exc:  # the URL table names what does not exist
+            raise SystemExit(f"{exc}\n(webmini check {target} lists every problem)") from None
     if not callable(obj):
         raise SystemExit(f"webmini: {target!r} is not a WSGI callable")
     return obj
