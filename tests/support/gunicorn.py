@@ -43,7 +43,8 @@ class GunicornServer:
 
     def command(self) -> list[str]:
         """The command line."""
-        extra = [a for p in self.pythonpath for a in ("--pythonpath", p)]
+        # gunicorn's --pythonpath takes one comma-separated list (a repeated flag replaces it).
+        extra = ["--pythonpath", ",".join(self.pythonpath)] if self.pythonpath else []
         return [GUNICORN, "-c", "python:webmini.serving.gunicorn_conf", *extra,
                 "--error-logfile", "-", *self.args, self.module]
 
