@@ -150,10 +150,13 @@ def uwsgi_ini_server(name: str, module: str, workdir: Path,
     env = {**(extra_env or {}),
         "WEBMINI_MODULE": module,
         "WEBMINI_HTTP": f"127.0.0.1:{port}",
-        "WEBMINI_SOCKET": f"127.0.0.1:{free_port()}",
+        "WEBMINI_SOCKET": str(workdir / f"{port}.sock"),
+        "WEBMINI_SOCKET_GROUP": str(os.getgid()),
         "WEBMINI_STATS": f"127.0.0.1:{free_port()}",
         "WEBMINI_LISTEN": str(min(4096, somaxconn())),
         "WEBMINI_TOUCH_RELOAD": str(workdir / "reload"),
+        # uwsgi.ini refuses root unless told; a benchmark run as root says so.
+        **({"WEBMINI_ALLOW_ROOT": "1"} if os.geteuid() == 0 else {}),
     }
     return Server(name, [UWSGI, "--ini", str(ROOT / "uwsgi.ini")], port, env, workdir=workdir)
 

@@ -41,7 +41,8 @@ urls = (
     "/counter/([a-z0-9_-]+)", "Counter",
     "/counter/([a-z0-9_-]+)/incr", "CounterIncr",
     "/value/([a-z0-9_-]+)", "Value",
-    "/healthz", health.readiness(db=db, cache=cache, node=NODE, timeout=2.0),
+    "/healthz", health.readiness(db=db, cache=cache, node=NODE, timeout=2.0,
+                                details=True),
     "/livez", health.liveness(),
     "/metrics", "MetricsView",
 )

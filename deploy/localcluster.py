@@ -57,6 +57,11 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+# node-common.ini refuses to run a node as root unless told: a local cluster
+# started as root (CI) serves from root-only temp dirs, so it says so.
+_ROOT_ENV = {"WEBMINI_ALLOW_ROOT": "1"} if os.geteuid() == 0 else {}
+
+
 class Node:
     """One uWSGI node (master + workers) started from deploy/node<N>.ini."""
 
@@ -72,8 +77,8 @@ class Node:
 
     @property
     def address(self) -> str:
-        """The uwsgi-protocol address nginx forwards to."""
-        return f"127.0.0.1:{self.uwsgi_port}"
+        """The uwsgi-protocol address nginx forwards to (a unix socket)."""
+        return f"unix:{self.workdir}/{self.name}.sock"
 
     @property
     def url(self) -> str:
@@ -86,11 +91,12 @@ class Node:
         shipped = shipped.replace("node1", self.name)
         text = _sub_once(r"^ini = %dnode-common\.ini$", f"ini = {DEPLOY}/node-common.ini",
                          shipped, "ini includes")
-        for key, port in (("socket", self.uwsgi_port), ("http-socket", self.http_port),
-                          ("stats", self.stats_port)):
+        for key, port in (("http-socket", self.http_port), ("stats", self.stats_port)):
             text = _sub_once(rf"^{key} = 127\.0\.0\.1:\d+$", f"{key} = 127.0.0.1:{port}", text,
                              f"{key} lines")
-        text = _sub_once(r"/run/webmini/", f"{self.workdir}/", text, "run paths", count=2)
+        text = _sub_once(r"/run/webmini/", f"{self.workdir}/", text, "run paths", count=3)
+        # The socket's group: ours, so nginx started by the same user connects.
+        text += f"chown-socket = %u:{os.getgid()}\n"
         self.ini.write_text(text)
 
     def start(self, new_ports: bool = True, timeout: float = 30.0) -> None:
@@ -103,7 +109,7 @@ class Node:
             with open(self.log, "ab") as out:
                 self.proc = subprocess.Popen(
                     [UWSGI, "--ini", str(self.ini)], stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
+                    stdin=subprocess.DEVNULL, env={**os.environ, **_ROOT_ENV, **self.env},
                     start_new_session=True)
             if self.wait_ready(timeout):
                 return
@@ -202,11 +208,11 @@ class Nginx:
     def render(self, nodes: Sequence[Node]) -> Path:
         """Write nginx.conf: the shipped file, the upstream listing ``nodes``, a free port."""
         text = (DEPLOY / "nginx.conf").read_text()
-        servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+ (.*);$", text, flags=re.M)
+        servers = re.findall(r"^\s*server unix:\S+ (.*);$", text, flags=re.M)
         if not servers:
             raise ClusterError("no upstream server lines in deploy/nginx.conf")
         block = "".join(f"        server {n.address} {servers[0]};\n" for n in nodes)
-        text = _sub_once(r"(^\s*server 127\.0\.0\.1:\d+ .*;\n)+", block, text, "upstream blocks")
+        text = _sub_once(r"(^\s*server unix:\S+ .*;\n)+", block, text, "upstream blocks")
         # The workers of a master running as root would drop to www-data, which
         # cannot read a root-owned temp dir: keep root there (CI runs as root).
         user = "user root;" if os.geteuid() == 0 else ""

@@ -15,5 +15,21 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh" "uwsgi"
 
 export WEBMINI_HTTP="${WEBMINI_HTTP:-127.0.0.1:8080}"
+# The uwsgi-protocol socket (for nginx) lives in a private directory: 0700,
+# made fresh by mktemp, never a predictable name in a shared /tmp.
+if [ -z "${WEBMINI_SOCKET:-}" ]; then
+    RUNDIR="$(mktemp -d "${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/webmini.XXXXXXXX")"
+    export WEBMINI_SOCKET="$RUNDIR/uwsgi.sock"
+fi
+# Group of that socket: ours (uwsgi.ini's default is nginx's, www-data).
+export WEBMINI_SOCKET_GROUP="${WEBMINI_SOCKET_GROUP:-$(id -g)}"
+# uwsgi.ini refuses to run its workers as root unless told. This script is
+# for trying webmini out on loopback, with the uwsgi socket in a root-only
+# directory: as root it says so and goes on. In production give uwsgi.ini a
+# service account (WEBMINI_UID/WEBMINI_GID) instead.
+if [ "$(id -u)" = 0 ] && [ -z "${WEBMINI_UID:-}" ]; then
+    echo "webmini: WARNING: serving as root (set WEBMINI_UID and WEBMINI_GID to drop privileges)" >&2
+    export WEBMINI_ALLOW_ROOT="${WEBMINI_ALLOW_ROOT:-1}"
+fi
 echo "webmini: serving ${WEBMINI_MODULE:-examples.hello:application} on http://${WEBMINI_HTTP}/" >&2
 exec "$ROOT/.venv/bin/uwsgi" --ini "$ROOT/uwsgi.ini" "$@"

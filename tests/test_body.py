@@ -77,7 +77,7 @@ EXPECTED = {
     "gen_bytes_like": ("200 OK", DEFAULT, b"abc"),
     "iterator": ("200 OK", DEFAULT, b"xy"),
     "empty_gen": ("200 OK", DEFAULT, b""),
-    "error": ("404 Not Found", DEFAULT, b"gone away"),
+    "error": ("404 Not Found", "text/plain; charset=utf-8", b"gone away"),  # errors: plain text
     "tuple2": ("201 Created", "application/json", b'{"made":true}'),
     "tuple3": ("202 Accepted", DEFAULT, b"ok"),
     "tuple3_list": ("203 Non-Authoritative Information", DEFAULT, b"t"),

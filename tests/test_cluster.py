@@ -89,9 +89,10 @@ def test_shipped_node_files_match_the_nginx_upstream() -> None:
         assert section["ini"] == "%dnode-common.ini"
         sockets.append(section["socket"])
         assert f"WEBMINI_NODE=node{i}" in (DEPLOY / f"node{i}.ini").read_text()
-    upstream = re.findall(r"^\s*server (127\.0\.0\.1:\d+) ", (DEPLOY / "nginx.conf").read_text(),
+    upstream = re.findall(r"^\s*server unix:(\S+) ", (DEPLOY / "nginx.conf").read_text(),
                           flags=re.M)
     assert upstream == sockets
+    assert all(s.startswith("/run/webmini/") for s in sockets)  # unix sockets, never TCP
     conf = (DEPLOY / "nginx.conf").read_text()
     # Retries for idempotent requests only.
     assert re.search(r"uwsgi_next_upstream error timeout http_503;", conf)

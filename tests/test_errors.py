@@ -54,11 +54,12 @@ def test_redirect_constructed_outside_a_request_resolves_when_sent():
     sub = web.application(("/x", "Sub"), locals())
     app = web.application(("/later", "Later", "/sub", sub), locals())
     client = TestClient(app)
-    # ...the Location is made absolute when the response is produced.
+    # ...the Location is resolved when the response is produced (relative:
+    # a forged Host header cannot move it).
     r = client.get("/later")
-    assert (r.status_code, r.headers["Location"]) == (303, "http://localhost:8080/done")
+    assert (r.status_code, r.headers["Location"]) == (303, "/done")
     r = client.get("/sub/x")
-    assert (r.status_code, r.headers["Location"]) == (302, "http://localhost:8080/sub/there")
+    assert (r.status_code, r.headers["Location"]) == (302, "/sub/there")
     with pytest.raises(ValueError):
         web.seeother("/x\r\nSet-Cookie: a=1")
 

@@ -90,12 +90,12 @@ def test_auto_follows_accept(monkeypatch):
     assert client.get("/x").headers["Content-Type"].startswith("text/plain")
 
 
-def test_text_is_the_default_and_custom_messages_stay_html():
+def test_text_is_the_default_for_builtin_and_custom_messages():
     client = TestClient(make_app())
     r = client.get("/x")
     assert r.headers["Content-Type"].startswith("text/plain") and r.text == "not found"
     r = client.get("/items/0")
-    assert r.headers["Content-Type"].startswith("text/html") and r.text == "no item 0"
+    assert r.headers["Content-Type"].startswith("text/plain") and r.text == "no item 0"
 
 
 def test_custom_renderer(monkeypatch):

@@ -220,6 +220,7 @@ def test_pool_and_ring_gauges(mariadb: MariaDBServer, memcached: MemcachedCluste
 
 def health_app(**kw: Any) -> TestClient:
     """An app with /healthz and /livez."""
+    kw.setdefault("details", True)
     app = web.application(("/healthz", health.readiness(**kw), "/livez", health.liveness()), {})
     return TestClient(app)
 
@@ -301,3 +302,20 @@ def test_extra_checks_count() -> None:
     bad = health_app(checks={"disk": disk, "fs": broken}).get("/healthz")
     assert bad.status_code == 503
     assert bad.json()["fs"]["error"] == "OSError: read-only file system"
+
+
+def test_healthz_body_names_no_hosts_or_users_by_default() -> None:
+    """Without ``details=True`` a failing check says only that it failed."""
+    port = free_port()  # nothing listens there
+    db = Database(host="127.0.0.1", port=port, user="secretuser", password="pw",
+                  connect_timeout=0.5, acquire_timeout=0.5)
+    cache = Cache([f"127.0.0.1:{free_port()}"], socket_timeout=0.2)
+    app = web.application(("/healthz", health.readiness(db=db, cache=cache)), {})
+    response = TestClient(app).get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False and body["db"] == {"ok": False}
+    assert body["cache"] == {"ok": False}
+    text = response.text
+    assert "secretuser" not in text and "127.0.0.1" not in text and str(port) not in text
+    db.close()

@@ -17,8 +17,8 @@ StartNginx = Callable[[str], NginxServer]
 
 def test_example_site_is_rewritten_for_tests() -> None:
     """The test config is examples/nginx.conf itself, with only the addresses changed."""
-    site = nginx_site("127.0.0.1:1234", 5678)
-    assert "server 127.0.0.1:1234;" in site and "listen 127.0.0.1:5678;" in site
+    site = nginx_site("/tmp/x/uwsgi.sock", 5678)
+    assert "server unix:/tmp/x/uwsgi.sock;" in site and "listen 127.0.0.1:5678;" in site
     assert "uwsgi_pass webmini;" in site and "keepalive 64;" in site
 
 

@@ -207,7 +207,8 @@ def test_exception_inside_stream_reaches_internalerror_and_unloadhooks(caplog):
 @pytest.mark.parametrize("which", ["crlf", "nul", "name", "redirect"])
 def test_header_injection_is_refused(which):
     r = client.get(f"/bad/{which}")
-    assert r.status_code == 500
+    # A redirect target is the request's to choose: a bad one is a 400.
+    assert r.status_code == (400 if which == "redirect" else 500)
     assert all("pwned" not in v for _, v in r.header_items)
 
 
@@ -222,7 +223,7 @@ def test_setcookie_attributes():
 def test_browser_keeps_cookies_across_redirect():
     b = Browser(app)
     r = b.post("/login", data={"user": "ann"})
-    assert r.status_code == 303 and r.headers["Location"] == "http://localhost:8080/whoami"
+    assert r.status_code == 303 and r.headers["Location"] == "/whoami"
     assert b.get("/whoami").text == "ann"
 
 

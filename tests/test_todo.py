@@ -353,7 +353,8 @@ def uwsgi_todo(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[i
         os.environ,
         WEBMINI_MODULE="examples.todo.app:application",
         WEBMINI_HTTP=f"127.0.0.1:{port}",
-        WEBMINI_SOCKET=f"127.0.0.1:{free_port()}",
+        WEBMINI_SOCKET=str(tmp_path / "uwsgi.sock"),
+        WEBMINI_SOCKET_GROUP=str(os.getgid()),
         WEBMINI_STATS=f"127.0.0.1:{free_port()}",
         WEBMINI_PROCESSES="2",
         WEBMINI_GEVENT="100",
@@ -362,6 +363,8 @@ def uwsgi_todo(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[i
         WEBMINI_TODO_MEMCACHED=",".join(memcached.addresses),
         WEBMINI_TODO_SECRET=SECRET,
     )
+    if os.geteuid() == 0:
+        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
     cmd = [
         _uwsgi_binary(), "--ini", str(ROOT / "uwsgi.ini"),
         # The ini turns request logging off; this test reads which worker served what.

@@ -91,8 +91,9 @@ def test_uwsgi_protocol_socket(uwsgi_hello: UwsgiServer) -> None:
                  "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost"}
     body = b"".join(encode(k) + encode(v) for k, v in variables.items())
     packet = bytes([0]) + len(body).to_bytes(2, "little") + bytes([0]) + body
-    host, port = uwsgi_hello.socket_address.split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as s:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(uwsgi_hello.socket_address)
         s.sendall(packet)
         data = b""
         while chunk := s.recv(65536):
@@ -222,7 +223,7 @@ def test_serve_script_serves_the_example_and_stops_on_sigterm(tmp_path: Path) ->
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": str(tmp_path),
         "WEBMINI_HTTP": f"127.0.0.1:{port}",
-        "WEBMINI_SOCKET": f"127.0.0.1:{free_port()}",
+        "WEBMINI_SOCKET": str(tmp_path / "uwsgi.sock"),
         "WEBMINI_STATS": f"127.0.0.1:{free_port()}",
         "WEBMINI_PROCESSES": "2",
         "WEBMINI_TOUCH_RELOAD": str(tmp_path / "reload"),

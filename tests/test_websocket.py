@@ -113,6 +113,7 @@ class Burst(web.WebSocket):
     """Sends 200 numbered 64 KB messages at once: more than the socket takes without waiting."""
 
     ping_interval = None
+    max_queue_bytes = 16 << 20  # 200 x 64 KiB may wait for this reader
 
     def on_message(self, data: str | bytes) -> None:
         for i in range(200):

@@ -56,6 +56,8 @@ from webmini.errors import (
     tempredirect,
     unauthorized,
 )
+from webmini.filenames import secure_filename
+from webmini.redirects import is_safe_url
 from webmini.request import FileUpload, cookies, data, getheader, input, json
 from webmini.response import expires, header, lastmodified, modified, set_status, setcookie
 from webmini.storage import Storage, storage, storify
@@ -80,6 +82,7 @@ __all__ = [
     "UnsupportedMediaType", "accepted", "application", "autodelegate",
     "badrequest", "changequery", "config", "conflict", "cookies", "created", "ctx", "data",
     "expires", "forbidden", "found", "getheader", "gone", "header", "input", "internalerror",
+    "is_safe_url", "secure_filename",
     "json", "lastmodified", "loadhook", "modified", "nocontent", "nomethod", "notacceptable",
     "notfound", "notmodified", "ok", "redirect", "seeother", "set_status", "setcookie",
     "storage", "storify", "tempredirect", "unauthorized", "unloadhook", "url",

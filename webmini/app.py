@@ -10,10 +10,11 @@ from typing import Any
 from webmini import body, errors
 from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
-from webmini.ctx import DEFAULT_STATUS, RequestContext, absolute_url, bind, unbind
+from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
 from webmini.errors import HTTPError
 from webmini.headers import check_header
 from webmini.problem import render as render_error
+from webmini.redirects import resolve_location
 from webmini.request import decode_path
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
 from webmini.storage import Storage
@@ -164,7 +165,7 @@ class application:  # noqa: N801 - web.py's name
                 path = decode_path(path)
             except HTTPError as bad:
                 content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
-                start_response(bad.status, [("Content-Type", content_type),
+                start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
                                             ("Content-Length", str(len(text)))])
                 return [text]
         c = RequestContext(environ, self, path)
@@ -331,8 +332,10 @@ class application:  # noqa: N801 - web.py's name
     def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
         headers = e.headers
         if isinstance(e, errors.Redirect):
-            # The Location is made absolute now, against the request served.
-            location = absolute_url(e.url, e.absolute, c)
+            # The Location is resolved now, against the request served:
+            # relative unless configured otherwise (see webmini.redirects).
+            location = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
+                                        config["allowed_hosts"])
             headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
         try:
             for name, value in headers:
@@ -344,20 +347,34 @@ class application:  # noqa: N801 - web.py's name
             if name.lower() == "content-type":
                 c.has_content_type = True
             c.headers.append((name, value))
-        if not c.has_content_type:
-            # Text bodies as text/plain or RFC 9457 problem details
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            # SECURITY: an error's text may quote the request ("no such user:
+            # <script>..."): plain text unless the error itself says otherwise
+            # (headers={"Content-Type": "text/html"} for an HTML error page)
+            # or its body is HTML the app built (__html__: a template, whose
+            # values are escaped), as in web.notfound(render.notfound()).
+            if c.has_content_type:
+                c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
+                c.has_content_type = False
+            if hasattr(e.data, "__html__") or isinstance(e.data, (dict, list)):
+                return e.data  # HTML as HTML, a dict or list as JSON
+            # Text as text/plain, or RFC 9457 problem details
             # (web.config.error_format / error_renderer, webmini.problem).
             rendered = render_error(e, c.env)
-            if rendered is not None:
-                c.headers.append(("Content-Type", rendered[0]))
-                c.has_content_type = True
-                return rendered[1]
+            content_type, data = rendered if rendered is not None else (_PLAIN, e.data)
+            c.headers.append(("Content-Type", content_type))
+            c.has_content_type = True
+            return data
         return e.data
 
     def _internal_error(self, c: RequestContext, keep: int = 0) -> Any:
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
+        # Headers set before the handler ran (CORS, sessions) stay; the
+        # handler's own go, with any Content-Type.
         c.headers = [h for h in c.headers[:keep] if h[0].lower() != "content-type"]
+        if NOSNIFF not in c.headers:
+            c.headers.append(NOSNIFF)
         c.has_content_type = False
         if config.debug:
             from webmini.serving.debugpage import render
@@ -389,7 +406,7 @@ class application:  # noqa: N801 - web.py's name
             if in_error:
                 # The internalerror hook's own answer was unsendable: the plain 500.
                 log.exception("unsendable internalerror response")
-                c.headers = []
+                c.headers = [NOSNIFF]
                 c.has_content_type = False
                 result = self._error_result(c, errors.InternalError())
             else:

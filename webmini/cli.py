@@ -104,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.debug:
         config.debug = True
+    if args.reload:
+        config.reload = True
     if LISTEN_FD_ENV not in os.environ and (args.reload or args.workers > 1):
         # The supervisor never imports the application: its children do.
         import logging

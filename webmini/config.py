@@ -9,6 +9,10 @@ from webmini.storage import Storage
 config = Storage(
     # Debug pages show tracebacks to the client: never guessed, only when asked.
     debug=False,
+    # Set by the dev server's --reload: templates then recompile when their
+    # file changes (as with debug); otherwise a compiled template is never
+    # checked against its file again.
+    reload=False,
     # Largest request body read by data()/input()/json(), in bytes (413 beyond).
     max_body_size=10 * 1024 * 1024,
     # Most fields in a query string or form body, and parts in a multipart body.
@@ -44,4 +48,8 @@ config = Storage(
     json_strict=False,
     # Level of the root logger webmini sets up when the app configured none.
     log_level="INFO",
+    # Redirects send a relative Location (/x), which a forged Host header
+    # cannot move; True: web.py's absolute form, for hosts in allowed_hosts only.
+    absolute_redirects=False,
+    allowed_hosts=(),
 )

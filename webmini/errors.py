@@ -2,15 +2,16 @@
 
 Unlike web.py, constructing one of these never touches the request context:
 the application applies status, headers and body when it catches them (a
-redirect's ``Location`` is made absolute then, against the request served).
-This module imports only :mod:`webmini.headers`.
+redirect's ``Location`` is resolved then, against the request served).
+This module imports only :mod:`webmini.headers` and :mod:`webmini.redirects`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from webmini.headers import as_status, check_header, header_list
+from webmini.headers import as_status, header_list
+from webmini.redirects import clean_target
 
 HeadersArg = dict[str, str] | list[tuple[str, str]] | None
 
@@ -191,18 +192,32 @@ class GatewayTimeout(_Status):
     default_message = "gateway timeout"
 
 
+class UnsafeRedirect(BadRequest, ValueError):
+    """400: a redirect target that is not http(s) or holds control characters.
+
+    Also a ``ValueError``: raised where the redirect is built, like any bad argument.
+    """
+
+
 class Redirect(HTTPError):
     """301 Moved Permanently to ``url``.
 
-    ``Location`` is made absolute against ``ctx.home`` (``absolute=True``:
-    the domain root) when the response is produced, not here.
+    The target is checked here (http/https only, same host for relative
+    targets: :mod:`webmini.redirects`); ``Location`` is resolved under
+    ``ctx.homepath`` (``absolute=True``: the domain root) when the response
+    is produced, relative unless ``config.absolute_redirects``.
     """
 
     code = 301
 
     def __init__(self, url: str, status: int | str | None = None, absolute: bool = False):
-        # SECURITY: a URL built from user input must not split the response.
-        check_header("Location", url)
+        # SECURITY: same-host relative targets, http(s) only, percent-encoded,
+        # no control characters (no response splitting): see webmini.redirects.
+        # A target that is none of these came from the request: a 400.
+        try:
+            url = clean_target(url)
+        except ValueError as e:
+            raise UnsafeRedirect(f"unsafe redirect target: {e}") from None
         self.url = url
         self.absolute = absolute
         HTTPError.__init__(self, self.code if status is None else status, [("Location", url)], "")

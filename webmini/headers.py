@@ -15,7 +15,9 @@ from http import HTTPStatus
 # SECURITY: header names are RFC 9110 tokens; values may not contain CR, LF
 # or NUL, which would let a caller split the response or inject headers.
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+# Values must also be latin-1 (PEP 3333): uWSGI drops every header of a
+# response holding one that is not, and other servers fail with a 500.
+_BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
 
 Headers = list[tuple[str, str]]
 
@@ -25,7 +27,8 @@ def check_header(name: str, value: str) -> None:
     if not isinstance(name, str) or not TOKEN.fullmatch(name):
         raise ValueError(f"invalid header name {name!r}")
     if not isinstance(value, str) or _BAD_VALUE.search(value):
-        raise ValueError(f"invalid value for header {name!r}: CR, LF and NUL are not allowed")
+        raise ValueError(f"invalid value for header {name!r}: CR, LF, NUL and characters "
+                         "outside latin-1 are not allowed")
 
 
 def header_list(headers: dict[str, str] | list[tuple[str, str]] | None) -> Headers:

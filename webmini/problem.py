@@ -3,15 +3,15 @@
 ``web.config.error_format`` chooses how every ``HTTPError`` with a text body
 is rendered, webmini's own (400, 404, 405, 413, 415, 422, 500...) included:
 
-* ``"text"`` (default): the message as ``text/plain`` (web.py's way);
+* ``"text"`` (default): the message as ``text/plain``;
 * ``"json"``: always problem details;
 * ``"auto"``: problem details when the request's ``Accept`` prefers JSON
   (``application/json``, ``application/problem+json``, ``*/*+json``) over
   HTML and plain text, text otherwise.
 
 ``web.config.error_renderer``: your own function ``(error, environ) ->
-(content_type, body) or None`` (None: the built-in rendering) replaces it,
-e.g. to add a ``type`` URI or a request id.
+(content_type, body) or None`` (None: the built-in rendering) replaces it
+for text bodies of 4xx and 5xx errors, e.g. to add a ``type`` URI.
 
 An ``HTTPError`` whose body is a dict is sent as JSON as it is; one whose
 body is bytes, or that sets its own ``Content-Type``, is left alone; below
@@ -66,24 +66,20 @@ def problem(status: str, detail: Any = None, **members: Any) -> dict[str, Any]:
 
 
 def render(error: Any, environ: dict[str, Any]) -> tuple[str, bytes] | None:
-    """Return ``(content type, body)`` for ``error``, or None to leave its body as it is."""
+    """Return ``(content type, body)`` for ``error``'s text, or None to leave its body as it is."""
     data = error.data
-    default = data == getattr(error, "default_message", None)
+    if not isinstance(data, str) or any(n.lower() == "content-type" for n, _ in error.headers):
+        return None  # bytes, a dict (JSON), HTML, or a type the error set itself
     if int(error.status[:3]) < 400:  # 201, 304, redirects: never a problem
-        return (_TEXT, data.encode("utf-8")) if default and isinstance(data, str) else None
+        return _TEXT, data.encode("utf-8")
     custom = config.get("error_renderer")
     if custom is not None:
         rendered = custom(error, environ)
         if rendered is not None:
             return rendered  # type: ignore[no-any-return]
-    if not isinstance(data, str) or any(n.lower() == "content-type" for n, _ in error.headers):
-        return None  # a dict goes out as JSON, bytes as they are
     fmt = config.get("error_format", "text")
-    use_json = fmt == "json" or (fmt == "auto" and wants_json(environ.get("HTTP_ACCEPT")))
-    if use_json:
-        detail = None if default else data
-        body = problem(error.status, detail)
+    if fmt == "json" or (fmt == "auto" and wants_json(environ.get("HTTP_ACCEPT"))):
+        default = data == getattr(error, "default_message", None)
+        body = problem(error.status, None if default else data)
         return PROBLEM_JSON, json.dumps(body, separators=(",", ":")).encode()
-    if default:
-        return _TEXT, data.encode("utf-8")
-    return None  # a custom message keeps the default type (text/html, as in web.py)
+    return _TEXT, data.encode("utf-8")

@@ -166,6 +166,9 @@ def json(strict: bool | None = None) -> Any:
         value = _json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("invalid JSON body") from None
+    except RecursionError:
+        # SECURITY: nesting deeper than Python's stack: a 400, not a 500.
+        raise BadRequest("JSON body nested too deeply") from None
     c.parsed_json = value
     return value
 
@@ -321,7 +324,6 @@ def _parse_cookie_header(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     if not text:
         return out
-    text = _to_utf8(text, "the Cookie header")
     for chunk in text.split(";"):
         name, sep, value = chunk.strip().partition("=")
         if not sep or not name:
@@ -329,10 +331,16 @@ def _parse_cookie_header(text: str) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
+        # SECURITY: a cookie that is not UTF-8 is skipped, as browsers and
+        # Werkzeug do: never a 400 that would echo it (another site on the
+        # domain can plant cookies), never the end of the other cookies.
         try:
+            if not chunk.isascii():
+                name = name.encode("latin-1").decode("utf-8")
+                value = value.encode("latin-1").decode("utf-8")
             out.setdefault(name.strip(), unquote(value, errors="strict"))
-        except UnicodeDecodeError:
-            raise BadRequest(f"cookie {name!r} is not valid UTF-8") from None
+        except UnicodeError:
+            continue
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +48,19 @@ def set_status(status: str | int) -> None:
     current().status = as_status(status)
 
 
+# Cookie attribute values: no ";" (a new attribute) and no control character.
+_BAD_ATTRIBUTE = re.compile(r"[;\x00-\x1f\x7f]|[^\x00-\xff]")
+
+
+def _attribute(what: str, value: str) -> str:
+    # SECURITY: path="/; Domain=evil.com" would add an attribute of the
+    # caller's choosing: ";" and control characters are refused.
+    if _BAD_ATTRIBUTE.search(value):
+        raise ValueError(f"invalid cookie {what} {value!r}: ';' and control characters "
+                         "are not allowed")
+    return value
+
+
 def setcookie(
     name: str,
     value: str,
@@ -76,12 +90,12 @@ def setcookie(
             )
             parts.append("Expires=" + http_date(when))
     elif expires:
-        parts.append("Expires=" + str(expires))
+        parts.append("Expires=" + _attribute("expires", str(expires)))
     if max_age is not None:
         parts.append(f"Max-Age={int(max_age)}")
     if domain:
-        parts.append("Domain=" + domain)
-    parts.append("Path=" + (path or "/"))
+        parts.append("Domain=" + _attribute("domain", domain))
+    parts.append("Path=" + _attribute("path", path or "/"))
     if secure:
         parts.append("Secure")
     if httponly:

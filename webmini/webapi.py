@@ -75,15 +75,18 @@ def autodelegate(prefix: str = "") -> Callable[..., Any]:
 
     def internal(self: Any, arg: str) -> Any:
         if "/" in arg:
-            first, rest = arg.split("/", 1)
-            func, args = prefix + first, ["/" + rest]
+            name, rest = arg.split("/", 1)
+            args = ["/" + rest]
         else:
-            func, args = prefix + arg, []
-        # SECURITY: only plain identifiers reach getattr.
-        if not func.isidentifier() or func.startswith("_") and not prefix.startswith("_"):
+            name, args = arg, []
+        func = prefix + name
+        # SECURITY: only plain identifiers reach getattr, and the part the
+        # URL chose never starts with "_": with autodelegate("_"),
+        # "/admin/_dir__" would otherwise call self.__dir__ (any dunder).
+        if not func.isidentifier() or name.startswith("_") or func.startswith("__"):
             raise errors.NotFound()
         method = getattr(self, func, None)
-        if method is None:
+        if method is None or not callable(method):
             raise errors.NotFound()
         return method(*args)
 

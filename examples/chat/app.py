@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import webmini as web
 from webmini.realtime import websocket
 from webmini.realtime.fanout import UnixFanout
+from webmini.rundir import default_runtime_dir
 
 PAGE = Path(__file__).with_name("index.html")
 
@@ -58,9 +58,10 @@ app = web.application(urls, globals())
 application = app.wsgifunc()
 
 # Workers of this node relay broadcasts through unix sockets in a private directory.
+# Default: $XDG_RUNTIME_DIR/webmini-chat (/run/webmini-chat as root), never a
+# predictable name in a shared /tmp.
 websocket.set_fanout(UnixFanout(
-    os.environ.get("CHAT_FANOUT_DIR")
-    or os.path.join(tempfile.gettempdir(), f"webmini-chat-{os.geteuid()}")
+    os.environ.get("CHAT_FANOUT_DIR") or default_runtime_dir("webmini-chat")
 ))
 
 if __name__ == "__main__":

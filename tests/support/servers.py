@@ -158,6 +158,8 @@ class UwsgiServer:
         self.socket_port = 0
         self.stats_port = 0
         self.touch_reload = self.workdir / f"{name}.reload"
+        # A unix socket, as shipped (uwsgi.ini refuses TCP for the uwsgi protocol).
+        self.socket_path = self.workdir / f"{name}.sock"
         self.log_path = self.workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._seen_pids: set[int] = set()
@@ -170,8 +172,8 @@ class UwsgiServer:
 
     @property
     def socket_address(self) -> str:
-        """``127.0.0.1:<port>`` of the uwsgi-protocol socket (for nginx)."""
-        return f"127.0.0.1:{self.socket_port}"
+        """Path of the uwsgi-protocol unix socket (for nginx: ``unix:<path>``)."""
+        return str(self.socket_path)
 
     @property
     def pid(self) -> int:
@@ -188,6 +190,8 @@ class UwsgiServer:
             "WEBMINI_MODULE": self.module,
             "WEBMINI_HTTP": self.http_address,
             "WEBMINI_SOCKET": self.socket_address,
+            # The socket's group: the test process's own (nginx runs as it).
+            "WEBMINI_SOCKET_GROUP": str(os.getgid()),
             "WEBMINI_STATS": f"127.0.0.1:{self.stats_port}",
             "WEBMINI_PROCESSES": str(self.processes),
             "WEBMINI_GEVENT": str(self.gevent),
@@ -195,6 +199,12 @@ class UwsgiServer:
         })
         if self.listen is not None:
             env["WEBMINI_LISTEN"] = str(self.listen)
+        if os.geteuid() == 0:
+            # uwsgi.ini refuses to run its workers as root unless told; the
+            # suite runs as root in CI and serves apps from root-only temp
+            # dirs, so it says so here (tests/test_security_uwsgi.py checks
+            # the refusal and the privilege drop themselves).
+            env["WEBMINI_ALLOW_ROOT"] = "1"
         env.update(self.extra_env)
         return env
 
@@ -424,14 +434,19 @@ http {{
 
 
 def nginx_site(uwsgi_socket: str, port: int, source: Path = NGINX_SITE) -> str:
-    """``examples/nginx.conf`` with its upstream and listen addresses rewritten for a test."""
+    """``examples/nginx.conf`` with its upstream and listen addresses rewritten for a test.
+
+    ``uwsgi_socket`` is a unix socket path (or ``host:port``).
+    """
     text = source.read_text()
-    text, n_up = re.subn(r"server 127\.0\.0\.1:3031;", f"server {uwsgi_socket};", text)
+    target = f"unix:{uwsgi_socket}" if uwsgi_socket.startswith("/") else uwsgi_socket
+    text, n_up = re.subn(r"server unix:/run/webmini/uwsgi\.sock;", f"server {target};", text)
     text, n_listen = re.subn(r"^(\s*)listen 80;", rf"\g<1>listen 127.0.0.1:{port};", text,
                              flags=re.M)
     text = re.sub(r"^\s*listen \[::\]:80;\n", "", text, flags=re.M)
     if n_up != 1 or n_listen != 1:
-        pytest.fail(f"{source}: expected one 'server 127.0.0.1:3031;' and one 'listen 80;'")
+        pytest.fail(f"{source}: expected one 'server unix:/run/webmini/uwsgi.sock;' "
+                    "and one 'listen 80;'")
     return text
 
 
@@ -514,7 +529,7 @@ class NginxServer:
 
 @pytest.fixture
 def start_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], NginxServer]]:
-    """Factory: ``start_nginx("127.0.0.1:<uwsgi socket port>")`` -> a running nginx, stopped after."""
+    """Factory: ``start_nginx(<uwsgi socket path>)`` -> a running nginx, stopped after."""
     servers: list[NginxServer] = []
 
     def start(uwsgi_socket: str) -> NginxServer:

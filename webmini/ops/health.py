@@ -10,12 +10,15 @@ upstream makes the probe fail fast instead of hanging the prober.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from webmini._extras import require
 from webmini.response import header, set_status
+
+log = logging.getLogger("webmini")
 
 __all__ = ["check", "liveness", "readiness"]
 
@@ -116,8 +119,15 @@ def readiness(
     min_cache_nodes: int = 1,
     checks: Mapping[str, Check] | None = None,
     node: str | None = None,
+    details: bool = False,
 ) -> type:
-    """Return a handler class: 200 + JSON when the pool and the ring answer, 503 otherwise."""
+    """Return a handler class: 200 + JSON when the pool and the ring answer, 503 otherwise.
+
+    The body says which checks passed. With ``details=True`` it also holds
+    pool figures, memcached node addresses and error messages (which name
+    internal hosts and database users): only where /healthz is reachable
+    from the monitoring network alone (deploy/nginx.conf allows loopback).
+    """
 
     class Readiness:
         """``GET /healthz``: can this worker serve requests?"""
@@ -126,8 +136,14 @@ def readiness(
             """Run the checks and report."""
             ready, report = check(db, cache, timeout=timeout, min_cache_nodes=min_cache_nodes,
                                   checks=checks)
-            # SECURITY: the report names internal hosts: expose /healthz to the
-            # load balancer and the monitoring network only (see deploy/nginx.conf).
+            if not details:
+                # SECURITY: error messages and node lists name internal hosts
+                # and database users: logged here, not sent to whoever asks.
+                for name, entry in report.items():
+                    if isinstance(entry, dict) and not entry.get("ok", True):
+                        log.warning("/healthz: %s not ready: %s", name, entry.get("error"))
+                report = {name: ({"ok": bool(entry.get("ok"))} if isinstance(entry, dict)
+                                 else entry) for name, entry in report.items()}
             header("Cache-Control", "no-store")
             if not ready:
                 set_status(503)

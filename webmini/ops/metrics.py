@@ -29,13 +29,13 @@ import os
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import suppress
 from typing import Any
 
 from webmini._extras import gevent_patched
 from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.response import header
+from webmini.rundir import PrivateDir
 from webmini.serving.uwsgi import worker_id
 
 __all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "Metrics", "worker_id"]
@@ -99,6 +99,8 @@ class Metrics:
         self.namespace = namespace
         self.bounds: tuple[float, ...] = tuple(sorted(float(b) for b in buckets))
         self.spool_dir = spool_dir
+        self._spool_dir: PrivateDir | None = None
+        self._spool_pid = 0
         self.flush_interval = flush_interval
         # Constant labels on every sample, e.g. {"node": "node1"}.
         self.labels = dict(labels or {})
@@ -224,42 +226,59 @@ class Metrics:
         now = time.perf_counter() if now is None else now
         self._next_flush = now + self.flush_interval
         self._check_process()
-        path = os.path.join(self.spool_dir, f"worker-{self.pid}.json")
-        tmp = path + ".tmp"
         try:
-            os.makedirs(self.spool_dir, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"pid": self.pid, "samples": self.samples()}, f)
-            os.replace(tmp, path)
+            spool = self._spool()
+            data = json.dumps({"pid": self.pid, "samples": self.samples()}).encode()
+            # SECURITY: a fresh O_EXCL|O_NOFOLLOW temp file renamed within the
+            # held 0700 directory: a planted symlink is never written through.
+            spool.write_atomic(f"worker-{self.pid}.json", data)
         except OSError:  # metrics must never break a request
             pass
+
+    def _spool(self) -> PrivateDir:
+        """The spool directory, checked and held open once per process."""
+        spool = self._spool_dir
+        if spool is None or self._spool_pid != os.getpid():
+            assert self.spool_dir is not None
+            if spool is not None:
+                spool.close()
+            # SECURITY: created 0700; one that is a symlink, not ours or open
+            # to others is refused (PermissionError, an OSError: no spool).
+            spool = self._spool_dir = PrivateDir(self.spool_dir)
+            self._spool_pid = os.getpid()
+        return spool
 
     def _spooled(self) -> list[tuple[str, str]]:
         """Samples of the other live workers found in ``spool_dir``."""
         assert self.spool_dir is not None
         found: list[tuple[str, str]] = []
         try:
-            names = os.listdir(self.spool_dir)
+            spool = self._spool()
+            names = spool.listdir()
         except OSError:
             return found
         for name in sorted(names):
             if not (name.startswith("worker-") and name.endswith(".json")):
                 continue
-            path = os.path.join(self.spool_dir, name)
+            raw = spool.read(name)  # None unless a regular file of ours
+            if raw is None:
+                continue
             try:
-                with open(path, encoding="utf-8") as f:
-                    snap = json.load(f)
+                snap = json.loads(raw)
                 pid = int(snap["pid"])
-            except (OSError, ValueError, KeyError, TypeError):
+                samples = [(str(fam), str(line)) for fam, line in snap["samples"]]
+            except (ValueError, KeyError, TypeError):
                 continue
             if pid == self.pid:
                 continue  # this worker reports live figures instead
             if not _alive(pid):
                 # A worker that exited (reload, respawn): its series end here.
-                with suppress(OSError):
-                    os.unlink(path)
+                spool.unlink(name)
                 continue
-            found.extend((str(fam), str(line)) for fam, line in snap["samples"])
+            # SECURITY: only lines that are samples of our own families.
+            found.extend((fam, line) for fam, line in samples
+                         if fam in _FAMILIES and "\n" not in line
+                         and line.startswith(f"{self.namespace}_{fam}"))
         return found
 
     def render(self) -> str:

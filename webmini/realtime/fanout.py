@@ -9,11 +9,9 @@ worker's socket refuses and is removed) and with several dev servers.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
-import stat
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -21,13 +19,21 @@ from typing import Any
 import gevent
 from gevent import socket as gsocket
 
+from ..rundir import PrivateDir, default_runtime_dir
+
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[str, int, bytes], Any]
 
 _HEAD = struct.Struct("!BH")  # opcode, group name length
+# Each datagram: sender pid, message number, chunk index, chunk count.
+_CHUNK_HEAD = struct.Struct("!IIHH")
 _RCVBUF = 4 << 20
 _MAX_DATAGRAM = 200_000  # below Linux's default unix datagram limit (net.core.wmem_default)
+_CHUNK = _MAX_DATAGRAM - _CHUNK_HEAD.size
+#: Largest broadcast relayed (group name and payload); messages over one
+#: datagram travel in chunks. Above any WebSocket.max_message_size in use.
+MAX_MESSAGE = 16 << 20
 _SEND_RETRIES = 200  # x 5 ms: a peer that cannot take a datagram for 1 s misses it
 
 
@@ -48,13 +54,25 @@ class Fanout:
 
 
 class UnixFanout(Fanout):
-    """Fan-out over unix datagram sockets in ``directory`` (created private, mode 0700)."""
+    """Fan-out over unix datagram sockets in ``directory`` (created private, mode 0700).
 
-    def __init__(self, directory: str) -> None:
-        self.directory = os.path.abspath(directory)
+    ``directory`` defaults to ``$XDG_RUNTIME_DIR/webmini-ws`` (``/run/webmini-ws``
+    as root); give each app its own. It must be ours and mode 0700, else
+    ``PermissionError``; it is then used only through a held descriptor.
+    """
+
+    def __init__(self, directory: str | None = None, max_message: int = MAX_MESSAGE) -> None:
+        self.directory = os.path.abspath(directory or default_runtime_dir("webmini-ws"))
+        self.max_message = max_message
+        self._serial = 0
+        # Chunks of messages still arriving: (pid, serial) -> chunks received.
+        self._partial: dict[tuple[int, int], list[bytes]] = {}
+        self._partial_bytes = 0
         self._pid = 0
+        self._dir: PrivateDir | None = None
         self._sock: Any = None
         self._path = ""
+        self._name = ""
         self._reader: Any = None
         self._out: Any = None
 
@@ -65,9 +83,17 @@ class UnixFanout(Fanout):
             return
         # After a fork the parent's socket and greenlet are not ours.
         self._pid = pid
-        _private_dir(self.directory)
-        self._path = os.path.join(self.directory, f"{pid}.sock")
-        _unlink_quietly(self._path)
+        if self._dir is not None:
+            self._dir.close()  # the parent's descriptor
+        self._partial.clear()
+        self._partial_bytes = 0
+        # SECURITY: the directory is checked (ours, 0700, no symlink) and held
+        # by fd; sockets are named through that fd, never through the path,
+        # so a local user cannot re-point it to read or inject messages.
+        self._dir = PrivateDir(self.directory)
+        self._name = f"{pid}.sock"
+        self._path = self._dir.socket_path(self._name)
+        self._dir.unlink(self._name)
         sock = gsocket.socket(gsocket.AF_UNIX, gsocket.SOCK_DGRAM)
         sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, _RCVBUF)
         sock.bind(self._path)
@@ -83,34 +109,47 @@ class UnixFanout(Fanout):
     def publish(self, group: str, opcode: int, payload: bytes) -> None:
         """Send the message to every other process's socket; drop dead ones."""
         name = group.encode("utf-8")
-        datagram = _HEAD.pack(opcode, len(name)) + name + payload
-        if len(datagram) > _MAX_DATAGRAM:
+        message = _HEAD.pack(opcode, len(name)) + name + payload
+        if len(message) > self.max_message:
             raise ValueError(f"broadcast message too large to fan out ({len(payload)} bytes)")
-        sock = self._out
-        if sock is None:
+        sock, directory = self._out, self._dir
+        if sock is None or directory is None:
             return
-        for entry in os.listdir(self.directory):
-            path = os.path.join(self.directory, entry)
-            if path == self._path or not entry.endswith(".sock"):
+        # A message over one datagram goes in numbered chunks (a unix
+        # datagram is limited by the socket buffer, about 200 KB by default).
+        self._serial = (self._serial + 1) & 0xFFFFFFFF
+        view = memoryview(message)
+        count = max(1, -(-len(message) // _CHUNK))
+        datagrams = [
+            _CHUNK_HEAD.pack(self._pid, self._serial, i, count) + view[i * _CHUNK:(i + 1) * _CHUNK]
+            for i in range(count)
+        ]
+        for entry in directory.listdir():
+            if entry == self._name or not entry.endswith(".sock"):
                 continue
-            self._send(sock, datagram, path)
+            for datagram in datagrams:
+                if not self._send(sock, datagram, directory, entry):
+                    break
 
-    def _send(self, sock: Any, datagram: bytes, path: str) -> None:
+    def _send(self, sock: Any, datagram: bytes, directory: PrivateDir, entry: str) -> bool:
+        """Send one datagram to ``entry``; False if that peer is gone or not reading."""
+        path = directory.socket_path(entry)
         for _ in range(_SEND_RETRIES):
             try:
                 sock.sendto(datagram, path)
-                return
+                return True
             except BlockingIOError:
                 gevent.sleep(0.005)
             except (ConnectionRefusedError, FileNotFoundError):
-                # SECURITY: only our own directory (0700) is ever cleaned up.
-                _unlink_quietly(path)
-                return
+                # SECURITY: only our own held directory (0700) is ever cleaned up.
+                directory.unlink(entry)
+                return False
             except OSError as exc:
-                if exc.errno == errno.ENOTSOCK:
-                    return
+                if exc.errno in (errno.ENOTSOCK, errno.ECONNREFUSED, errno.EACCES):
+                    return False
                 raise
-        log.warning("websocket fanout: %s is not reading, message dropped", path)
+        log.warning("websocket fanout: %s is not reading, message dropped", entry)
+        return False
 
     def _read(self, sock: Any, deliver: Deliver) -> None:
         while True:
@@ -119,12 +158,46 @@ class UnixFanout(Fanout):
             except OSError:
                 return  # closed by stop()
             try:
-                opcode, size = _HEAD.unpack_from(datagram)
+                message = self._reassemble(datagram)
+                if message is None:
+                    continue
+                opcode, size = _HEAD.unpack_from(message)
                 start = _HEAD.size
-                group = datagram[start:start + size].decode("utf-8")
-                deliver(group, opcode, datagram[start + size:])
+                group = message[start:start + size].decode("utf-8")
+                deliver(group, opcode, message[start + size:])
             except Exception:
                 log.exception("websocket fanout: bad datagram dropped")
+
+    def _reassemble(self, datagram: bytes) -> bytes | None:
+        """The whole message once its last chunk is in, else None."""
+        pid, serial, index, count = _CHUNK_HEAD.unpack_from(datagram)
+        chunk = datagram[_CHUNK_HEAD.size:]
+        if count == 1:
+            return chunk
+        key = (pid, serial)
+        chunks = self._partial.get(key)
+        if chunks is None:
+            if index != 0:
+                return None  # its first chunk was dropped: never complete
+            chunks = self._partial[key] = []
+        if index != len(chunks):  # a chunk went missing (peer was not reading)
+            self._forget(key)
+            return None
+        chunks.append(chunk)
+        self._partial_bytes += len(chunk)
+        # SECURITY: bounded: messages that never complete are forgotten,
+        # oldest first, beyond two maximum-size messages in flight.
+        while self._partial_bytes > 2 * self.max_message and self._partial:
+            self._forget(next(iter(self._partial)))
+        if len(chunks) < count or key not in self._partial:
+            return None
+        self._forget(key)
+        return b"".join(chunks)
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        chunks = self._partial.pop(key, None)
+        if chunks:
+            self._partial_bytes -= sum(len(c) for c in chunks)
 
     def stop(self) -> None:
         """Close this process's socket and remove it from the directory."""
@@ -135,19 +208,8 @@ class UnixFanout(Fanout):
             self._sock.close()
             self._out.close()
             self._sock = self._out = None
-            _unlink_quietly(self._path)
+        if self._dir is not None:
+            self._dir.unlink(self._name)
+            self._dir.close()
+            self._dir = None
         self._pid = 0
-
-
-def _private_dir(directory: str) -> None:
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    info = os.stat(directory)
-    # SECURITY: anyone who can write to the directory can inject messages
-    # into every chat of the node; insist on a directory only we control.
-    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(f"websocket fanout directory {directory} must be ours, mode 0700")
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)

@@ -21,16 +21,20 @@ or behind the frames already waiting for it.
 
 Events are ``on_open``/``on_message``/``on_close``; actions are ``send``,
 ``close``, ``join``, ``leave`` and ``broadcast``.
+
+This module is the handler class; the opening handshake's checks (Origin,
+key, subprotocol) live in ``ws_handshake``, the process's connections,
+groups, broadcast, fan-out and deadline ticker in ``ws_groups``.
 """
 
 from __future__ import annotations
 
-import binascii
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 from webmini._extras import require
 
@@ -38,12 +42,30 @@ with require("websocket", "webmini.WebSocket"):
     import gevent
     from wsproto.connection import Connection, ConnectionState, ConnectionType
     from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
-    from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from webmini.ctx import RequestContext, bind, current
-from webmini.errors import HTTPError
-from webmini.realtime.fanout import Fanout
+from webmini.realtime import ws_groups as _registry
 from webmini.realtime.ws_backends import accept
+from webmini.realtime.ws_groups import (
+    GOING_AWAY,
+    _encoder,
+    _groups,
+    _install_shutdown_hook,
+    _open,
+    _start_ticker,
+    broadcast,
+    close_all,
+    connections,
+    group_size,
+    set_fanout,
+)
+from webmini.realtime.ws_handshake import (
+    ENVIRON_KEEP,
+    _check_handshake,
+    _check_origin,
+    _choose_subprotocol,
+    _kept_environ,
+)
 
 __all__ = [
     "ENVIRON_KEEP", "WebSocket", "broadcast", "close_all", "connections", "group_size",
@@ -54,20 +76,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: What ``ctx.env`` keeps for the life of a connection once ``on_open`` has
-#: returned: what ``ctx`` derives the URL, host and client address from, and
-#: the headers a handler may still want (cookies, credentials, proxy headers).
-ENVIRON_KEEP = frozenset({
-    "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
-    "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "HTTPS", "wsgi.url_scheme",
-    "HTTP_HOST", "HTTP_ORIGIN", "HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_USER_AGENT",
-    "HTTP_ACCEPT_LANGUAGE", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_REAL_IP",
-})
-
 # Close codes (RFC 6455 section 7.4.1).
 NORMAL = 1000
-GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
 ABNORMAL = 1006  # never sent: the connection was lost without a close frame
 POLICY_VIOLATION = 1008
@@ -77,15 +87,7 @@ INTERNAL_ERROR = 1011
 _READ_SIZE = 65536
 _NEVER = float("inf")
 _READ, _WRITE = 1, 2  # libev event masks
-
-# Open connections of this process, and the groups they joined.
-_open: set[WebSocket] = set()
-_groups: dict[str, set[WebSocket]] = {}
-_fanout: Fanout | None = None
-
-# PERF: a broadcast frame is encoded once and the same bytes are queued on
-# every member; server frames are unmasked, so they are identical.
-_encoder = FrameProtocol(client=False, extensions=[])
+_IOV_MAX = 64  # buffers handed to one sendmsg()
 
 
 class WebSocket:
@@ -106,6 +108,9 @@ class WebSocket:
     close_timeout: float = 5.0
     #: Frames waiting for a slow peer before it is dropped (code 1008).
     max_queue: int = 4096
+    #: Bytes waiting for a slow peer before it is dropped (code 1008); at
+    #: least ``max_message_size`` so one whole message can always wait.
+    max_queue_bytes: int = 4 << 20
     #: The ``ctx.env`` keys kept once ``on_open`` has returned (None: :data:`ENVIRON_KEEP`).
     environ_keep: frozenset[str] | None = None
 
@@ -119,7 +124,7 @@ class WebSocket:
     _conn: Connection | None
     _reader: Any
     _writer: Any
-    _outbox: list[bytes] | None
+    _outbox: deque[memoryview] | None
     _groups: tuple[str, ...]
     _parts: list[Any] | None
 
@@ -162,8 +167,9 @@ class WebSocket:
         _groups.setdefault(group, set()).add(self)
         if group not in self._groups:
             self._groups += (group,)
-        if _fanout is not None:
-            _fanout.ensure_started(_deliver_local)
+        fanout = _registry._fanout
+        if fanout is not None:
+            fanout.ensure_started(_registry._deliver_local)
 
     def leave(self, group: str) -> None:
         """Remove this connection from ``group``."""
@@ -220,7 +226,7 @@ class WebSocket:
     __slots__ = (
         "args", "subprotocol", "close_code", "close_reason",
         "_ctx", "_sock", "_opened", "_busy", "_reported", "_conn", "_reader", "_writer",
-        "_outbox", "_groups", "_parts", "_size", "_linger", "_closing_deadline",
+        "_outbox", "_queued", "_groups", "_parts", "_size", "_linger", "_closing_deadline",
         "_next_ping", "_pong_deadline",
     )
 
@@ -240,6 +246,7 @@ class WebSocket:
         self._reader = None
         self._writer = None
         self._outbox = None
+        self._queued = 0  # bytes in the outbox
         self._groups = ()
         self._parts = None
         self._size = 0
@@ -381,13 +388,19 @@ class WebSocket:
         outbox = self._outbox
         if outbox is not None:
             # Behind what the peer has not taken yet, in order.
-            if len(outbox) >= self.max_queue:
+            # SECURITY: bounded in bytes, not only frames: a member that never
+            # reads must not make the worker hold every broadcast for it.
+            size = len(data)
+            if len(outbox) >= self.max_queue or self._queued + size > max(
+                    self.max_queue_bytes, self.max_message_size + 16):
                 log.info("websocket %s: peer too slow, dropping it", self._path())
                 if self.close_code is None:
                     self.close_code, self.close_reason = POLICY_VIOLATION, "too slow"
                 self._drop()
                 return
-            outbox.append(data)
+            # PERF: a view, not a copy: a broadcast frame is shared by members.
+            outbox.append(memoryview(data))
+            self._queued += size
             return
         try:
             sent = sock.send(data)
@@ -397,7 +410,8 @@ class WebSocket:
             self._drop()
             return
         if sent < len(data):
-            self._outbox = [data[sent:]]
+            self._outbox = deque((memoryview(data)[sent:],))
+            self._queued = len(data) - sent
             writer = self._writer
             if writer is None:
                 writer = self._writer = gevent.get_hub().loop.io(sock.fileno(), _WRITE)
@@ -409,19 +423,27 @@ class WebSocket:
         if not outbox or sock is None:
             self._writer.stop()
             return
-        # PERF: what is queued goes out in one send.
-        data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        # PERF: the queued frames go out in one gathering sendmsg() from
+        # their views: no join, no copy of the backlog.
         try:
-            sent = sock.send(data)
+            sent = sock.sendmsg(list(islice(outbox, _IOV_MAX)))
         except BlockingIOError:
             return
         except OSError:
             self._drop()
             return
-        if sent < len(data):
-            self._outbox = [data[sent:]]
+        self._queued -= sent
+        while sent:
+            first = outbox[0]
+            if len(first) > sent:
+                outbox[0] = first[sent:]
+                break
+            sent -= len(first)
+            outbox.popleft()
+        if outbox:
             return
         self._outbox = None
+        self._queued = 0
         self._writer.stop()
         if self._linger:
             self._drop()
@@ -462,6 +484,7 @@ class WebSocket:
                 watcher.close()
         self._reader = self._writer = None
         self._outbox = None
+        self._queued = 0
         self._parts = None
         sock.close()
         _open.discard(self)
@@ -512,195 +535,3 @@ class WebSocket:
             self._write(self._protocol().send(Ping(payload=b"webmini")))
             self._next_ping = _NEVER
             self._pong_deadline = now + self.ping_timeout
-
-
-def _kept_environ(env: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
-    """The part of ``env`` an open connection keeps (a new, small dict)."""
-    # PERF: the server's environ (~2.8 KB under uWSGI: the request body
-    # stream, the handshake headers, server internals) would otherwise live
-    # as long as the connection, 10,000 times over.
-    return {k: v for k, v in env.items() if k in keep}
-
-
-# -- the shared ticker: pings, pong and close deadlines ---------------------------
-
-_ticker: Any = None
-_tick_period = 1.0
-
-
-def _start_ticker(ws: WebSocket) -> None:
-    """Make sure one greenlet per process checks the deadlines of every connection."""
-    global _ticker, _tick_period
-    if ws.ping_interval is None and not ws._closing_deadline:
-        return
-    # PERF: one ticker for every connection instead of a timer per connection;
-    # a deadline is met within a tick (a quarter of the shortest interval, <= 1 s).
-    periods = [ws.ping_timeout, ws.close_timeout]
-    if ws.ping_interval:
-        periods.append(ws.ping_interval)
-    _tick_period = max(0.01, min(_tick_period, min(periods) / 4))
-    if _ticker is None or _ticker.dead:
-        _ticker = gevent.spawn(_tick_loop)
-
-
-def _tick_loop() -> None:
-    while _open:
-        gevent.sleep(_tick_period)
-        now = time.monotonic()
-        for ws in list(_open):
-            if ws._deadline() <= now:
-                ws._tick(now)
-
-
-# -- groups and broadcast -------------------------------------------------------
-
-
-def broadcast(group: str, data: str | bytes, exclude: WebSocket | None = None) -> int:
-    """Send ``data`` to ``group`` here and, with a fanout set, on the other workers.
-
-    Returns how many connections of this process it was queued for. Callable
-    from any greenlet, including plain HTTP handlers.
-    """
-    text = isinstance(data, str)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    opcode = Opcode.TEXT if text else Opcode.BINARY
-    if _fanout is not None:
-        _fanout.ensure_started(_deliver_local)
-        _fanout.publish(group, int(opcode), payload)
-    return _deliver_local(group, int(opcode), payload, exclude)
-
-
-def _deliver_local(
-    group: str, opcode: int, payload: bytes, exclude: WebSocket | None = None
-) -> int:
-    members = _groups.get(group)
-    if not members:
-        return 0
-    frame = bytes(
-        _encoder.send_data(payload if opcode == Opcode.BINARY else payload.decode(), True)
-    )
-    count = 0
-    for member in list(members):
-        if member is exclude:
-            continue
-        if member._is_open():
-            member._write(frame)
-            count += 1
-    return count
-
-
-def set_fanout(fanout: Fanout | None) -> None:
-    """Relay broadcasts to the other worker processes of this node through ``fanout``."""
-    global _fanout
-    if _fanout is not None and _fanout is not fanout:
-        _fanout.stop()
-    _fanout = fanout
-
-
-def close_all(code: int = GOING_AWAY, reason: str = "server going away") -> int:
-    """Send every open connection of this process a close frame, then hang up; return how many.
-
-    Called when a worker exits (uWSGI reload or shutdown, interpreter exit),
-    so that clients see 1001 rather than a cut connection and reconnect.
-    """
-    count = 0
-    for ws in list(_open):
-        try:
-            if ws._is_open():
-                conn = ws._protocol()
-                ws.close_code, ws.close_reason = code, reason
-                # No closing handshake: the process is going; the frame is
-                # written if the socket takes it, then the connection is dropped.
-                ws._write(conn.send(CloseConnection(code=code, reason=reason or None)))
-                count += 1
-            ws._drop()
-        except Exception:  # at exit, a half-torn-down loop must not stop the others
-            log.debug("websocket close_all", exc_info=True)
-    return count
-
-
-_shutdown_hook_installed = False
-
-
-def _install_shutdown_hook() -> None:
-    """Run :func:`close_all` when this process exits (once per process)."""
-    global _shutdown_hook_installed
-    if _shutdown_hook_installed:
-        return
-    _shutdown_hook_installed = True
-    from webmini.serving.uwsgi import at_exit
-
-    at_exit(close_all)
-
-
-def connections() -> int:
-    """Return how many WebSocket connections this process holds open."""
-    return len(_open)
-
-
-def group_size(group: str) -> int:
-    """Return how many connections of this process are in ``group``."""
-    return len(_groups.get(group, ()))
-
-
-# -- the opening handshake ------------------------------------------------------
-
-
-def _check_handshake(env: dict[str, Any]) -> str:
-    upgrade = env.get("HTTP_UPGRADE", "").lower()
-    connection = env.get("HTTP_CONNECTION", "").lower()
-    if upgrade != "websocket" or "upgrade" not in [t.strip() for t in connection.split(",")]:
-        raise HTTPError(
-            "426 Upgrade Required",
-            [("Upgrade", "websocket"), ("Connection", "Upgrade"),
-             ("Content-Type", "text/plain; charset=utf-8")],
-            "this URL speaks WebSocket only",
-        )
-    if env.get("HTTP_SEC_WEBSOCKET_VERSION") != "13":
-        raise HTTPError(
-            "426 Upgrade Required",
-            [("Sec-WebSocket-Version", "13"), ("Content-Type", "text/plain; charset=utf-8")],
-            "unsupported WebSocket version",
-        )
-    if env.get("CONTENT_LENGTH") not in (None, "", "0") or env.get("HTTP_TRANSFER_ENCODING"):
-        raise HTTPError(400, [("Content-Type", "text/plain; charset=utf-8")],
-                        "a WebSocket handshake has no body")
-    key = env.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
-    try:
-        valid = len(binascii.a2b_base64(key.encode("ascii"))) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        valid = False
-    if not valid:
-        raise HTTPError(400, [("Content-Type", "text/plain; charset=utf-8")],
-                        "bad Sec-WebSocket-Key")
-    return key
-
-
-def _check_origin(env: dict[str, Any], allowed: Iterable[str]) -> None:
-    origin = env.get("HTTP_ORIGIN")
-    # SECURITY: a browser sends the page's Origin on every WebSocket; a page
-    # from another site must not ride the user's cookies into this socket
-    # (cross-site WebSocket hijacking). Clients that send no Origin are not
-    # browsers, and are no such risk.
-    if origin is None:
-        return
-    allowed = tuple(allowed)
-    if "*" in allowed or origin in allowed:
-        return
-    host = env.get("HTTP_HOST", "")
-    netloc = urlsplit(origin).netloc
-    if netloc and host and netloc.lower() == host.lower():
-        return
-    raise HTTPError(403, [("Content-Type", "text/plain; charset=utf-8")],
-                    "cross-origin WebSocket refused")
-
-
-def _choose_subprotocol(env: dict[str, Any], ours: Iterable[str]) -> str | None:
-    offered = env.get("HTTP_SEC_WEBSOCKET_PROTOCOL")
-    if not offered:
-        return None
-    theirs = {p.strip() for p in offered.split(",")}
-    for proto in ours:
-        if proto in theirs:
-            return proto
-    return None

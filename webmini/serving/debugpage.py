@@ -67,6 +67,10 @@ def _frames(tb: TracebackType | None) -> str:
     return "".join(out)
 
 
+_SECRET_HEADERS = frozenset({"HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_COOKIE",
+                             "HTTP_X_API_KEY", "HTTP_X_AUTH_TOKEN"})
+
+
 def render(exc_info: ExcInfo, environ: dict[str, Any]) -> str:
     """Return the debug page (HTML) for the exception ``exc_info`` raised serving ``environ``."""
     exc_type, exc, tb = exc_info
@@ -75,8 +79,11 @@ def render(exc_info: ExcInfo, environ: dict[str, Any]) -> str:
     method = environ.get("REQUEST_METHOD", "")
     path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
     query = environ.get("QUERY_STRING", "")
+    # SECURITY: credentials are not shown even on a debug page: it may be
+    # opened on a shared screen, pasted into a bug report or reached by others.
     headers = sorted(
-        (key[5:].replace("_", "-").title(), str(value))
+        (key[5:].replace("_", "-").title(),
+         "[hidden]" if key in _SECRET_HEADERS else str(value))
         for key, value in environ.items() if key.startswith("HTTP_")
     )
     for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
@@ -87,7 +94,7 @@ def render(exc_info: ExcInfo, environ: dict[str, Any]) -> str:
         if not key.startswith("HTTP_")
     )
     plain = "".join(traceback.format_exception(exc_type, exc, tb)) if exc_type else ""
-    return (
+    page = (
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
         f"<title>{_e(name)} at {_e(path)}</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>{_e(name)}: {_e(message)}</h1>"
@@ -99,3 +106,12 @@ def render(exc_info: ExcInfo, environ: dict[str, Any]) -> str:
         "<p>This page is shown because webmini.config.debug is on; "
         "never enable it in production.</p></main></body></html>"
     )
+    # The same values also sit in frame locals (the environ, parsed
+    # cookies...): mask them wherever they appear on the page.
+    secrets = [str(environ.get(key) or "") for key in _SECRET_HEADERS]
+    secrets += [c.partition("=")[2].strip() for c in str(environ.get("HTTP_COOKIE", "")).split(";")]
+    for value in sorted(secrets, key=len, reverse=True):
+        for form in {value, _e(value), _e(repr(value)[1:-1])}:
+            if len(form) >= 4:
+                page = page.replace(form, "[hidden]")
+    return page

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -89,9 +90,19 @@ def serve(
     green.patch()  # before the listening socket is made: it must be gevent's
     if debug is not None:
         config.debug = debug
+    if reload:
+        config.reload = True
     from webmini import logs
 
     logs.configure()  # unless the app configured logging itself
+    if config.debug:
+        # SECURITY: debug pages show source, locals and the request to anyone
+        # who triggers an error: say so loudly, louder still off loopback.
+        where = "" if host in ("127.0.0.1", "localhost", "::1") else (
+            f" and {host} is not loopback: anyone who can reach it sees them")
+        print(f"webmini: WARNING: debug mode: error pages show source code, local variables "
+              f"and request data{where}. Never use --debug in production.",
+              file=sys.stderr, flush=True)
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited is None and (reload or workers > 1):
         from webmini.serving.reloader import supervise

@@ -38,6 +38,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 def _response(status: str, body: bytes = b"") -> bytes:
     return (
         f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1") + body
 
@@ -208,6 +209,7 @@ class DevHandler(WSGIHandler):
             self.start_response(
                 "500 Internal Server Error",
                 [("Content-Type", "text/html; charset=utf-8"),
+                 ("X-Content-Type-Options", "nosniff"),
                  ("Content-Length", str(len(body))), ("Connection", "close")],
             )
             self.write(body)

@@ -95,6 +95,36 @@ def decode_value(flags: int, payload: bytes) -> Any:
     raise ValueError(f"refusing to decode a value with flags {flags:#x}")
 
 
+#: Longest reply line accepted (a VALUE or STAT line is well under 300 bytes).
+MAX_LINE = 8192
+
+
+class _Host(memcache._Host):
+    """python-memcached's connection with a bounded ``readline``."""
+
+    def readline(self, raise_exception: bool = False) -> bytes:
+        """One reply line; a server that sends more than MAX_LINE bytes without CRLF is cut off."""
+        # SECURITY: python-memcached's readline keeps reading until CRLF, so a
+        # hostile or broken server could fill the worker's memory; written
+        # here only to add that bound.
+        buf: bytes = self.__dict__.get("buffer", b"")
+        while True:
+            index = buf.find(b"\r\n")
+            if index >= 0:
+                self.buffer = buf[index + 2:]
+                return bytes(buf[:index])
+            if len(buf) > MAX_LINE:
+                self.buffer = b""
+                raise _BadReply(f"reply line longer than {MAX_LINE} bytes")
+            data = self.socket.recv(4096) if self.socket else b""
+            if not data:
+                self.mark_dead("connection closed in readline()")
+                if raise_exception:
+                    raise memcache._ConnectionDeadError()
+                return b""
+            buf += data
+
+
 class _NodePool:
     """At most ``size`` connections to one node, handed to one caller at a time."""
 
@@ -125,7 +155,7 @@ class _NodePool:
                     raise _NodeBusy(f"no free connection to {self.address} in {timeout}s")
                 self._cond.wait(remaining)
         # dead_retry=0: down/up bookkeeping is per node (Cache), not per connection.
-        return memcache._Host(self.address, dead_retry=0, socket_timeout=self.socket_timeout)
+        return _Host(self.address, dead_retry=0, socket_timeout=self.socket_timeout)
 
     def release(self, conn: Any, broken: bool = False) -> None:
         """Give a connection back; a broken one is closed and its slot freed."""
@@ -294,6 +324,12 @@ class Cache:
         except _BadReply as e:
             log.warning("memcached %s: %s", node.name, e)
             return failed
+        except Exception as e:
+            # SECURITY: whatever a broken or hostile server answers (a bad
+            # number, deeply nested JSON...) is a miss, never an exception in
+            # the handler; the connection was discarded by _run.
+            log.warning("memcached %s: bad reply (%s: %s)", node.name, type(e).__name__, e)
+            return failed
 
     # -- reads --------------------------------------------------------------
 
@@ -439,22 +475,41 @@ def _storage_command(cmd: bytes, raw: bytes, flags: int, expire: float, payload:
     return b"%s %s %d %d %d\r\n%s\r\n" % (cmd, raw, flags, expire, len(payload), payload)
 
 
+#: Largest value length a reply may announce (memcached's item size limit is
+#: 1 MiB by default, at most 1 GiB with -I); a longer one is a bad reply.
+MAX_VALUE_SIZE = 128 << 20
+
+
 def _get(conn: Any, raws: list[bytes]) -> dict[bytes, Any]:
     conn.send_cmd(b"get " + b" ".join(raws))
+    wanted = set(raws)
     found: dict[bytes, Any] = {}
     while True:
         line = conn.readline(raise_exception=True)
         if line == b"END":
             return found
         parts = line.split()
-        if len(parts) != 4 or parts[0] != b"VALUE":
+        # SECURITY: every number is checked before use: a hostile length
+        # (text, negative, 100 GB) must not be read, allocated or raised.
+        if (len(parts) != 4 or parts[0] != b"VALUE" or not parts[2].isdigit()
+                or not parts[3].isdigit() or len(parts[3]) > 12):
             raise _BadReply(f"unexpected reply to get: {line[:80]!r}")
         flags, length = int(parts[2]), int(parts[3])
-        payload = conn.recv(length + 2)[:-2]
+        if length > MAX_VALUE_SIZE:
+            raise _BadReply(f"value of {length} bytes announced")
+        payload = conn.recv(length + 2)
+        if len(payload) != length + 2 or payload[-2:] != b"\r\n":
+            raise _BadReply("value not followed by CRLF")
+        if parts[1] not in wanted:
+            # SECURITY: a key we did not ask for is never handed back.
+            log.warning("memcached sent an unrequested key %r", parts[1][:80])
+            continue
         try:
-            found[parts[1]] = decode_value(flags, payload)
-        except ValueError as e:  # includes bad JSON / UTF-8: a miss, logged
-            log.warning("memcached value %r ignored: %s", parts[1][:80], e)
+            found[parts[1]] = decode_value(flags, payload[:-2])
+        except (ValueError, RecursionError) as e:
+            # bad JSON / UTF-8 / number, or JSON nested deeper than Python's
+            # stack: a miss, logged
+            log.warning("memcached value %r ignored: %s", parts[1][:80], type(e).__name__)
 
 
 def _store(conn: Any, blob: bytes, count: int) -> list[int]:
@@ -490,5 +545,7 @@ def _server_stats(conn: Any) -> dict[str, str]:
         line = conn.readline(raise_exception=True)
         if line == b"END":
             return stats
-        _, name, value = line.decode("ascii", "replace").split(" ", 2)
-        stats[name] = value
+        fields = line.decode("ascii", "replace").split(" ", 2)
+        if len(fields) != 3 or fields[0] != "STAT":
+            raise _BadReply(f"unexpected reply to stats: {line[:80]!r}")
+        stats[fields[1]] = fields[2]

@@ -458,9 +458,16 @@ class Database:
         parts = urlsplit(url)
         if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
             raise ValueError(f"not a mysql:// URL: scheme {parts.scheme!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            # SECURITY: urllib's message quotes what it took for the port, which
+            # is part of the password when the password holds '/', '#' or '?'.
+            raise ValueError("bad database URL: the port is not a number (percent-encode "
+                             "'/', '#', '?' and '@' in the user name and password)") from None
         kwargs: dict[str, Any] = {
             "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or 3306,
+            "port": port or 3306,
             "user": unquote(parts.username or "root"),
             "password": unquote(parts.password or ""),
             "database": unquote(parts.path.lstrip("/")) or None,

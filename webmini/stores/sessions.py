@@ -119,6 +119,14 @@ class _State:
         self.retired: list[str] = []  # ids replaced by regenerate(), deleted on save
 
 
+def _vary_cookie(c: Any) -> None:
+    """Add ``Vary: Cookie`` to the response unless it already varies on Cookie."""
+    for name, value in c.headers:
+        if name.lower() == "vary" and "cookie" in value.lower():
+            return
+    c.headers.append(("Vary", "Cookie"))
+
+
 def _fingerprint(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -238,10 +246,15 @@ class Session:
         state = self._load()
         c.session_state = state
         c["session"] = state.data  # web.ctx.session, the user's own attribute
+        # SECURITY: the answer may depend on the session cookie (who is
+        # logged in): a shared cache must not serve it to another visitor.
+        # Every response of the app says so, since any may read the session.
+        _vary_cookie(c)
         try:
             result = handler()
         except HTTPError:
             self._save(state)  # a redirect after login must keep the session
+            _vary_cookie(c)
             raise
         if not str(c.status).startswith("5"):
             # An unhandled error (500) leaves the stored session as it was.
