@@ -120,7 +120,10 @@ def check_table(routes: Iterable[Route], fvars: Mapping[str, Any], prefix: str =
         try:
             target = route.resolve(fvars)
         except LookupError as exc:
-            problems.append(f"error: {exc}".replace("webmini: ", "", 1))
+            text = str(exc).replace("webmini: ", "", 1)
+            # name the route by its full path (a sub-app's prefix included)
+            text = text.replace(f"{route.pattern!r} ->", f"{shown!r} ->", 1)
+            problems.append(f"error: {text}")
             continue
         if not callable(target):
             problems.append(
