@@ -324,7 +324,9 @@ def scenario_devserver(duration: int, rounds: int, workdir: Path) -> tuple[list[
                 str(webmini_cli), "run", "examples.hello:app", "--host", "127.0.0.1",
                 "--port", str(dev_port), "--pool-size", "1000"], dev_port, workdir=workdir),
             Server("gunicorn -k gevent (1 worker)", [
-                str(gunicorn), "-k", "gevent", "-w", "1", "--worker-connections", "1000",
+                # -c /dev/null: gunicorn's defaults, not the repository's gunicorn.conf.py
+                str(gunicorn), "-c", "/dev/null", "-k", "gevent", "-w", "1",
+                "--worker-connections", "1000",
                 "--backlog", str(min(4096, somaxconn())), "-b", f"127.0.0.1:{gun_port}",
                 "--log-level", "warning", "examples.hello:application"], gun_port, workdir=workdir),
         ], path, conns, duration, rounds)
