@@ -13,6 +13,7 @@ monkey.patch_all()
 pytest_plugins = [
     "support.mariadb",
     "support.memcached",
+    "support.postgres",
     "support.servers",
     "support.gunicorn",
     "support.markers",

@@ -140,11 +140,20 @@ def test_config_defaults_are_safe():
     assert web.config.max_body_size > 0
 
 
-def test_constructing_an_error_does_not_touch_the_response():
+def test_an_error_built_and_dropped_sets_the_status_as_in_webpy():
     class Sneaky:
         def GET(self):
-            web.notfound()  # built, never raised: web.py would still answer 404
+            web.notfound()  # built, never raised nor returned: web.py answers 404
             return "fine"
 
+    class Careful:
+        def GET(self):
+            try:
+                raise web.notfound()
+            except web.HTTPError:  # raised (and caught): no effect at all
+                return "fine"
+
     r = TestClient(web.application(("/", Sneaky), {})).get("/")
+    assert (r.status_code, r.text) == (404, "fine")
+    r = TestClient(web.application(("/", Careful), {})).get("/")
     assert (r.status_code, r.text) == (200, "fine")

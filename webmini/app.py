@@ -11,6 +11,7 @@ from webmini import body, errors
 from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
 from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
+from webmini.dropped import apply_dropped_error, resolve_here
 from webmini.errors import HTTPError
 from webmini.headers import check_header
 from webmini.problem import render as render_error
@@ -108,6 +109,10 @@ class application:  # noqa: N801 - web.py's name
         """Return the 500 response; assign ``app.internalerror = f`` to customise it."""
         return errors.InternalError()
 
+    # A sub-application without its own hook uses its parent's (RequestContext.hook_app).
+    notfound.is_default_hook = True  # type: ignore[attr-defined]
+    internalerror.is_default_hook = True  # type: ignore[attr-defined]
+
     # -- WSGI ------------------------------------------------------------
 
     def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
@@ -187,6 +192,8 @@ class application:  # noqa: N801 - web.py's name
                             result = func(static.cls())
                         else:
                             result = self._call_class(c, static.cls, ())
+                if c.built_error is not None:
+                    apply_dropped_error(c, result)
             except HTTPError as e:
                 result = self._error_result(c, e)
             except Exception:
@@ -225,8 +232,9 @@ class application:  # noqa: N801 - web.py's name
         return run(0)
 
     def _guard(self, c: RequestContext) -> Any:
-        # Errors become responses inside the processor chain, so processors
-        # outside (unloadhooks, sessions) see an HTTPError, as in web.py.
+        # Errors become HTTPErrors inside the processor chain, so processors
+        # outside (unloadhooks, sessions) see them raised, as in web.py: an
+        # unhandled exception as the internalerror hook's answer.
         # Headers set before the handler runs (by processors: CORS, sessions)
         # stay on a 500; those the handler set are dropped with its result.
         keep = len(c.headers)
@@ -235,7 +243,7 @@ class application:  # noqa: N801 - web.py's name
         except HTTPError:
             raise
         except Exception:
-            result = self._internal_error(c, keep)
+            raise self._internal_error_response(c, keep) from None
         if isinstance(result, HTTPError):
             raise result
         return result
@@ -248,7 +256,7 @@ class application:  # noqa: N801 - web.py's name
             return self._call_class(c, static.cls, ())
         hit = self._router.match(path)
         if hit is None:
-            missing = c.call_hook(self, "notfound")
+            missing = c.call_hook(c.hook_app("notfound"), "notfound")
             raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
         route, args = hit
         kind = route.kind
@@ -303,8 +311,18 @@ class application:  # noqa: N801 - web.py's name
 
     def _delegate(self, c: RequestContext, route: Route) -> Any:
         sub: application = route.target
+        saved = c.base()
         c.rebase(route.pattern, sub)
-        return sub.handle_with_processors(c)
+        try:
+            return sub.handle_with_processors(c)
+        except errors.Redirect as e:  # resolved against the sub-app's home, as in web.py
+            resolve_here(e, c)
+            raise
+        finally:
+            built = c.built_error
+            if isinstance(built, errors.Redirect) and built.__traceback__ is None:
+                resolve_here(built, c)
+            c.unbase(saved)
 
     def describe_handler(self, c: RequestContext) -> str:
         """Name what answers request ``c`` (``handler app.Users.GET for GET /users``)."""
@@ -367,7 +385,17 @@ class application:  # noqa: N801 - web.py's name
             return data
         return e.data
 
-    def _internal_error(self, c: RequestContext, keep: int = 0) -> Any:
+    def _internal_error(self, c: RequestContext) -> Any:
+        return self._error_result(c, self._internal_error_response(c))
+
+    def _internal_error_response(self, c: RequestContext, keep: int = 0) -> HTTPError:
+        """Log the exception being handled; return the 500 to answer with.
+
+        The headers set so far are dropped, but the first ``keep`` (set by
+        processors before the handler ran) minus any Content-Type; the answer is the innermost
+        ``internalerror`` hook's (a sub-application inherits its parent's),
+        or the debug page when ``config.debug`` is on.
+        """
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
         # Headers set before the handler ran (CORS, sessions) stay; the
@@ -379,13 +407,10 @@ class application:  # noqa: N801 - web.py's name
         if config.debug:
             from webmini.serving.debugpage import render
 
-            c.status = "500 Internal Server Error"
-            c.headers.append(("Content-Type", "text/html; charset=utf-8"))
-            c.has_content_type = True
-            return render(exc_info, c.env)
-        app = c.app_stack[-1] if c.app_stack else self
+            page = render(exc_info, c.env)
+            return errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")])
         try:
-            e = c.call_hook(app, "internalerror")
+            e = c.call_hook(c.hook_app("internalerror"), "internalerror")
         except HTTPError as raised:
             e = raised
         except Exception:
@@ -393,7 +418,7 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError()
         if not isinstance(e, HTTPError):
             e = errors.InternalError(e)
-        return self._error_result(c, e)
+        return e
 
     def _unsupported(
         self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,

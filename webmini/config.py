@@ -6,6 +6,23 @@ import os
 
 from webmini.storage import Storage
 
+#: web.session's default settings. Safer than web.py's: SameSite=Lax, Secure
+#: on https (None: follow the request's scheme), and no built-in secret_key
+#: (web.py's is public; only the signed stores need one).
+SESSION_DEFAULTS = dict(
+    cookie_name="webpy_session_id",
+    cookie_domain=None,
+    cookie_path=None,
+    samesite="Lax",
+    timeout=86400,
+    ignore_expiry=True,
+    ignore_change_ip=True,
+    secret_key=None,
+    expired_message="Session expired",
+    httponly=True,
+    secure=None,
+)
+
 config = Storage(
     # Debug pages show tracebacks to the client: never guessed, only when asked.
     debug=False,
@@ -48,6 +65,8 @@ config = Storage(
     json_strict=False,
     # Level of the root logger webmini sets up when the app configured none.
     log_level="INFO",
+    # web.session's settings (web.py's names); see SESSION_DEFAULTS.
+    session_parameters=Storage(SESSION_DEFAULTS),
     # Redirects send a relative Location (/x), which a forged Host header
     # cannot move; True: web.py's absolute form, for hosts in allowed_hosts only.
     absolute_redirects=False,

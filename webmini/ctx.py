@@ -127,13 +127,13 @@ class RequestContext:
         "env", "environ", "app", "method", "path", "status", "headers", "has_content_type",
         # webmini's per-request state (see _STATE)
         "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
-        "parsed_cookies", "session_state", "in_override",
+        "parsed_cookies", "session_state", "in_override", "built_error",
         "__dict__", "__weakref__",
     )
     _EAGER = ("env", "environ", "app", "method", "path", "status", "headers", "has_content_type")
     _STATE = (
         "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
-        "parsed_cookies", "session_state", "in_override",
+        "parsed_cookies", "session_state", "in_override", "built_error",
     )
 
     env: dict[str, Any]
@@ -161,6 +161,9 @@ class RequestContext:
     #: The application hook running now (``"notfound"``...), so web.notfound() inside it
     #: gives the default rather than calling the hook again.
     in_override: str | None
+    #: The last HTTPError built while serving this request (see webmini.app): one a
+    #: handler builds and neither raises nor returns still sets the status, as in web.py.
+    built_error: Any
 
     def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:
         self.env = self.environ = environ
@@ -176,7 +179,7 @@ class RequestContext:
         # PERF: one chained store; reading an unset slot would cost an
         # AttributeError and a __getattr__ call each time.
         self.parsed_body = self.parsed_form = self.parsed_query = self.parsed_cookies = None
-        self.session_state = self.in_override = None
+        self.session_state = self.in_override = self.built_error = None
         self.parsed_json = UNSET
         self.body_streamed = False
 
@@ -213,6 +216,38 @@ class RequestContext:
         d.pop("fullpath", None)
         self.path = self.path[len(prefix):]
         self.app_stack.append(sub_app)
+
+    def base(self) -> tuple[str, str, str | None]:
+        """What :meth:`rebase` changes (path, homepath, home), for :meth:`unbase`."""
+        return self.path, self.homepath, self.__dict__.get("home")
+
+    def unbase(self, saved: tuple[str, str, str | None]) -> None:
+        """Undo :meth:`rebase` once the sub-application is done, as web.py does.
+
+        The parent application's processors see the full path again after
+        the sub-application ran.
+        """
+        d = self.__dict__
+        self.path, self.homepath, home = saved
+        if home is None:
+            d.pop("home", None)
+        else:
+            self.home = home
+        d.pop("fullpath", None)
+        if len(self.app_stack) > 1:
+            self.app_stack.pop()
+
+    def hook_app(self, name: str) -> Any:
+        """The innermost application on the stack that overrides hook ``name``.
+
+        A sub-application without its own ``notfound``/``internalerror``
+        uses its parent's, as in web.py; with none overridden, the innermost.
+        """
+        stack = self.app_stack
+        for app in reversed(stack):
+            if not getattr(getattr(app, name, None), "is_default_hook", False):
+                return app
+        return stack[-1]
 
     def call_hook(self, app: Any, name: str) -> Any:
         """Call ``app.notfound``/``app.internalerror``; web.<name>() inside it gives the default."""
@@ -254,13 +289,22 @@ bind = _current.set
 unbind = _current.reset
 
 
+class OutsideRequest(RuntimeError, AttributeError):
+    """Raised when ``web.ctx`` is read outside a request."""
+
+
 class _ContextProxy:
     """``webmini.ctx``: forwards attribute access to the current request's context."""
 
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(current(), name)
+        c = current_or_none()
+        if c is None:
+            # An AttributeError too, so hasattr(web.ctx, "x") is False outside
+            # a request (as in web.py) while the message still explains.
+            raise OutsideRequest("webmini.ctx is only available while a request is served")
+        return getattr(c, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(current(), name, value)

@@ -8,12 +8,18 @@ This module imports only :mod:`webmini.headers` and :mod:`webmini.redirects`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from webmini.headers import as_status, header_list
 from webmini.redirects import clean_target
 
 HeadersArg = dict[str, str] | list[tuple[str, str]] | None
+
+#: Called with each HTTPError as it is built (webmini.app sets it): the only
+#: trace building one leaves, used solely for an error a handler builds and
+#: then neither raises nor returns (``web.seeother("/")`` on its own line).
+on_build: Callable[[HTTPError], None] | None = None
 
 
 class HTTPError(Exception):
@@ -32,6 +38,8 @@ class HTTPError(Exception):
         self.headers: list[tuple[str, str]] = header_list(headers)
         self.data = self.default_message if data is None else data
         super().__init__(self.status)
+        if on_build is not None:
+            on_build(self)
 
     @property
     def status_code(self) -> int:

@@ -95,7 +95,9 @@ def setcookie(
         parts.append(f"Max-Age={int(max_age)}")
     if domain:
         parts.append("Domain=" + _attribute("domain", domain))
-    parts.append("Path=" + _attribute("path", path or "/"))
+    # web.py's default path: the application's home path, so an app mounted
+    # under /shop sets its cookies for /shop/ only.
+    parts.append("Path=" + _attribute("path", path or current().homepath + "/"))
     if secure:
         parts.append("Secure")
     if httponly:

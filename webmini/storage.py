@@ -49,23 +49,36 @@ Storage._class_names = frozenset(dir(Storage))
 storage = Storage
 
 
+def _value_of(x: Any) -> Any:
+    # web.py: an object with a ``value`` attribute (an upload, a form field)
+    # gives that value, unless its default asks for the object (a dict).
+    return getattr(x, "value", x)
+
+
 def storify(mapping: Any, *requireds: str, _unicode: bool = True, **defaults: Any) -> Storage:
     """Build a Storage from a mapping of lists, applying web.py's default rules.
 
-    A key whose default is a list keeps every value; any other key keeps the
-    last value. A key listed in ``requireds`` that is missing raises KeyError.
+    A key whose default is a list keeps every value (a single value becomes
+    a one-item list); any other key keeps the last value. A value with a
+    ``value`` attribute stands for that value, unless the key's default is
+    a dict. A default of ``()`` wraps the value in a tuple. A key listed in
+    ``requireds`` that is missing raises KeyError.
     """
     result = Storage()
-    for key in requireds:
-        if key not in mapping:
-            raise KeyError(key)
-    for key, value in mapping.items():
-        wants_list = isinstance(defaults.get(key), (list, tuple))
+    for key in (*requireds, *mapping.keys()):
+        value = mapping[key]
+        default = defaults.get(key)
         if isinstance(value, list):
-            result[key] = list(value) if wants_list else (value[-1] if value else None)
-        else:
-            result[key] = [value] if wants_list else value
+            value = [_value_of(x) for x in value] if isinstance(default, list) else (
+                value[-1] if value else None)
+        if not isinstance(default, dict):
+            value = _value_of(value)
+        if isinstance(default, list) and not isinstance(value, list):
+            value = [value]
+        result[key] = value
     for key, default in defaults.items():
-        if key not in result:
-            result[key] = list(default) if isinstance(default, tuple) else default
+        value = result.get(key, default)
+        if default == () and not isinstance(value, tuple):
+            value = (value,)
+        result[key] = value
     return result

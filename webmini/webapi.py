@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from webmini import body, errors
 from webmini.ctx import current, current_or_none
-from webmini.request import input as _input
+from webmini.request import _query as _query_fields
 
 
 def _from_override(name: str) -> errors.HTTPError | None:
@@ -17,8 +17,8 @@ def _from_override(name: str) -> errors.HTTPError | None:
     c = current_or_none()
     if c is None or c.in_override == name:
         return None
-    app = c.app_stack[-1]
-    if name not in app.__dict__:
+    app = c.hook_app(name)  # a sub-application inherits its parent's hook
+    if getattr(getattr(app, name, None), "is_default_hook", False):
         return None
     result: errors.HTTPError = c.call_hook(app, name)
     return result
@@ -84,10 +84,10 @@ def autodelegate(prefix: str = "") -> Callable[..., Any]:
         # URL chose never starts with "_": with autodelegate("_"),
         # "/admin/_dir__" would otherwise call self.__dir__ (any dunder).
         if not func.isidentifier() or name.startswith("_") or func.startswith("__"):
-            raise errors.NotFound()
+            raise notfound()
         method = getattr(self, func, None)
         if method is None or not callable(method):
-            raise errors.NotFound()
+            raise notfound()  # the application's notfound hook, as in web.py
         return method(*args)
 
     return internal
@@ -106,8 +106,15 @@ def url(path: str | None = None, doseq: bool = False, **kw: Any) -> str:
 
 
 def changequery(query: dict[str, Any] | None = None, **kw: Any) -> str:
-    """Return the current URL with query fields changed (``None`` removes one)."""
-    fields = dict(_input(_method="get")) if query is None else dict(query)
+    """Return the current URL with query fields changed (``None`` removes one).
+
+    Repeated fields keep every value, as in web.py.
+    """
+    if query is None:
+        last, repeated = _query_fields(current())
+        fields: dict[str, Any] = {k: repeated.get(k, v) for k, v in last.items()}
+    else:
+        fields = dict(query)
     for key, value in kw.items():
         if value is None:
             fields.pop(key, None)

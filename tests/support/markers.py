@@ -9,6 +9,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "mariadb": ("mariadb",),
     "mariadb_params": ("mariadb",),
     "memcached": ("memcached",),
+    "postgres": ("postgres",),
     "memcached_cluster": ("memcached",),
     "start_uwsgi": ("uwsgi",),
     "uwsgi_hello": ("uwsgi",),
@@ -26,6 +27,7 @@ PARAM_MARKERS = {"uwsgi": "uwsgi", "gunicorn": "gunicorn"}
 MARKERS = {
     "mariadb": "starts a private MariaDB",
     "memcached": "starts private memcached servers",
+    "postgres": "starts a private PostgreSQL",
     "uwsgi": "starts uWSGI",
     "nginx": "starts nginx",
     "gunicorn": "starts gunicorn",

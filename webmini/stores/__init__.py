@@ -1,6 +1,8 @@
 """Stores wing: the upstreams an API waits on, made cooperative under gevent.
 
 - ``mysql``: a bounded pymysql pool that never hands a broken connection on.
+- ``pool``: the driver-independent pool under it (and ``web.database``'s
+  SQLite and PostgreSQL backends), with one TLS context per pool.
 - ``cache``: memcached over python-memcached, pooled per node on a ketama ring.
 - ``ketama``: libmemcached-compatible consistent hashing.
 - ``sessions``: signed session ids with memcached or cookie storage.

@@ -252,8 +252,9 @@ class Session:
         _vary_cookie(c)
         try:
             result = handler()
-        except HTTPError:
-            self._save(state)  # a redirect after login must keep the session
+        except HTTPError as e:
+            if not str(e.status).startswith("5"):
+                self._save(state)  # a redirect after login must keep the session
             _vary_cookie(c)
             raise
         if not str(c.status).startswith("5"):

@@ -1,0 +1,60 @@
+"""web.py's errors act when built; webmini's act when raised or returned, with one exception.
+
+web.py apps write ``web.seeother("/")`` alone on a line: the error object is
+built, then dropped, and web.py still redirects because its constructor set
+the status and headers. webmini's errors have no such side effect; instead,
+the last HTTPError built while a request is served is remembered, and if the
+handler returns normally while that error was never raised (not even raised
+and caught) nor returned, its status and headers are applied then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webmini import errors
+from webmini.config import config
+from webmini.ctx import RequestContext, current_or_none
+from webmini.headers import check_header
+from webmini.redirects import resolve_location
+
+
+def remember_built(error: errors.HTTPError) -> None:
+    """Note ``error`` as the last one built in the current request (errors.on_build)."""
+    c = current_or_none()
+    if c is not None:
+        c.built_error = error
+
+
+def resolve_here(e: errors.Redirect, c: RequestContext) -> None:
+    """Fix a redirect's target against the (sub-)application serving now.
+
+    Afterwards it is a path from the domain root (``absolute=True``) or a
+    full URL, so the parent application leaves it as it is.
+    """
+    e.url = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
+                             config["allowed_hosts"])
+    e.absolute = True
+
+
+def apply_dropped_error(c: RequestContext, result: Any) -> None:
+    """Apply the status and headers of the error built but never raised nor returned."""
+    e = c.built_error
+    c.built_error = None
+    if e is result or e.__traceback__ is not None:
+        return  # returned, or raised (even if caught): it has done its work
+    headers = e.headers
+    if isinstance(e, errors.Redirect):
+        location = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
+                                    config["allowed_hosts"])
+        headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
+    for name, value in headers:
+        check_header(name, value)
+    c.status = e.status
+    for name, value in headers:
+        if name.lower() == "content-type":
+            c.has_content_type = True
+        c.headers.append((name, value))
+
+
+errors.on_build = remember_built
