@@ -58,11 +58,23 @@ NAMESPACE: dict[str, Any] = {}
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
+    """A temporary working directory; web.config as it was once the README has run."""
+    import copy
+
+    from webmini.config import config
+
+    saved = copy.deepcopy(dict(config))
     path = tmp_path_factory.mktemp("readme")
     old = os.getcwd()
     os.chdir(path)
     yield path
     os.chdir(old)
+    for key, value in saved.items():  # nested settings restored in place (shared objects)
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].clear()
+            config[key].update(value)
+        else:
+            config[key] = value
 
 
 def _fill(request: pytest.FixtureRequest, text: str) -> str:

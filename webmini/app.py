@@ -116,24 +116,17 @@ class application:  # noqa: N801 - web.py's name
     # -- WSGI ------------------------------------------------------------
 
     def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
-        """Return the PEP 3333 callable, wrapped by ``middleware`` in order.
+        """Return the PEP 3333 callable, wrapped by ``middleware`` (then the access log).
 
-        Fails fast: every handler name of the URL table is resolved now (a
-        ValueError lists those that are not defined). With
-        ``web.config.access_log`` on, the callable writes the access line and
-        handles ``X-Request-ID`` (:class:`webmini.logs.AccessLog`).
+        Every URL table name is resolved now: a ValueError names those missing.
         """
         if not self._checked:
             self._checked = True
             self.check()
-            if "uwsgi" in sys.modules:
-                # Under uWSGI nothing else sets up logging or runs webmini's
-                # start-up audit: do it here (logging: unless the app did).
-                from webmini import logs
-                from webmini.serving.uwsgi import startup_check_in_workers
+            if "uwsgi" in sys.modules:  # nothing else sets up logging and the audit there
+                from webmini.serving.uwsgi import setup_workers
 
-                logs.configure()
-                startup_check_in_workers()
+                setup_workers()
         # PERF: the bound method, not the instance: a server calling it goes
         # straight to __call__'s code instead of looking __call__ up per request.
         func: Any = self.__call__
@@ -146,21 +139,13 @@ class application:  # noqa: N801 - web.py's name
         return func  # type: ignore[no-any-return]
 
     def check(self) -> list[str]:
-        """Resolve every handler name of the URL table; raise ValueError listing the missing.
+        """Resolve the URL table's names (ValueError for a missing one); log the warnings."""
+        from webmini.routing import resolve_or_fail
 
-        Returns the warnings (e.g. a pattern without a leading ``/``), which
-        are also logged. ``webmini check module:app`` prints both.
-        """
-        from webmini.routing import check_table
-
-        problems = check_table(self._router.routes, self.fvars)
-        errors_found = [p for p in problems if p.startswith("error:")]
-        for line in problems:
-            if not line.startswith("error:"):
-                log.warning("%s", line)
-        if errors_found:
-            raise ValueError("webmini: " + "; ".join(p[len("error: "):] for p in errors_found))
-        return problems
+        warnings = resolve_or_fail(self._router.routes, self.fvars)
+        for line in warnings:
+            log.warning("%s", line)
+        return warnings
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333)."""
@@ -235,9 +220,7 @@ class application:  # noqa: N801 - web.py's name
         # Errors become HTTPErrors inside the processor chain, so processors
         # outside (unloadhooks, sessions) see them raised, as in web.py: an
         # unhandled exception as the internalerror hook's answer.
-        # Headers set before the handler runs (by processors: CORS, sessions)
-        # stay on a 500; those the handler set are dropped with its result.
-        keep = len(c.headers)
+        keep = len(c.headers)  # what processors set before the handler stays on a 500
         try:
             result = self.handle(c)
         except HTTPError:
@@ -376,8 +359,7 @@ class application:  # noqa: N801 - web.py's name
                 c.has_content_type = False
             if hasattr(e.data, "__html__") or isinstance(e.data, (dict, list)):
                 return e.data  # HTML as HTML, a dict or list as JSON
-            # Text as text/plain, or RFC 9457 problem details
-            # (web.config.error_format / error_renderer, webmini.problem).
+            # text/plain or RFC 9457 problem details (web.config.error_format)
             rendered = render_error(e, c.env)
             content_type, data = rendered if rendered is not None else (_PLAIN, e.data)
             c.headers.append(("Content-Type", content_type))
@@ -398,8 +380,6 @@ class application:  # noqa: N801 - web.py's name
         """
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
-        # Headers set before the handler ran (CORS, sessions) stay; the
-        # handler's own go, with any Content-Type.
         c.headers = [h for h in c.headers[:keep] if h[0].lower() != "content-type"]
         if NOSNIFF not in c.headers:
             c.headers.append(NOSNIFF)

@@ -97,6 +97,15 @@ def unresolved_message(pattern: str, name: str, fvars: Mapping[str, Any]) -> str
     return message + " (defined after web.application(...)? or in another module: 'pkg.mod.Class')"
 
 
+def resolve_or_fail(routes: Iterable[Route], fvars: Mapping[str, Any]) -> list[str]:
+    """Resolve every handler name now; raise ValueError naming the missing; return warnings."""
+    problems = check_table(routes, fvars)
+    missing = [p[len("error: "):] for p in problems if p.startswith("error: ")]
+    if missing:
+        raise ValueError("webmini: " + "; ".join(missing))
+    return problems
+
+
 def check_table(routes: Iterable[Route], fvars: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Resolve every handler name of a URL table now; return one line per problem found.
 
