@@ -12,19 +12,13 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from localservices import free_port
-
-DATABASE = "webmini_test"
-USER = "webmini"
+from localservices import DATABASE, USER, LocalServer, ServiceError, launch
 
 # No durability: a throwaway server that starts in about a second.
 _SERVER_OPTIONS = [
@@ -38,7 +32,7 @@ _SERVER_OPTIONS = [
 ]
 
 
-class PostgresError(RuntimeError):
+class PostgresError(ServiceError):
     """The private PostgreSQL server could not be set up, started or stopped."""
 
 
@@ -65,36 +59,21 @@ def _run_as() -> dict[str, Any]:
 
 
 @dataclass
-class PostgresServer:
+class PostgresServer(LocalServer):
     """One private postgres process and its temp directory."""
 
-    basedir: str
-    port: int
-    password: str
-    host: str = "127.0.0.1"
-    user: str = USER
-    database: str = DATABASE
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def datadir(self) -> str:
-        """The cluster's data directory."""
-        return os.path.join(self.basedir, "data")
-
-    @property
-    def log_path(self) -> str:
-        """The server's log."""
-        return os.path.join(self.basedir, "postgres.log")
+    kind: ClassVar[str] = "postgres"
+    program: ClassVar[str] = "postgres"
+    scheme: ClassVar[str] = "postgres"
+    log_name: ClassVar[str] = "postgres.log"
+    error: ClassVar[type[ServiceError]] = PostgresError
+    stop_signal: ClassVar[signal.Signals] = signal.SIGINT  # fast shutdown
+    kill_on_abort: ClassVar[bool] = False
 
     def params(self) -> dict[str, Any]:
         """``web.database`` keywords for the test user over TCP."""
         return {"dbn": "postgres", "host": self.host, "port": self.port, "user": self.user,
                 "pw": self.password, "db": self.database}
-
-    @property
-    def url(self) -> str:
-        """A ``postgres://`` URL for the test user over TCP."""
-        return f"postgres://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     def superuser(self) -> Any:
         """A superuser connection over the unix socket (trust auth, for setup)."""
@@ -105,16 +84,10 @@ class PostgresServer:
         conn.autocommit = True
         return conn
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the server log."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def _probe(self) -> None:
+        self.superuser().close()
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start postgres and wait until it accepts connections."""
+    def _spawn(self) -> None:
         with open(self.log_path, "ab") as log:  # the server keeps its own copy of the fd
             self.proc = subprocess.Popen(
                 [os.path.join(_bindir(), "postgres"), "-D", self.datadir, "-p", str(self.port),
@@ -122,38 +95,6 @@ class PostgresServer:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 **_run_as(),
             )
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise PostgresError(f"postgres exited with {self.proc.returncode}:\n"
-                                    f"{self.log_tail()}")
-            try:
-                self.superuser().close()
-                return
-            except Exception as exc:  # not up yet
-                last = exc
-            time.sleep(0.05)
-        raise PostgresError(f"postgres not ready after {timeout} s ({last}):\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Fast shutdown (SIGINT); SIGKILL on timeout."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-    def cleanup(self) -> None:
-        """Stop the server and remove its temp directory."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.basedir, ignore_errors=True)
 
 
 def _initdb(basedir: str) -> None:
@@ -171,36 +112,16 @@ def _initdb(basedir: str) -> None:
         raise PostgresError(f"initdb failed ({res.returncode}):\n{out}")
 
 
+def _provision(server: PostgresServer) -> None:
+    conn = server.superuser()
+    try:
+        cur = conn.cursor()
+        cur.execute(f"CREATE USER {USER} PASSWORD '{server.password}'")
+        cur.execute(f"CREATE DATABASE {DATABASE} OWNER {USER}")
+    finally:
+        conn.close()
+
+
 def start_postgres(attempts: int = 3) -> PostgresServer:
     """Initialise, start and provision a private PostgreSQL; the caller must ``cleanup()`` it."""
-    basedir = tempfile.mkdtemp(prefix="webmini-postgres-")
-    server: PostgresServer | None = None
-    try:
-        _initdb(basedir)
-        error: BaseException | None = None
-        for _ in range(attempts):
-            # The free port may be taken between probing and binding: retry with another.
-            server = PostgresServer(basedir=basedir, port=free_port(),
-                                    password=secrets.token_urlsafe(12))
-            try:
-                server.start()
-                break
-            except PostgresError as exc:
-                error = exc
-                server.stop()
-        else:
-            raise PostgresError(f"postgres did not start: {error}")
-        assert server is not None
-        conn = server.superuser()
-        try:
-            cur = conn.cursor()
-            cur.execute(f"CREATE USER {USER} PASSWORD '{server.password}'")
-            cur.execute(f"CREATE DATABASE {DATABASE} OWNER {USER}")
-        finally:
-            conn.close()
-        return server
-    except BaseException:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(basedir, ignore_errors=True)
-        raise
+    return launch(PostgresServer, _initdb, _provision, attempts)

@@ -16,9 +16,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 
 class ServiceError(RuntimeError):
@@ -62,9 +63,12 @@ class MariaDBError(ServiceError):
     """The private MariaDB server could not be set up, started or stopped."""
 
 
+S = TypeVar("S", bound="LocalServer")
+
+
 @dataclass
-class MariaDBServer:
-    """One private mariadbd process and its temp directory."""
+class LocalServer:
+    """A private database server process and its temp directory (subclasses say which)."""
 
     basedir: str
     port: int
@@ -74,20 +78,129 @@ class MariaDBServer:
     database: str = DATABASE
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
+    kind: ClassVar[str]  # in the temp dir's name
+    program: ClassVar[str]  # the server's name in messages
+    scheme: ClassVar[str]  # of ``url``
+    log_name: ClassVar[str]  # in ``basedir``
+    error: ClassVar[type[ServiceError]]
+    stop_signal: ClassVar[signal.Signals]  # the server's clean shutdown
+    kill_on_abort: ClassVar[bool]  # SIGKILL a server that failed to start (else stop_signal)
+
+    def _spawn(self) -> None:
+        raise NotImplementedError
+
+    def _probe(self) -> None:
+        """Connect once and close; raises while the server is not up."""
+        raise NotImplementedError
+
     @property
     def datadir(self) -> str:
         """The server's data directory."""
         return os.path.join(self.basedir, "data")
 
     @property
+    def log_path(self) -> str:
+        """The server's log."""
+        return os.path.join(self.basedir, self.log_name)
+
+    @property
+    def url(self) -> str:
+        """A database URL for the test user over TCP."""
+        return f"{self.scheme}://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the server's log."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise self.error(f"{self.program} exited with {code}:\n{self.log_tail()}")
+            try:
+                self._probe()
+                return
+            except Exception as exc:  # the driver's errors: not up yet
+                last = exc
+            time.sleep(0.05)
+        raise self.error(f"{self.program} not ready after {timeout} s ({last}):\n{self.log_tail()}")
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server on this port and data directory and wait until it answers."""
+        self._spawn()
+        self._wait_ready(timeout)
+
+    def stop(self, timeout: float = 30.0, kill: bool = False) -> None:
+        """Stop the server (its clean shutdown; SIGKILL with ``kill`` or on timeout)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else self.stop_signal)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+    def cleanup(self) -> None:
+        """Stop the server and remove its temp directory."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.basedir, ignore_errors=True)
+
+
+def launch(cls: type[S], init: Callable[[str], None], provision: Callable[[S], None],
+           attempts: int = 3) -> S:
+    """Initialise a temp dir, start ``cls`` on a free port and provision it; or clean up."""
+    basedir = tempfile.mkdtemp(prefix=f"webmini-{cls.kind}-")
+    server: S | None = None
+    try:
+        init(basedir)
+        error: BaseException | None = None
+        for _ in range(attempts):
+            # The free port may be taken between probing and binding: retry with another.
+            server = cls(basedir=basedir, port=free_port(), password=secrets.token_urlsafe(12))
+            try:
+                server.start()
+                break
+            except cls.error as exc:
+                error = exc
+                server.stop(kill=cls.kill_on_abort)
+        else:
+            raise cls.error(f"{cls.program} did not start: {error}")
+        assert server is not None
+        provision(server)
+        return server
+    except BaseException:
+        if server is not None:
+            server.stop(kill=cls.kill_on_abort)
+        shutil.rmtree(basedir, ignore_errors=True)
+        raise
+
+
+@dataclass
+class MariaDBServer(LocalServer):
+    """One private mariadbd process and its temp directory."""
+
+    kind: ClassVar[str] = "mariadb"
+    program: ClassVar[str] = "mariadbd"
+    scheme: ClassVar[str] = "mysql"
+    log_name: ClassVar[str] = "error.log"
+    error: ClassVar[type[ServiceError]] = MariaDBError
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    kill_on_abort: ClassVar[bool] = True
+
+    @property
     def socket_path(self) -> str:
         """The server's unix socket."""
         return os.path.join(self.basedir, "mariadb.sock")
-
-    @property
-    def log_path(self) -> str:
-        """The server's error log."""
-        return os.path.join(self.basedir, "error.log")
 
     def params(self) -> dict[str, Any]:
         """Connection parameters for the test user over TCP."""
@@ -99,11 +212,6 @@ class MariaDBServer:
             "database": self.database,
         }
 
-    @property
-    def url(self) -> str:
-        """A ``mysql://`` URL for the test user over TCP."""
-        return f"mysql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
-
     def root_connection(self) -> Any:
         """A root connection over the unix socket (for setup and inspection)."""
         import pymysql
@@ -111,13 +219,8 @@ class MariaDBServer:
         return pymysql.connect(unix_socket=self.socket_path, user="root", password="",
                                autocommit=True, connect_timeout=5)
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the server's error log."""
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no error log)"
+    def _probe(self) -> None:
+        self.root_connection().close()
 
     def _spawn(self) -> None:
         cmd = [
@@ -135,57 +238,18 @@ class MariaDBServer:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                code = None if self.proc is None else self.proc.returncode
-                raise MariaDBError(f"mariadbd exited with {code}:\n{self.log_tail()}")
-            try:
-                self.root_connection().close()
-                return
-            except Exception as exc:  # pymysql's errors: not up yet
-                last = exc
-            time.sleep(0.05)
-        raise MariaDBError(f"mariadbd not ready after {timeout} s ({last}):\n{self.log_tail()}")
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start mariadbd on the same port and data directory and wait until it answers."""
-        self._spawn()
-        self._wait_ready(timeout)
-
-    def stop(self, timeout: float = 30.0, kill: bool = False) -> None:
-        """Stop mariadbd (SIGTERM, a clean shutdown; SIGKILL with ``kill`` or on timeout)."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
     def restart(self, kill: bool = False) -> None:
         """Stop and start the server again on the same port (a crash with ``kill``)."""
         self.stop(kill=kill)
         self.start()
 
-    def cleanup(self) -> None:
-        """Stop the server and remove its temp directory."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.basedir, ignore_errors=True)
 
-
-def _install_db(datadir: str, basedir: str) -> None:
+def _install_db(basedir: str) -> None:
     tool = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if tool is None:
         raise MariaDBError("mariadb-install-db not found (apt-get install mariadb-server)")
     cmd = [
-        tool, "--no-defaults", f"--datadir={datadir}", "--user=root",
+        tool, "--no-defaults", f"--datadir={os.path.join(basedir, 'data')}", "--user=root",
         "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
         f"--tmpdir={basedir}",
     ]
@@ -195,40 +259,20 @@ def _install_db(datadir: str, basedir: str) -> None:
         raise MariaDBError(f"mariadb-install-db failed ({res.returncode}):\n{out}")
 
 
+def _provision(server: MariaDBServer) -> None:
+    conn = server.root_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
+            cur.execute(f"CREATE USER '{USER}'@'%%' IDENTIFIED BY %s", (server.password,))
+            cur.execute(f"GRANT ALL ON {DATABASE}.* TO '{USER}'@'%'")
+    finally:
+        conn.close()
+
+
 def start_mariadb(attempts: int = 3) -> MariaDBServer:
     """Initialise, start and provision a private MariaDB; the caller must ``cleanup()`` it."""
-    basedir = tempfile.mkdtemp(prefix="webmini-mariadb-")
-    server: MariaDBServer | None = None
-    try:
-        _install_db(os.path.join(basedir, "data"), basedir)
-        error: BaseException | None = None
-        for _ in range(attempts):
-            # The free port may be taken between probing and binding: retry with another.
-            server = MariaDBServer(basedir=basedir, port=free_port(),
-                                   password=secrets.token_urlsafe(12))
-            try:
-                server.start()
-                break
-            except MariaDBError as exc:
-                error = exc
-                server.stop(kill=True)
-        else:
-            raise MariaDBError(f"mariadbd did not start: {error}")
-        assert server is not None
-        conn = server.root_connection()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
-                cur.execute(f"CREATE USER '{USER}'@'%%' IDENTIFIED BY %s", (server.password,))
-                cur.execute(f"GRANT ALL ON {DATABASE}.* TO '{USER}'@'%'")
-        finally:
-            conn.close()
-        return server
-    except BaseException:
-        if server is not None:
-            server.stop(kill=True)
-        shutil.rmtree(basedir, ignore_errors=True)
-        raise
+    return launch(MariaDBServer, _install_db, _provision, attempts)
 
 
 # ======================================================================

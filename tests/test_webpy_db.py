@@ -176,6 +176,13 @@ def test_dburl_and_unknown_dbn() -> None:
         web.database("postgres://u@127.0.0.1/db?password=leak")
 
 
+@pytest.mark.parametrize(("word", "expected"), [
+    ("yes", True), ("ON", True), ("1", True), ("off", False), ("False", False), ("2.5", 2.5)])
+def test_dburl_pre_ping_is_a_yes_no_word_or_seconds(word: str, expected: object) -> None:
+    parsed = wdb.dburl2dict(f"sqlite:////abs/x.db?pre_ping={word}")
+    assert parsed["pre_ping"] == expected and type(parsed["pre_ping"]) is type(expected)
+
+
 # -- the API on each real server ----------------------------------------------------------
 
 

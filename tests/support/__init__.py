@@ -5,11 +5,30 @@
   memcached runners themselves live in ``deploy/localservices.py``, shared
   with the benchmarks.
 - :func:`free_port`: the one way to get a free loopback port.
+- :func:`session_server`: a fixture's body around ``start_mariadb``/``start_postgres``.
 - ``markers``: a test using a service's fixture gets that service's marker
   (``mariadb``, ``memcached``, ``uwsgi``, ``nginx``, ``browser``), so
   ``pytest -m "not uwsgi"`` leaves those tests out.
 """
 
-from localservices import free_port
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-__all__ = ["free_port"]
+import pytest
+from localservices import LocalServer, ServiceError, free_port
+
+__all__ = ["free_port", "session_server"]
+
+S = TypeVar("S", bound=LocalServer)
+
+
+def session_server(start: Callable[[], S], what: str) -> Iterator[S]:
+    """Run ``start()``'s server for a fixture; one that cannot start fails the test, no skip."""
+    try:
+        server = start()
+    except ServiceError as exc:
+        pytest.fail(f"cannot start a private {what}: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.cleanup()

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from localservices import MariaDBError, MariaDBServer, start_mariadb
+from localservices import MariaDBServer, start_mariadb
+
+from support import session_server
 
 __all__ = ["MariaDBServer", "mariadb", "mariadb_params"]
 
@@ -18,14 +20,7 @@ __all__ = ["MariaDBServer", "mariadb", "mariadb_params"]
 @pytest.fixture(scope="session")
 def mariadb() -> Iterator[MariaDBServer]:
     """A private MariaDB server for the whole session (restartable)."""
-    try:
-        server = start_mariadb()
-    except MariaDBError as exc:
-        pytest.fail(f"cannot start a private MariaDB: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    yield from session_server(start_mariadb, "MariaDB")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from localpostgres import PostgresError, PostgresServer, start_postgres
+from localpostgres import PostgresServer, start_postgres
+
+from support import session_server
 
 __all__ = ["PostgresServer", "postgres"]
 
@@ -17,11 +19,4 @@ __all__ = ["PostgresServer", "postgres"]
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A private PostgreSQL server for the whole session."""
-    try:
-        server = start_postgres()
-    except PostgresError as exc:
-        pytest.fail(f"cannot start a private PostgreSQL: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    yield from session_server(start_postgres, "PostgreSQL")

@@ -210,22 +210,26 @@ def configure(
         _settings.executable = executable
 
 
+_B = TypeVar("_B", bound=_Bounded)
+
+
+def _ours(pool: _B | None) -> _B | None:
+    """``pool`` if this process made it; None if unset or inherited across fork."""
+    # A pool inherited across fork belongs to the parent: never touch it.
+    return pool if pool is not None and pool.pid == os.getpid() else None
+
+
 def _get_process_pool() -> _ProcessPool:
     """Return this process's process pool, creating it on first use or after a fork."""
     global _process_pool
-    pool = _process_pool
-    if pool is None or pool.pid != os.getpid():
-        # A pool inherited across fork belongs to the parent: never touch it.
-        pool = _process_pool = _ProcessPool()
+    pool = _process_pool = _ours(_process_pool) or _ProcessPool()
     return pool
 
 
 def _get_thread_pool() -> _ThreadPool:
     """Return this process's thread pool, creating it on first use or after a fork."""
     global _thread_pool
-    pool = _thread_pool
-    if pool is None or pool.pid != os.getpid():
-        pool = _thread_pool = _ThreadPool()
+    pool = _thread_pool = _ours(_thread_pool) or _ThreadPool()
     return pool
 
 
@@ -346,25 +350,20 @@ def offload(fn: Callable[..., T], *args: Any, kind: Kind = "process",
 def stats() -> dict[str, dict[str, int]]:
     """Return calls made, calls in flight and sizes of this process's pools."""
     out: dict[str, dict[str, int]] = {}
-    pid = os.getpid()
-    if _process_pool is not None and _process_pool.pid == pid:
-        p = _process_pool
-        out["process"] = {"size": p.size, "calls": p.calls, "in_flight": p.running}
-    if _thread_pool is not None and _thread_pool.pid == pid:
-        t = _thread_pool
-        out["thread"] = {"size": t.size, "calls": t.calls, "in_flight": t.running}
+    for kind, pool in (("process", _ours(_process_pool)), ("thread", _ours(_thread_pool))):
+        if pool is not None:
+            out[kind] = {"size": pool.size, "calls": pool.calls, "in_flight": pool.running}
     return out
 
 
 def shutdown(wait: bool = True) -> None:
     """Stop this process's pools (queued calls are cancelled); later calls make new ones."""
     global _process_pool, _thread_pool
-    pid = os.getpid()
-    process_pool, thread_pool = _process_pool, _thread_pool
+    process_pool, thread_pool = _ours(_process_pool), _ours(_thread_pool)
     _process_pool = _thread_pool = None
-    if process_pool is not None and process_pool.pid == pid:
+    if process_pool is not None:
         process_pool.executor.shutdown(wait=wait, cancel_futures=True)
-    if thread_pool is not None and thread_pool.pid == pid:
+    if thread_pool is not None:
         if wait:
             thread_pool.pool.join()
         thread_pool.pool.kill()

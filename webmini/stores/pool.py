@@ -65,6 +65,7 @@ def build_tls_context(mode: str, cafile: str | None) -> ssl.SSLContext:
 
 
 def _url_bool_or_float(value: str) -> bool | float:
+    """A URL option that is a yes/no word or a number of seconds (``pre_ping``)."""
     low = value.lower()
     if low in ("1", "true", "yes", "on"):
         return True

@@ -6,6 +6,8 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from webmini.stores.pool import _url_bool_or_float
+
 if TYPE_CHECKING:
     from webmini.webpy.db import DB
 
@@ -33,12 +35,7 @@ _POOL_TYPES: dict[str, Any] = {
 
 def _url_value(key: str, value: str) -> Any:
     if key == "pre_ping":
-        low = value.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        return float(value)
+        return _url_bool_or_float(value)
     if key not in _POOL_TYPES:
         raise ValueError(f"unknown database URL option {key!r}")
     return _POOL_TYPES[key](value)

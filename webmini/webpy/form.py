@@ -278,13 +278,17 @@ def _pair(arg: Any) -> tuple[Any, Any]:
     return arg, arg
 
 
-class Dropdown(Input):
-    """A ``<select>`` of ``args`` (values, or ``(value, label)`` pairs)."""
+class _Choices(Input):
+    """An input over a list of choices: ``Cls(name, args, *validators, **attrs)``."""
 
     def __init__(self, name: str, args: Iterable[Any], *validators: Validator,
                  **attrs: Any) -> None:
         self.args = args
         super().__init__(name, *validators, **attrs)
+
+
+class Dropdown(_Choices):
+    """A ``<select>`` of ``args`` (values, or ``(value, label)`` pairs)."""
 
     def render(self) -> str:
         """Render the element."""
@@ -320,13 +324,8 @@ class GroupedDropdown(Dropdown):
         return "".join(out)
 
 
-class Radio(Input):
+class Radio(_Choices):
     """A group of radio buttons, one per item of ``args``."""
-
-    def __init__(self, name: str, args: Iterable[Any], *validators: Validator,
-                 **attrs: Any) -> None:
-        self.args = args
-        super().__init__(name, *validators, **attrs)
 
     def render(self) -> str:
         """Render the buttons in a ``<span>``."""
@@ -387,13 +386,8 @@ class Button(Input):
         return f"<button {attrs}>{inner}</button>"
 
 
-class Datalist(Input):
+class Datalist(_Choices):
     """A ``<datalist>`` of suggestions for another input."""
-
-    def __init__(self, name: str, args: Iterable[Any], *validators: Validator,
-                 **attrs: Any) -> None:
-        self.args = args
-        super().__init__(name, *validators, **attrs)
 
     def render(self) -> str:
         """Render the element."""
