@@ -61,7 +61,8 @@ for i in "${!VERSIONS[@]}"; do
     echo "webmini: Python ${VERSIONS[$i]} (${PYTHONS[$i]}) in ${venv#"$ROOT"/}" >&2
     PYTHON="${PYTHONS[$i]}" WEBMINI_VENV="$venv" \
         source scripts/bootstrap.sh "test" scripts/debian-packages.txt
-    "$venv/bin/python" -m pytest "$@"
+    # A hung test fails the run within the CI budget instead of stalling it.
+    timeout --kill-after=30 "${WEBMINI_TEST_TIMEOUT:-1200}" "$venv/bin/python" -m pytest "$@"
 done
 .venv/bin/ruff check .
 .venv/bin/mypy
