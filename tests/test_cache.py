@@ -277,3 +277,38 @@ def test_pool_timeout_is_a_miss_not_a_down_node(memcached: MemcachedCluster) -> 
     finally:
         victim.thaw()
     cache.close()
+
+
+def test_no_stale_read_after_failback(cache: Cache, memcached: MemcachedCluster) -> None:
+    """A key cached on a fallback node during an outage is invalidated by a delete after failback."""
+    victim = memcached.nodes[0]
+    key = next(f"fb:{i}" for i in range(1000) if cache.node_for(f"fb:{i}") == victim.address)
+    cache.set(key, "v1")
+    victim.kill()
+    assert cache.get(key) is None  # the failure marks the node down
+    fallback = cache.node_for(key)
+    assert fallback not in (None, victim.address)
+    assert cache.set(key, "v1") is True  # a read-through fill lands on the fallback
+    victim.restart()
+    gevent.sleep(RETRY_DELAY + 0.3)
+    assert cache.get(key) is None  # back on the (restarted, empty) owner
+    assert cache.node_for(key) == victim.address
+    cache.delete(key)  # the row changed: invalidate
+    # The next outage sends reads to the fallback again: its old copy must be gone.
+    assert b"v1" not in raw_command(fallback, b"get " + key.encode())
+
+
+def test_missed_delete_is_replayed(cache: Cache, memcached: MemcachedCluster) -> None:
+    """A delete that could not reach a frozen node is replayed before that node is read again."""
+    victim = memcached.nodes[2]
+    key = next(f"md:{i}" for i in range(1000) if cache.node_for(f"md:{i}") == victim.address)
+    cache.set(key, "old")
+    victim.freeze()
+    try:
+        cache.delete(key)  # times out on the victim: remembered
+        assert cache.stats()["nodes"][victim.address]["up"] is False
+    finally:
+        victim.thaw()
+    gevent.sleep(RETRY_DELAY + 0.3)
+    assert cache.get(key) is None  # the victim answers again: the delete went first
+    assert b"old" not in raw_command(victim.address, b"get " + key.encode())

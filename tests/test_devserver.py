@@ -322,3 +322,62 @@ def test_two_workers_serve_from_two_pids(webmini_run, tmp_path):
     pids = {int(job.value[1]) for job in jobs}
     assert len(pids) == 2, server.output()
     assert server.proc.pid not in pids  # the supervisor only supervises
+
+
+SLOW_APP = """
+import time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(float(environ["QUERY_STRING"] or "1.5"))
+    body = b"done " + environ["PATH_INFO"].encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _start_slow(webmini_run, tmp_path, *args):
+    (tmp_path / "slow_app.py").write_text(SLOW_APP)
+    return webmini_run("slow_app:app", *args, cwd=tmp_path)
+
+
+def _send(port, path):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    return sock
+
+
+def test_sigterm_lets_in_flight_requests_finish(webmini_run, tmp_path):
+    """SIGTERM: the slow request in flight gets its response; idle keep-alive ends; then exit."""
+    server = _start_slow(webmini_run, tmp_path, "--graceful-timeout", "5")
+    idle = _send(server.port, "/fast")  # a keep-alive connection, idle after its response
+    got = b""
+    while not got.endswith(b"done /fast"):
+        chunk = idle.recv(1000)
+        assert chunk, got
+        got += chunk
+    slow = _send(server.port, "/slow?1.5")
+    time.sleep(0.3)  # the slow request is in the handler now
+    started = time.monotonic()
+    server.proc.terminate()
+    reply = _recv_all(slow)
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"done /slow"), reply
+    assert b"Connection: close" in reply
+    assert idle.recv(1000) == b""  # the idle connection was closed, not left hanging
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - started < 5  # it did not wait out the grace period
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2)
+
+
+def test_sigterm_grace_is_bounded(webmini_run, tmp_path):
+    """A request slower than the grace period is cut off: the process still exits in time."""
+    server = _start_slow(webmini_run, tmp_path, "--graceful-timeout", "1")
+    slow = _send(server.port, "/slow?30")
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.proc.terminate()
+    assert server.proc.wait(10) == 0
+    assert 0.8 < time.monotonic() - started < 5
+    assert _recv_all(slow) == b""  # cut off: no half response
+    assert "cut off" in server.wait_for_output("cut off")

@@ -205,7 +205,15 @@ def test_secure_flag_over_https(cache: Cache) -> None:
     r = browser.request("GET", "/count", https=True)
     cookie = set_cookie(r)
     assert cookie is not None and "secure" in [a.strip().lower() for a in cookie.split(";")]
-    proxied = browser.get("/count", headers={"X-Forwarded-Proto": "https"})
+    # X-Forwarded-Proto counts only from a trusted proxy (config.trusted_proxies).
+    forged = browser.get("/count", headers={"X-Forwarded-Proto": "https"})
+    assert "secure" not in (set_cookie(forged) or "").lower()
+    saved = web.config.get("trusted_proxies")
+    web.config.trusted_proxies = "127.0.0.1"
+    try:
+        proxied = browser.get("/count", headers={"X-Forwarded-Proto": "https"})
+    finally:
+        web.config.trusted_proxies = saved
     assert "secure" in set_cookie(proxied).lower()  # type: ignore[union-attr]
 
 
@@ -252,3 +260,22 @@ def test_regenerate_with_cookie_store_changes_id() -> None:
     first = browser.get("/whoami").json()["id"]
     browser.post("/login", data={"user": "jo"})
     assert browser.get("/whoami").json()["id"] != first
+
+
+def test_login_with_the_store_down_is_503_not_a_fake_success(
+    memcached: MemcachedCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No node can store the session: the login answers 503 (logged), sets no cookie."""
+    cache = Cache(memcached.addresses, socket_timeout=0.3, retry_delay=30)
+    browser = Browser(make_app(CacheStore(cache)))
+    for node in memcached.nodes:
+        node.kill()
+    with caplog.at_level("ERROR", logger="webmini"):
+        r = browser.post("/login", data={"user": "joe"})
+    assert r.status_code == 503 and r.headers.get("Retry-After") == "5"
+    assert r.headers.get("Set-Cookie") is None and COOKIE not in browser.cookies
+    errors = [rec for rec in caplog.records if "503" in rec.getMessage()]
+    assert len(errors) == 1 and "StoreUnavailable" in errors[0].getMessage()
+    # A request that changes nothing in its session still works.
+    assert browser.get("/whoami").status_code == 200
+    cache.close()

@@ -81,7 +81,7 @@ def test_hello_world():
 
 
 def test_ctx_fields():
-    r = client.get("/info?a=1", headers={"X-Forwarded-Proto": "https"})
+    r = client.get("/info?a=1", https=True)
     assert r.json() == {
         "path": "/info", "fullpath": "/info?a=1", "query": "?a=1", "method": "GET",
         "ip": "127.0.0.1", "host": "localhost:8080", "home": "https://localhost:8080",

@@ -14,10 +14,11 @@ from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
 from webmini.dropped import apply_dropped_error, resolve_here
 from webmini.errors import HTTPError
 from webmini.headers import check_header
+from webmini.logs import AccessLog
 from webmini.problem import render as render_error
 from webmini.redirects import resolve_location
 from webmini.request import decode_path
-from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
+from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
 from webmini.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,12 @@ class _HandlerInfo:
         # method added to the class later is still found).
         self.methods: dict[str, Callable[..., Any]] = {}
 
+
+
+def _already_logged(e: HTTPError) -> HTTPError:
+    """Mark a 5xx whose cause was logged already (a traceback): not logged again."""
+    setattr(e, "_webmini_logged", True)  # noqa: B010 - a flag, not a declared field
+    return e
 
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
@@ -116,13 +123,11 @@ class application:  # noqa: N801 - web.py's name
     # -- WSGI ------------------------------------------------------------
 
     def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
-        """Return the PEP 3333 callable, wrapped by ``middleware`` (then the access log).
-
-        Every URL table name is resolved now: a ValueError names those missing.
-        """
+        """Return the PEP 3333 callable; names the URL table lacks are a ValueError now."""
         if not self._checked:
             self._checked = True
-            self.check()
+            for line in resolve_or_fail(self._router.routes, self.fvars):
+                log.warning("%s", line)  # e.g. a pattern without a leading "/"
             if "uwsgi" in sys.modules:  # nothing else sets up logging and the audit there
                 from webmini.serving.uwsgi import setup_workers
 
@@ -132,20 +137,7 @@ class application:  # noqa: N801 - web.py's name
         func: Any = self.__call__
         for m in middleware:
             func = m(func)
-        if config.get("access_log"):
-            from webmini.logs import AccessLog
-
-            func = AccessLog(func)
-        return func  # type: ignore[no-any-return]
-
-    def check(self) -> list[str]:
-        """Resolve the URL table's names (ValueError for a missing one); log the warnings."""
-        from webmini.routing import resolve_or_fail
-
-        warnings = resolve_or_fail(self._router.routes, self.fvars)
-        for line in warnings:
-            log.warning("%s", line)
-        return warnings
+        return AccessLog(func) if config.get("access_log") else func
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333)."""
@@ -331,6 +323,12 @@ class application:  # noqa: N801 - web.py's name
     # -- responses -------------------------------------------------------
 
     def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
+        if e.status[:1] == "5" and not getattr(e, "_webmini_logged", False):
+            # Every 5xx is logged once, with its cause (a pool timeout, a
+            # store down...): a 503 must never be silent.
+            cause = e.__cause__ or e.__context__
+            log.error("%s %s answered %s: %s%s", c.method, c.path, e.status, e.data,
+                      f" ({type(cause).__name__}: {cause})" if cause is not None else "")
         headers = e.headers
         if isinstance(e, errors.Redirect):
             # The Location is resolved now, against the request served:
@@ -359,7 +357,6 @@ class application:  # noqa: N801 - web.py's name
                 c.has_content_type = False
             if hasattr(e.data, "__html__") or isinstance(e.data, (dict, list)):
                 return e.data  # HTML as HTML, a dict or list as JSON
-            # text/plain or RFC 9457 problem details (web.config.error_format)
             rendered = render_error(e, c.env)
             content_type, data = rendered if rendered is not None else (_PLAIN, e.data)
             c.headers.append(("Content-Type", content_type))
@@ -388,7 +385,8 @@ class application:  # noqa: N801 - web.py's name
             from webmini.serving.debugpage import render
 
             page = render(exc_info, c.env)
-            return errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")])
+            return _already_logged(
+                errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")]))
         try:
             e = c.call_hook(c.hook_app("internalerror"), "internalerror")
         except HTTPError as raised:
@@ -398,7 +396,7 @@ class application:  # noqa: N801 - web.py's name
             e = errors.InternalError()
         if not isinstance(e, HTTPError):
             e = errors.InternalError(e)
-        return e
+        return _already_logged(e)
 
     def _unsupported(
         self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,
@@ -413,7 +411,7 @@ class application:  # noqa: N801 - web.py's name
                 log.exception("unsendable internalerror response")
                 c.headers = [NOSNIFF]
                 c.has_content_type = False
-                result = self._error_result(c, errors.InternalError())
+                result = self._error_result(c, _already_logged(errors.InternalError()))
             else:
                 result = self._internal_error(c)
         return self._finish(c, result, start_response, True)

@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds a client has to send request line and headers (default 10)")
     run.add_argument("--read-timeout", type=float, default=60.0,
                      help="seconds one socket read or write of a body may wait (default 60)")
+    run.add_argument("--graceful-timeout", type=float, default=10.0,
+                     help="seconds in-flight requests get to finish after SIGTERM (default 10)")
 
     check = sub.add_parser(
         "check", help="resolve the URL table and list modules that block the event loop"
@@ -113,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         sock = listen(args.host, args.port)
         announce(sock)
-        supervise(sock, workers=args.workers, reload=args.reload, reload_dirs=args.reload_dirs)
+        supervise(sock, workers=args.workers, reload=args.reload, reload_dirs=args.reload_dirs,
+                  stop_grace=args.graceful_timeout + 5.0)
         return 0
     from webmini.serving import green
 
@@ -124,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     serve(
         app, args.host, args.port, debug=args.debug or None, pool_size=args.pool_size,
         keepalive_timeout=args.keepalive_timeout, header_timeout=args.header_timeout,
-        read_timeout=args.read_timeout,
+        read_timeout=args.read_timeout, graceful_timeout=args.graceful_timeout,
     )
     return 0
 

@@ -65,6 +65,10 @@ config = Storage(
     json_strict=False,
     # Level of the root logger webmini sets up when the app configured none.
     log_level="INFO",
+    # Peers (addresses or networks, a list or "a,b" string) whose X-Forwarded-
+    # Proto/-Host/-For headers ctx.protocol/host/ip/home follow. None by default:
+    # any client can send those headers. Also read from WEBMINI_TRUSTED_PROXIES.
+    trusted_proxies=os.environ.get("WEBMINI_TRUSTED_PROXIES", ""),
     # web.session's settings (web.py's names); see SESSION_DEFAULTS.
     session_parameters=Storage(SESSION_DEFAULTS),
     # Redirects send a relative Location (/x), which a forged Host header

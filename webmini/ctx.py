@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Any
 
+from webmini.forwarded import client_ip, forwarded_host, forwarded_proto
+
 _current: ContextVar[RequestContext] = ContextVar("webmini.request")
 
 #: ``parsed_json`` before the body was parsed as JSON (JSON may be ``null``).
@@ -40,15 +42,20 @@ def _query(c: RequestContext) -> str:
 
 def _protocol(c: RequestContext) -> str:
     env = c.env
-    # Proxies tell the original scheme; uWSGI and pywsgi set wsgi.url_scheme.
-    forwarded = env.get("HTTP_X_FORWARDED_PROTO")
-    if forwarded in ("http", "https"):
-        return str(forwarded)
+    # SECURITY: X-Forwarded-* count only from config.trusted_proxies.
+    if "HTTP_X_FORWARDED_PROTO" in env:
+        proto = forwarded_proto(env)
+        if proto:
+            return proto
     return str(env.get("wsgi.url_scheme", "http"))
 
 
 def _host(c: RequestContext) -> str:
     env = c.env
+    if "HTTP_X_FORWARDED_HOST" in env:
+        forwarded = forwarded_host(env)
+        if forwarded:
+            return forwarded
     host = env.get("HTTP_HOST")
     if host:
         return str(host)
@@ -58,6 +65,8 @@ def _host(c: RequestContext) -> str:
 
 
 def _ip(c: RequestContext) -> str:
+    if "HTTP_X_FORWARDED_FOR" in c.env:
+        return client_ip(c.env)
     return str(c.env.get("REMOTE_ADDR", ""))
 
 

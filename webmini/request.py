@@ -114,6 +114,53 @@ def _content_length(env: dict[str, Any]) -> int | None:
     return length
 
 
+def _read_stream(stream: Any, size: int = -1) -> bytes:
+    """Read the body; a malformed one (a bad chunk, a cut connection) is the client's 400."""
+    try:
+        chunk: bytes = stream.read(size)
+    except Exception as exc:  # noqa: BLE001 - only the server's body reader runs here
+        # Servers signal a malformed body in their own ways: pywsgi and uWSGI
+        # raise OSError/ValueError, gunicorn its own ParseException classes.
+        raise BadRequest(f"malformed request body: {exc}") from None
+    return chunk
+
+
+class _ClientBody:
+    """``wsgi.input`` for a parser: a read error of the server's is a 400."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all when negative)."""
+        return _read_stream(self.stream, size)
+
+
+#: Most bytes of a refused body read and dropped (or max_body_size, if larger).
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+def _drain(stream: Any, length: int | None) -> None:
+    """Read and drop what is left of a body refused early (bounded: DRAIN_LIMIT).
+
+    uWSGI closes a connection with unread request data: the kernel then
+    answers RST and nginx reports 502 instead of webmini's 4xx. Draining the
+    rest (at loopback speed: nginx buffered it) lets the 4xx through.
+    """
+    cap = max(DRAIN_LIMIT, config.max_body_size)
+    budget = min(length, cap) if length is not None else cap
+    try:
+        while budget > 0:
+            chunk = stream.read(min(65536, budget))
+            if not chunk:
+                return
+            budget -= len(chunk)
+    except Exception:  # noqa: BLE001 - a broken body: the connection closes anyway
+        return
+
+
 def _read_body(c: RequestContext) -> bytes:
     env = c.env
     limit = config.max_body_size
@@ -123,13 +170,14 @@ def _read_body(c: RequestContext) -> bytes:
         if not env.get("wsgi.input_terminated"):
             return b""
         # The server de-chunked the body: read up to the limit and no further.
-        body = stream.read(limit + 1)
+        body = _read_stream(stream, limit + 1)
         if len(body) > limit:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
         return bytes(body)
     if length > limit:
+        _drain(stream, length)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    body = stream.read(length) if length else b""
+    body = _read_stream(stream, length) if length else b""
     if len(body) < length:
         raise BadRequest("request body shorter than its Content-Length")
     return bytes(body)
@@ -183,13 +231,17 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
     env = c.env
     length = _content_length(env)
     limit = config.max_body_size
+    parsed = c.parsed_body
+    live = parsed is None
     if length is not None and length > limit:
+        if live:
+            _drain(env["wsgi.input"], length)
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
-    if c.parsed_body is not None:
-        stream: Any = io.BytesIO(c.parsed_body)
-    else:
-        stream = env["wsgi.input"]
+    if parsed is None:
+        stream: Any = _ClientBody(env["wsgi.input"])
         c.body_streamed = True
+    else:
+        stream = io.BytesIO(parsed)
     out: dict[str, list[Any]] = {}
     try:
         parser = MultipartParser(
@@ -209,8 +261,12 @@ def _parse_multipart(c: RequestContext, ctype: str) -> Fields:
                 value = part.value
             out.setdefault(part.name, []).append(value)
     except ParserLimitReached as exc:
+        if live:
+            _drain(env["wsgi.input"], length)
         raise PayloadTooLarge(f"multipart body over a limit: {exc}") from None
-    except (MultipartError, UnicodeDecodeError, ValueError) as exc:
+    except (MultipartError, UnicodeDecodeError, ValueError, OSError) as exc:
+        if live:
+            _drain(env["wsgi.input"], length)
         raise BadRequest(f"malformed multipart body: {exc}") from None
     return _fields_from_lists(out)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import webmini as web
+from webmini.serving.uwsgi import at_exit
 from webmini.stores.cache import Cache
 from webmini.stores.mysql import Database
 from webmini.stores.sessions import CacheStore, Session
@@ -103,6 +104,9 @@ class Resources:
                     store = TodoStore(db, self.cache(), ttl=self.settings.cache_ttl)
                     store.create_schema()
                     self._store = store
+                    # Close the pools when the worker exits (reload, recycle,
+                    # stop): MariaDB then logs no "Aborted connection".
+                    at_exit(self.close)
         return store
 
     def close(self) -> None:

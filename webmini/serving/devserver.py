@@ -55,7 +55,7 @@ def make_server(
     """Return a :class:`DevServer` for ``app`` on ``listener`` (an address or a socket).
 
     ``options``: ``pool_size``, ``keepalive_timeout``, ``header_timeout``,
-    ``read_timeout``, ``max_header_size``, ``environ``. Call ``.start()`` or
+    ``read_timeout``, ``max_header_size``, ``graceful_timeout``, ``environ``. Call ``.start()`` or
     ``.serve_forever()``; ``.server_port`` tells the bound port.
     """
     environ = dict(options.pop("environ", None) or {})
@@ -128,12 +128,23 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
     server = make_server(app, sock, environ=environ, **options)
     green.startup_check(debug=bool(config.debug))
     import gevent  # patched and imported by make_server
+    import gevent.event
 
-    gevent.signal_handler(signal.SIGTERM, server.stop)
+    stopped = gevent.event.Event()
+
+    def graceful() -> None:
+        try:
+            server.graceful_stop()
+        finally:
+            stopped.set()
+
+    # SIGTERM: a graceful stop, bounded by graceful_timeout (uWSGI's mercy).
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(graceful))
     started = time.monotonic()
+    server.start()
     try:
-        server.serve_forever()
+        stopped.wait()
     except KeyboardInterrupt:
-        pass
+        server.stop()
     finally:
         log.info("stopped after %.1f s", time.monotonic() - started)

@@ -4,6 +4,8 @@
 set ``TCP_NODELAY`` (a keep-alive client then waits ~40 ms per request:
 Nagle + delayed ACK), it has no idle or header-read timeout (a slowloris
 client holds a greenlet forever), and it has no total header-size limit.
+Request heads are validated strictly (:mod:`webmini.serving.strict`), and
+SIGTERM stops gracefully (:meth:`DevServer.graceful_stop`).
 
 Import it through :mod:`webmini.serving.devserver`, whose functions patch
 the standard library for gevent first (``gevent.pywsgi`` pulls in
@@ -13,6 +15,7 @@ the standard library for gevent first (``gevent.pywsgi`` pulls in
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import socket
 from collections.abc import Callable, Iterable
@@ -20,13 +23,18 @@ from typing import Any
 
 from webmini._extras import require
 from webmini.config import config
+from webmini.serving.strict import BadRequestHead, check_head
 
 with require("gevent", "the webmini dev server"):
     import gevent
+    import gevent.event
     from gevent.pool import Pool
     from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
-__all__ = ["DevHandler", "DevServer", "HeaderTimeout", "HeadersTooLarge"]
+__all__ = ["DevHandler", "DevServer", "HeaderTimeout", "HeadersTooLarge", "MAX_HEADER_FIELDS"]
+
+#: Most header fields in one request head (431 beyond), as ``http.client``.
+MAX_HEADER_FIELDS = 100
 
 access_log = logging.getLogger("webmini.access")
 # The dev server's log, whichever of its modules writes.
@@ -44,6 +52,7 @@ def _response(status: str, body: bytes = b"") -> bytes:
 
 
 _TIMEOUT_RESPONSE = _response("408 Request Timeout", b"Request Timeout\n")
+_BAD_REQUEST_RESPONSE = _response("400 Bad Request", b"Bad Request\n")
 _TOO_LARGE_RESPONSE = _response(
     "431 Request Header Fields Too Large", b"Request Header Fields Too Large\n"
 )
@@ -90,7 +99,9 @@ class DevHandler(WSGIHandler):
     server: DevServer
     socket: Any  # None once a WebSocket took the connection over
     _orig_status: str | None
+    close_connection: bool
     _timer: Any = None
+    _header_lines: list[bytes] = []
 
     def __init__(self, sock: Any, address: Any, server: DevServer, rfile: Any = None) -> None:
         # PERF: without TCP_NODELAY the body write after the header write waits
@@ -104,9 +115,16 @@ class DevHandler(WSGIHandler):
     def read_requestline(self) -> str:
         """Wait at most ``keepalive_timeout`` for a request, then bound the header read."""
         server = self.server
+        if server.stopping:
+            return ""  # shutting down: no new request on this connection
         # SECURITY: an idle keep-alive connection is closed after keepalive_timeout.
         self.socket.settimeout(server.keepalive_timeout)
-        self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
+        me = gevent.getcurrent()
+        server.idle.add(me)  # a graceful stop may end this wait: no request is lost
+        try:
+            self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
+        finally:
+            server.idle.discard(me)
         timer = self._timer
         if timer is None:
             timer = self._timer = gevent.Timeout(server.header_timeout, HeaderTimeout)
@@ -117,16 +135,40 @@ class DevHandler(WSGIHandler):
         return line.decode("latin-1")
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:  # noqa: N802 - pywsgi's name
-        """Parse the headers within ``config.max_header_size`` (431 beyond)."""
-        budget = self.server.max_header_size - len(self.requestline or "")
-        return super().MessageClass(_BoundedReader(fp, budget), *args)
+        """Parse the header lines :meth:`read_request` already read and validated."""
+        return super().MessageClass(io.BytesIO(b"".join(self._header_lines)), *args)
 
     def read_request(self, raw_requestline: str) -> bool:
-        """Parse the request; once the headers are in, switch to the body read timeout."""
+        """Read the head within the limits, validate it strictly, then let pywsgi parse it.
+
+        Once the headers are in, the body read timeout applies.
+        """
+        if len(raw_requestline.split()) != 3:
+            # No headers to wait for: HTTP/0.9 and broken request lines end here.
+            raise BadRequestHead(f"malformed request line {raw_requestline.rstrip()!r}")
+        self._header_lines = self._read_header_lines(raw_requestline)
+        head = raw_requestline.encode("latin-1") + b"".join(self._header_lines)
+        check_head(head)  # BadRequestHead: 400 and close
         ok: bool = super().read_request(raw_requestline)
+        self._header_lines = []
         self._cancel_timer()
         self.socket.settimeout(self.server.read_timeout)
         return ok
+
+    def _read_header_lines(self, requestline: str) -> list[bytes]:
+        """The raw header lines up to and including the empty one (431 past the limits)."""
+        reader = _BoundedReader(self.rfile, self.server.max_header_size - len(requestline))
+        lines: list[bytes] = []
+        while True:
+            line = reader.readline()
+            lines.append(line)
+            if line in (b"\r\n", b"\n"):
+                return lines
+            if not line:
+                raise BadRequestHead("connection closed inside the request head")
+            if len(lines) > MAX_HEADER_FIELDS:
+                # SECURITY: bounds the work one request head costs.
+                raise HeadersTooLarge()
 
     def handle_one_request(self) -> Any:
         """Serve one request; a header timeout during the request line answers 408."""
@@ -147,8 +189,13 @@ class DevHandler(WSGIHandler):
             self._client_cut_off("timed out sending headers")
             return ("408", _TIMEOUT_RESPONSE)
         if isinstance(ex, HeadersTooLarge):
-            self._client_cut_off(f"headers larger than {self.server.max_header_size} bytes")
+            self._client_cut_off(
+                f"headers larger than {self.server.max_header_size} bytes"
+                f" or more than {MAX_HEADER_FIELDS} fields")
             return ("431", _TOO_LARGE_RESPONSE)
+        if isinstance(ex, BadRequestHead):
+            self._client_cut_off(str(ex))
+            return ("400", _BAD_REQUEST_RESPONSE)
         return super()._handle_client_error(ex)
 
     def _client_cut_off(self, why: str) -> None:
@@ -159,6 +206,13 @@ class DevHandler(WSGIHandler):
         return str(address[0]) if isinstance(address, tuple) else str(address or "-")
 
     # -- running the application ----------------------------------------
+
+    def finalize_headers(self) -> None:
+        """Add ``Connection: close`` to a response finished while the server stops."""
+        if self.server.stopping and not self.close_connection:
+            self.close_connection = True
+            self.response_headers.append((b"Connection", b"close"))
+        super().finalize_headers()
 
     def get_environ(self) -> dict[str, Any]:
         """Build the WSGI environ; it carries this handler for WebSocket upgrades."""
@@ -184,6 +238,10 @@ class DevHandler(WSGIHandler):
                 return
             self.process_result()
         finally:
+            if getattr(self.wsgi_input, "_chunked_input_error", False):
+                # SECURITY: after a malformed chunked body the stream is out of
+                # step: never parse what follows as another request.
+                self.close_connection = True
             close = getattr(self.result, "close", None)
             self.result = None
             if close is not None:
@@ -247,8 +305,13 @@ class DevServer(WSGIServer):
         header_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_header_size: int | None = None,
+        graceful_timeout: float = 10.0,
         environ: dict[str, Any] | None = None,
     ) -> None:
+        self.stopping = False
+        # Greenlets waiting for a keep-alive connection's next request.
+        self.idle: set[Any] = set()
+        self.graceful_timeout = graceful_timeout
         self.keepalive_timeout = keepalive_timeout
         self.header_timeout = header_timeout
         self.read_timeout = read_timeout
@@ -261,3 +324,27 @@ class DevServer(WSGIServer):
             listener, application, spawn=Pool(pool_size), log=None,
             error_log=log, environ=environ,
         )
+
+
+    def graceful_stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, finish in-flight requests for at most ``timeout`` s, then stop.
+
+        Idle keep-alive connections are closed at once; a request in flight
+        gets its response (with ``Connection: close``) unless it outlives
+        the grace period (``graceful_timeout`` by default), like uWSGI's
+        ``worker-reload-mercy``.
+        """
+        grace = self.graceful_timeout if timeout is None else timeout
+        self.stopping = True
+        self.stop_accepting()
+        self.close()  # the listening socket: new connections are refused from now on
+        for greenlet in list(self.idle):
+            greenlet.kill(block=False)
+        pool = self.pool
+        busy = len(pool) if pool is not None else 0
+        if busy:
+            log.info("stopping: waiting up to %.1f s for %d connection(s)", grace, busy)
+            if pool is not None and not pool.join(timeout=grace):
+                log.warning("stopping: %d request(s) cut off after %.1f s", len(pool), grace)
+        if pool is not None:
+            pool.kill(block=True, timeout=1)

@@ -72,6 +72,7 @@ class _Children:
         self.command = command
         self.procs: list[subprocess.Popen[bytes]] = []
         self.started: dict[int, float] = {}
+        self.stop_grace = _STOP_GRACE
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         fd = self.sock.fileno()
@@ -106,7 +107,7 @@ class _Children:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
-        deadline = time.monotonic() + _STOP_GRACE
+        deadline = time.monotonic() + self.stop_grace
         for proc in self.procs:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
@@ -136,12 +137,15 @@ def supervise(
     reload: bool = False,
     reload_dirs: list[str] | None = None,
     command: list[str] | None = None,
+    stop_grace: float = _STOP_GRACE,
 ) -> None:
     """Run ``command`` (default: this command line) in ``workers`` children on ``sock``.
 
-    Returns when SIGTERM or SIGINT arrives, after stopping the children.
+    Returns when SIGTERM or SIGINT arrives, after stopping the children
+    (SIGKILL for a child still running ``stop_grace`` s after its SIGTERM).
     """
     children = _Children(sock, max(1, workers), command or _child_command())
+    children.stop_grace = stop_grace
 
     def on_signal(signum: int, frame: Any) -> None:
         raise _Stop()

@@ -86,4 +86,10 @@ def startup_check_in_workers() -> None:
     """Run the gevent start-up audit (:func:`webmini.serving.green.startup_check`) per worker."""
     from webmini.serving.green import startup_check
 
+    uwsgi: Any = module()
+    if uwsgi is not None:
+        from webmini.serving.uwsgi_guard import check_http_sockets
+
+        # SECURITY: refuse to serve with uWSGI's lenient HTTP parser off loopback.
+        check_http_sockets(uwsgi.opt)
     in_every_worker(startup_check)

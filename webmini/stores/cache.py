@@ -10,6 +10,13 @@ A node that fails is marked down for ``retry_delay`` seconds and its keys
 fall to the next node on the ring; reads against it are misses and writes
 return False: a cache failure never raises into the handler.
 
+No stale read after a failback: a key may live on its owner or on any node
+it fell to during an outage, so ``delete`` invalidates it on every node. A
+delete that could not reach a node is remembered (up to
+``MAX_MISSED_DELETES`` keys per node) and replayed the moment that node
+answers again, before anything else is read from it; past that bound the
+node is flushed instead.
+
 Values: ``bytes``, ``str`` and ``int`` are stored as python-memcached stores
 them (flags 0, 16, 2); anything else is stored as JSON. Pickled values are
 never written, and never read (flag 1 is a miss).
@@ -47,6 +54,8 @@ FLAG_JSON = 1 << 8
 
 #: memcached's longest key, in bytes (the key prefix included).
 MAX_KEY_LENGTH = 250
+#: Deletes remembered per unreachable node, replayed when it is back (flush beyond).
+MAX_MISSED_DELETES = 10_000
 # memcached reads an expiry above 30 days as a Unix timestamp.
 _RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
 # SECURITY: memcached keys are protocol tokens; a space, CR or LF in a key
@@ -188,6 +197,16 @@ class _Node:
         self.retry_delay = retry_delay
         self.down_until = 0.0
         self.failures = 0
+        # Keys whose delete did not reach this node; replayed when it answers.
+        self.missed: set[bytes] = set()
+        self.missed_overflow = False
+
+    def miss_delete(self, raw: bytes) -> None:
+        """Remember that ``raw`` could not be deleted here (flush later if too many)."""
+        if len(self.missed) < MAX_MISSED_DELETES:
+            self.missed.add(raw)
+        else:
+            self.missed_overflow = True
 
     def is_up(self, now: float) -> bool:
         """Return True unless the node is inside its retry delay (no side effect)."""
@@ -291,6 +310,9 @@ class Cache:
             try:
                 if not conn.connect():
                     raise _NodeFailure("connect failed")
+                if node.missed or node.missed_overflow:
+                    # Before anything is read from a node that missed deletes.
+                    self._replay_deletes(node, conn)
                 result = exchange(conn, *args)
             except (memcache._ConnectionDeadError, ConnectionError) as e:
                 node.pool.release(conn, broken=True)
@@ -311,6 +333,23 @@ class Cache:
             node.mark_up()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replay_deletes(self, node: _Node, conn: Any) -> None:
+        """Send the deletes that missed ``node`` (or flush it), on a live connection."""
+        missed, node.missed = node.missed, set()
+        overflow, node.missed_overflow = node.missed_overflow, False
+        try:
+            if overflow:
+                log.warning("memcached %s: too many missed deletes, flushing it", node.name)
+                _simple(conn, b"flush_all")
+                return
+            log.warning("memcached %s: replaying %d missed delete(s)", node.name, len(missed))
+            for raw in missed:
+                _simple(conn, b"delete " + raw)
+        except BaseException:
+            node.missed |= missed  # not replayed: keep them for the next time
+            node.missed_overflow |= overflow
+            raise
 
     def _safely(
         self, node: _Node | None, failed: T, exchange: Callable[..., T], *args: Any
@@ -392,10 +431,26 @@ class Cache:
         return failed
 
     def delete(self, key: str | bytes) -> bool:
-        """Delete ``key``; True if it existed."""
+        """Delete ``key`` on every node it may live on; True if it existed somewhere.
+
+        A key may sit on its owner and on the nodes it fell to while the owner
+        was down: deleting it only on today's owner would leave an old copy to
+        be served after the next failover. A node this delete cannot reach
+        gets it replayed as soon as it answers again. Workers track node
+        health each on their own, so the delete does not trust this one's view.
+        """
         raw = self._key(key)
-        node = self._pick(raw, time.monotonic())
-        return self._safely(node, b"", _simple, b"delete " + raw) == b"DELETED"
+        existed = False
+        for node in self.nodes.values():
+            # Even a node this worker believes down is tried: another worker
+            # may already read from it again. A node that refuses costs a
+            # refused connect; a frozen one up to socket_timeout (writes only).
+            reply = self._safely(node, None, _simple, b"delete " + raw)
+            if reply is None:
+                node.miss_delete(raw)
+            elif reply == b"DELETED":
+                existed = True
+        return existed
 
     def incr(self, key: str | bytes, delta: int = 1) -> int | None:
         """Add ``delta`` to a stored integer; return the new value, or None if absent."""

@@ -22,17 +22,21 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from webmini.ctx import current
-from webmini.errors import HTTPError
+from webmini.errors import HTTPError, ServiceUnavailable
 from webmini.request import cookies
 from webmini.response import setcookie
 from webmini.storage import Storage
 
-__all__ = ["Session", "CacheStore", "CookieStore", "SessionStore"]
+__all__ = ["Session", "CacheStore", "CookieStore", "SessionStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
 
 MIN_SECRET_LENGTH = 16
 MAX_COOKIE_LENGTH = 4000  # browsers keep at least 4096 bytes per cookie, name included
+
+
+class StoreUnavailable(Exception):
+    """The session store could not keep the data (raised by ``SessionStore.save``)."""
 
 
 class SessionStore(Protocol):
@@ -42,7 +46,7 @@ class SessionStore(Protocol):
         """Return ``(session_id, data)`` for a token, or None if unknown."""
 
     def save(self, session_id: str, data: dict[str, Any], timeout: int) -> str:
-        """Store ``data`` for ``timeout`` seconds; return the token for the cookie."""
+        """Store ``data`` for ``timeout`` seconds; return the token (StoreUnavailable if not)."""
 
     def delete(self, session_id: str) -> None:
         """Forget a session."""
@@ -61,9 +65,9 @@ class CacheStore:
         return (token, data) if isinstance(data, dict) else None
 
     def save(self, session_id: str, data: dict[str, Any], timeout: int) -> str:
-        """Write the data with an expiry of ``timeout`` seconds."""
+        """Write the data with an expiry of ``timeout`` seconds (StoreUnavailable if not stored)."""
         if not self.cache.set(self.prefix + session_id, data, expire=timeout):
-            log.warning("session %s… not stored (cache unavailable)", session_id[:8])
+            raise StoreUnavailable("the session cache did not store the session")
         return session_id
 
     def delete(self, session_id: str) -> None:
@@ -299,7 +303,17 @@ class Session:
             return
         for sid in state.retired:
             self._store.delete(sid)
-        token = self._store.save(state.session_id, dict(state.data), self._timeout)
+        try:
+            token = self._store.save(state.session_id, dict(state.data), self._timeout)
+        except StoreUnavailable as exc:
+            if not changed:
+                # Only a refresh of unchanged data: the old cookie still works.
+                log.warning("session %s… not refreshed: %s", state.session_id[:8], exc)
+                return
+            # A login (or any change) that was not stored must not look like a
+            # success: the next request would find no session.
+            raise ServiceUnavailable("the session store is unavailable; try again",
+                                     {"Retry-After": "5"}) from exc
         value = self._sign(token, now)
         if len(value) > MAX_COOKIE_LENGTH:
             raise ValueError(f"session cookie of {len(value)} bytes is too large")

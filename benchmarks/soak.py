@@ -1,0 +1,244 @@
+"""Soak: the todo example under uwsgi.ini for minutes; RSS and connections per worker over time.
+
+Starts a private MariaDB and three memcached nodes (deploy/localservices.py),
+then uWSGI with the repository's uwsgi.ini serving examples/todo, all on
+free loopback ports. ``--clients`` logged-in clients (greenlets here) each
+update one todo and read it back in a loop, and every read is checked
+against the client's last acknowledged write. Every ``--interval`` seconds
+one row: per worker its RSS (uWSGI stats), its open TCP connections to
+MariaDB and to memcached (/proc), and the request rate and errors since
+the previous row. ``--restart-db-at S`` restarts MariaDB S seconds in (to
+watch RSS and connections across it). Bounded: it stops after
+``--duration`` seconds.
+
+Usage::
+
+    .venv/bin/python benchmarks/soak.py                       # 180 s, 32 clients
+    .venv/bin/python benchmarks/soak.py --duration 120 --restart-db-at 60
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+
+from localservices import MemcachedCluster, free_port, start_mariadb  # noqa: E402
+
+SECRET = "soak-secret-0123456789abcdef0123"
+
+
+def _call(port: int, method: str, path: str, body: Any = None, cookie: str = "") -> tuple[int, Any, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    headers = {"Content-Type": "application/json"}
+    if cookie:
+        headers["Cookie"] = cookie
+    try:
+        conn.request(method, path, None if body is None else json.dumps(body), headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        cookie_out = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
+    except OSError:
+        return 0, None, ""
+    finally:
+        conn.close()
+    try:
+        return resp.status, (json.loads(raw) if raw else None), cookie_out
+    except ValueError:
+        return resp.status, None, cookie_out
+
+
+class Counters:
+    """Requests, errors (non-2xx other than 401), stale reads."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.stale = 0
+
+
+def client(port: int, n: int, stop: gevent.event.Event, counts: Counters) -> None:
+    """Log in, create a todo, then update and read it back until ``stop``."""
+    cookie, todo_id, version, acked = "", 0, 0, -1
+    while not stop.is_set():
+        if not cookie:
+            status, _, cookie = _call(port, "POST", "/login", {"user": f"soak{n}"})
+            counts.requests += 1
+            if status != 200:
+                counts.errors += 1
+                cookie = ""
+                gevent.sleep(0.1)
+            continue
+        if not todo_id:
+            status, made, _ = _call(port, "POST", "/todos", {"title": "t-1"}, cookie)
+            counts.requests += 1
+            if status == 201:
+                todo_id = made["id"]
+            else:
+                counts.errors += status != 401
+                cookie = "" if status == 401 else cookie
+            continue
+        version += 1
+        status, _, _ = _call(port, "PATCH", f"/todos/{todo_id}", {"title": f"t{version}"}, cookie)
+        counts.requests += 1
+        if status == 200:
+            acked = version
+        elif status == 401:
+            cookie = ""
+            continue
+        else:
+            counts.errors += 1
+        status, got, _ = _call(port, "GET", f"/todos/{todo_id}", cookie=cookie)
+        counts.requests += 1
+        if status == 200:
+            seen = int(got["title"][1:])
+            if seen < acked:
+                counts.stale += 1
+            acked = max(acked, seen)
+        elif status == 401:
+            cookie = ""
+        else:
+            counts.errors += 1
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def connections(pid: int, ports: set[int]) -> int:
+    """Established TCP connections of process ``pid`` to any of ``ports`` on loopback."""
+    inodes = _socket_inodes(pid)
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if fields[3] == "01" and remote_port in ports and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def stats(port: int) -> dict[str, Any]:
+    """uWSGI's JSON stats."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+def main() -> int:
+    """Run the soak; print one row per interval."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=180.0)
+    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--restart-db-at", type=float, default=0.0)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="webmini-soak-"))
+    mariadb = start_mariadb()
+    (tmp / "memcached").mkdir()
+    cluster = MemcachedCluster(tmp / "memcached")
+    cluster.start()
+    http_port, stats_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        WEBMINI_MODULE="examples.todo.app:application",
+        WEBMINI_HTTP=f"127.0.0.1:{http_port}", WEBMINI_SOCKET=f"127.0.0.1:{free_port()}",
+        WEBMINI_STATS=f"127.0.0.1:{stats_port}", WEBMINI_PROCESSES=str(args.processes),
+        WEBMINI_GEVENT="200", WEBMINI_LISTEN="128", WEBMINI_TOUCH_RELOAD=str(tmp / "reload"),
+        WEBMINI_TODO_MYSQL_URL=mariadb.url, WEBMINI_TODO_MEMCACHED=",".join(cluster.addresses),
+        WEBMINI_TODO_SECRET=SECRET,
+    )
+    if os.geteuid() == 0:
+        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
+    uwsgi = str(Path(sys.executable).parent / "uwsgi")
+    cmd = [uwsgi, "--ini", str(ROOT / "uwsgi.ini"), "--logto", str(tmp / "uwsgi.log")]
+    print(f"# {' '.join(cmd)}  (todo example; MariaDB {mariadb.port}, memcached "
+          f"{','.join(cluster.addresses)}; {args.clients} clients; {args.duration:.0f} s)", flush=True)
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    stop = gevent.event.Event()
+    counts = Counters()
+    try:
+        deadline = time.monotonic() + 30
+        while _call(http_port, "GET", "/todos")[0] != 401:
+            if time.monotonic() > deadline:
+                raise SystemExit("uWSGI did not start")
+            time.sleep(0.2)
+        db_port = mariadb.port
+        mc_ports = {int(a.rsplit(":", 1)[1]) for a in cluster.addresses}
+        clients = [gevent.spawn(client, http_port, n, stop, counts) for n in range(args.clients)]
+        print("| t (s) | req/s | errors | stale | per worker: RSS MB / MariaDB conns / memcached conns |")
+        print("|---|---|---|---|---|")
+        started = time.monotonic()
+        last_req, last_err, restarted = 0, 0, False
+        while (elapsed := time.monotonic() - started) < args.duration:
+            gevent.sleep(args.interval)
+            if args.restart_db_at and not restarted and elapsed >= args.restart_db_at:
+                print(f"# restarting MariaDB at {elapsed:.0f} s", flush=True)
+                mariadb.restart()
+                restarted = True
+            workers = sorted(stats(stats_port)["workers"], key=lambda w: w["id"])
+            cells = [f"{w['rss'] / 2**20:.1f} / {connections(w['pid'], {db_port})} / "
+                     f"{connections(w['pid'], mc_ports)}" for w in workers]
+            rate = (counts.requests - last_req) / args.interval
+            print(f"| {time.monotonic() - started:.0f} | {rate:.0f} | {counts.errors - last_err} | "
+                  f"{counts.stale} | {'; '.join(cells)} |", flush=True)
+            last_req, last_err = counts.requests, counts.errors
+        stop.set()
+        gevent.joinall(clients, timeout=30)
+        print(f"# total: {counts.requests} requests, {counts.errors} errors, {counts.stale} stale reads")
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        cluster.stop()
+        mariadb.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

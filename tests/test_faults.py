@@ -1,0 +1,253 @@
+"""Faults under load: the todo example under uwsgi.ini while memcached, MariaDB and uWSGI misbehave.
+
+Logged-in clients update their own todos and read them back while, in
+turn, a memcached node dies and comes back, MariaDB restarts and uWSGI
+reloads (SIGHUP). Every read is checked against the last write its client
+saw succeed: no stale read, no 2xx that was not one (a login whose session
+was not stored), every 5xx logged by webmini with its cause, and no
+"Aborted connection" at the reload (the workers close their pools).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "todo-test-secret-0123456789abcdef"
+CLIENTS = 16
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _status_var(mariadb: Any, name: str) -> int:
+    conn = mariadb.root_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return int(row[1])
+
+
+@pytest.fixture
+def todo_uwsgi(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[int, Path, Any]]:
+    """The todo example under uwsgi.ini (2 gevent workers), its log in a file."""
+    conn = mariadb.root_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {mariadb.database}.todos")
+    finally:
+        conn.close()
+    port = _free_port()
+    log = tmp_path / "uwsgi.log"
+    env = dict(
+        os.environ,
+        WEBMINI_MODULE="examples.todo.app:application",
+        WEBMINI_HTTP=f"127.0.0.1:{port}",
+        WEBMINI_SOCKET=f"127.0.0.1:{_free_port()}",
+        WEBMINI_STATS=f"127.0.0.1:{_free_port()}",
+        WEBMINI_PROCESSES="2",
+        WEBMINI_GEVENT="100",
+        WEBMINI_LISTEN="128",
+        WEBMINI_TOUCH_RELOAD=str(tmp_path / "reload"),
+        WEBMINI_TODO_MYSQL_URL=mariadb.url,
+        WEBMINI_TODO_MEMCACHED=",".join(memcached.addresses),
+        WEBMINI_TODO_SECRET=SECRET,
+    )
+    env.pop("PYTHONPATH", None)
+    if os.geteuid() == 0:
+        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
+    uwsgi = str(Path(sys.executable).parent / "uwsgi")
+    proc = subprocess.Popen([uwsgi, "--ini", str(ROOT / "uwsgi.ini"), "--logto", str(log)],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while _call(port, "GET", "/todos")[0] != 401:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"uWSGI did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield port, log, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _call(port: int, method: str, path: str, body: Any = None,
+          cookie: str = "") -> tuple[int, Any, str]:
+    """One request on a new connection: (status, JSON body or None, Set-Cookie value)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    headers = {"Content-Type": "application/json"}
+    if cookie:
+        headers["Cookie"] = cookie
+    try:
+        conn.request(method, path, None if body is None else json.dumps(body), headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        set_cookie = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
+    except OSError:
+        return 0, None, ""  # refused or reset (a reload in progress): retried
+    finally:
+        conn.close()
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = raw
+    return resp.status, data, set_cookie
+
+
+@dataclass
+class Tally:
+    """What the clients saw."""
+
+    reads: int = 0
+    writes: int = 0
+    stale: list[str] = field(default_factory=list)
+    silent: list[str] = field(default_factory=list)
+    fivexx: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    events: list[float] = field(default_factory=list)  # when faults began or ended
+
+    def saw(self, status: int) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status >= 500:
+            self.fivexx += 1
+
+    def near_event(self, t: float, margin: float = 1.0) -> bool:
+        return any(abs(t - e) < margin for e in self.events)
+
+
+def _client(port: int, n: int, stop: gevent.event.Event, tally: Tally) -> None:
+    user = f"user{n}"
+    cookie = ""
+    todo_id = 0
+    acked = -1  # the newest title this client saw succeed (or read)
+    attempted: set[int] = set()  # writes answered 5xx: they may or may not have happened
+    version = 0
+    while not stop.is_set():
+        if not cookie:
+            status, _, set_cookie = _call(port, "POST", "/login", {"user": user})
+            tally.saw(status)
+            if status != 200:
+                gevent.sleep(0.05)
+                continue
+            cookie = set_cookie
+            at = time.monotonic()
+            check = _call(port, "GET", "/todos", cookie=cookie)[0]
+            tally.saw(check)
+            if check == 401 and not tally.near_event(at):
+                tally.silent.append(f"{user}: login answered 200, the session was not there")
+            if check != 200:
+                cookie = ""
+                continue
+        if not todo_id:
+            status, made, _ = _call(port, "POST", "/todos", {"title": "t-1"}, cookie)
+            tally.saw(status)
+            if status == 401:
+                cookie = ""
+            elif status == 201:
+                todo_id = made["id"]
+            continue
+        version += 1
+        status, _, _ = _call(port, "PATCH", f"/todos/{todo_id}", {"title": f"t{version}"}, cookie)
+        tally.saw(status)
+        if status == 401:
+            cookie = ""
+            continue
+        if status == 200:
+            tally.writes += 1
+            acked, attempted = version, set()
+        elif status >= 500 or status == 0:
+            attempted.add(version)
+        status, got, _ = _call(port, "GET", f"/todos/{todo_id}", cookie=cookie)
+        tally.saw(status)
+        if status == 401:
+            cookie = ""
+        elif status == 200:
+            tally.reads += 1
+            seen = int(got["title"][1:])
+            if seen != acked and seen not in attempted:
+                tally.stale.append(f"{user}: read t{seen}, last acknowledged write t{acked}")
+            elif seen in attempted:
+                acked, attempted = seen, {v for v in attempted if v > seen}
+        gevent.sleep(0)
+
+
+def test_faults_under_load(todo_uwsgi: tuple[int, Path, Any], mariadb: Any, memcached: Any) -> None:
+    """memcached node down and back, MariaDB restart, uWSGI reload: 0 stale, 0 silent, 5xx logged."""
+    port, log, proc = todo_uwsgi
+    tally = Tally()
+    stop = gevent.event.Event()
+    clients = [gevent.spawn(_client, port, n, stop, tally) for n in range(CLIENTS)]
+
+    def event() -> None:
+        tally.events.append(time.monotonic())
+
+    gevent.sleep(2.0)
+
+    victim = memcached.nodes[1]
+    event()
+    victim.kill()  # its keys and sessions fall to the next node
+    gevent.sleep(3.0)
+
+    event()
+    victim.restart()  # back, empty: the workers fail back after their retry delay
+    gevent.sleep(6.0)  # retry_delay (5 s) + traffic after the failback
+
+    event()
+    mariadb.restart()  # ~3 s of 503s (cooperative: the clients keep going)
+    event()
+    gevent.sleep(2.0)
+    aborted = _status_var(mariadb, "Aborted_clients")
+
+    event()
+    proc.send_signal(signal.SIGHUP)  # graceful reload: workers close their pools on exit
+    gevent.sleep(4.0)
+    event()
+    gevent.sleep(1.0)
+
+    stop.set()
+    gevent.joinall(clients, timeout=30)
+    assert all(c.dead for c in clients)
+    for c in clients:
+        c.get()  # a client that raised fails the test here
+
+    text = log.read_text(errors="replace")
+    logged_5xx = len(re.findall(r"answered 5\d\d|unhandled error", text))
+    summary = (f"reads={tally.reads} writes={tally.writes} statuses={tally.statuses} "
+               f"logged 5xx={logged_5xx}")
+    assert tally.reads > 200 and tally.writes > 200, summary
+    assert tally.stale == [], summary + "\n" + "\n".join(tally.stale[:20])
+    assert tally.silent == [], summary + "\n" + "\n".join(tally.silent[:20])
+    assert tally.fivexx > 0, summary  # the MariaDB restart must have shown
+    assert logged_5xx >= tally.fivexx, summary + "\n" + text[-3000:]
+    # The workers that exited at the reload closed their MariaDB connections.
+    assert _status_var(mariadb, "Aborted_clients") == aborted, summary
+    # Every logged 5xx names its cause: "answered 503: <why>" or a traceback.
+    for line in re.findall(r"answered 5\d\d:.*", text):
+        assert len(line) > len("answered 503: "), line

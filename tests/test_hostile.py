@@ -1,0 +1,157 @@
+"""The hostile-request suite (tests/hostile.py) against webmini's servers.
+
+* the dev server (`webmini run`): every case as RFC 9112 wants it;
+* nginx -> uWSGI with uwsgi.ini and examples/nginx.conf (the shipped,
+  client-facing shape): every case, except the documented ones in
+  NGINX_DIFFERS where nginx's own parser is lenient in a way that cannot
+  reach uWSGI ambiguously (nginx re-frames every request for the uwsgi
+  socket, with a Content-Length it computed itself);
+* uWSGI's http-socket (loopback only, by config): not fit for untrusted
+  clients, so only the safety properties are asserted there: no 5xx, no
+  crash, the server keeps serving.
+
+After every case a good request on a new connection must answer 200.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import hostile
+import pytest
+from hostile import CASES, Case, Outcome
+from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
+
+TESTS = Path(__file__).resolve().parent
+
+#: Cases nginx answers differently, and why that is safe behind it.
+NGINX_DIFFERS = {
+    # nginx drops (and logs) header lines it cannot parse: ignore_invalid_headers.
+    "line without colon": "dropped by nginx",
+    "name with parenthesis": "dropped by nginx",
+    "non-ASCII name": "dropped by nginx",
+    # A DEL byte in a value has no framing meaning; nginx passes it on.
+    "DEL in value": "passed as data",
+    # RFC 9112 §3 lets a recipient split the request line on any whitespace run.
+    "double space": "RFC 9112 §3 allows it",
+    # nginx limits the head's size (16 KiB), not its number of fields.
+    "101 header fields": "no field-count limit in nginx",
+    # nginx's chunked parser is lenient here, but it de-chunks the body and
+    # sends uWSGI a Content-Length it counted: no second parser to disagree.
+    "size with space": "re-framed by nginx",
+    "huge chunk extension": "re-framed by nginx",
+    "bad trailer name": "re-framed by nginx",
+    "chunk ext hiding CRLF": "re-framed by nginx (a lone LF ends the line: RFC 9112 §2.2)",
+    "LF-only chunk lines": "re-framed by nginx (a lone LF ends the line: RFC 9112 §2.2)",
+    # nginx still speaks HTTP/0.9: a body-only answer, no status line.
+    "HTTP/0.9 request": "nginx answers in HTTP/0.9",
+}
+
+
+def _run_suite(port: int, check: Callable[[Case, Outcome], str | None]) -> list[str]:
+    """Play every case; return the failures (``check`` says what is wrong, or None)."""
+    failures = []
+    for case in CASES:
+        outcome = hostile.play("127.0.0.1", port, case)
+        problem = check(case, outcome)
+        if problem:
+            failures.append(f"[{case.group}] {case.name}: {problem} ({outcome.summary()})")
+        if not hostile.alive("127.0.0.1", port):
+            failures.append(f"[{case.group}] {case.name}: the server stopped answering")
+            break
+    return failures
+
+
+def _strict(case: Case, outcome: Outcome) -> str | None:
+    verdict = outcome.verdict(case)
+    return None if verdict == "pass" else verdict
+
+
+def test_suite_size() -> None:
+    """At least 100 cases, in every group the suite promises."""
+    assert len(CASES) >= 100
+    assert set(hostile.GROUPS) >= {
+        "content-length", "transfer-encoding", "smuggling", "header-syntax", "request-line",
+        "limits", "chunked", "multipart", "json", "pipelining", "slow-client"}
+    assert len({c.name for c in CASES if c.group == "chunked"}) == sum(
+        c.group == "chunked" for c in CASES)
+
+
+def test_dev_server(webmini_run: Callable[..., WebminiRunProcess], tmp_path: Path) -> None:
+    """`webmini run`: every case is a 4xx or a close (or served, when valid); never a 5xx."""
+    server = webmini_run("hostile_app:application", "--header-timeout", "5",
+                         "--read-timeout", "5", cwd=tmp_path,
+                         env={"PYTHONPATH": f"{TESTS}:{TESTS.parent}"})
+    failures = _run_suite(server.port, _strict)
+    assert server.proc.poll() is None, server.output()[-2000:]
+    assert not failures, "\n".join(failures) + "\n" + server.output()[-3000:]
+    assert "Traceback" not in server.output(), server.output()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory):
+    """uWSGI (uwsgi.ini) serving tests/hostile_app.py, nginx (examples/nginx.conf) in front."""
+    uwsgi = UwsgiServer(tmp_path_factory.mktemp("uwsgi-hostile"), module="hostile_app:application",
+                        processes=2, env={"PYTHONPATH": str(TESTS)})
+    nginx = NginxServer(tmp_path_factory.mktemp("nginx-hostile"), "")
+    try:
+        uwsgi.start()
+        nginx.uwsgi_socket = uwsgi.socket_address
+        nginx.start()
+        yield uwsgi, nginx
+    finally:
+        nginx.stop()
+        uwsgi.stop()
+
+
+def test_nginx_uwsgi(shipped: tuple[UwsgiServer, NginxServer]) -> None:
+    """nginx -> uWSGI as shipped: strict on every case but the documented NGINX_DIFFERS."""
+    uwsgi, nginx = shipped
+    pids = sorted(uwsgi.worker_pids())
+    assert set(NGINX_DIFFERS) <= {c.name for c in CASES}
+
+    def check(case: Case, outcome: Outcome) -> str | None:
+        if case.name in NGINX_DIFFERS:
+            # Still: nothing hidden runs, no hang, no 5xx from nginx or webmini.
+            if outcome.smuggled or outcome.hang:
+                return "smuggled or hung"
+            if any(500 <= s < 600 for s in outcome.statuses):
+                return "5xx"
+            return None
+        return _strict(case, outcome)
+
+    failures = _run_suite(nginx.port, check)
+    assert not failures, "\n".join(failures)
+    assert sorted(uwsgi.worker_pids()) == pids, "a uWSGI worker died"
+    log = nginx.error_log()
+    # No upstream fault: every rejection reached the client as a 4xx, never a 502.
+    assert "while reading upstream" not in log and "upstream prematurely" not in log, log[-3000:]
+
+
+def test_uwsgi_http_socket_survives(shipped: tuple[UwsgiServer, NginxServer]) -> None:
+    """uWSGI's own http-socket (loopback only): lenient, but no 5xx, no crash, keeps serving."""
+    uwsgi, _ = shipped
+    pids = sorted(uwsgi.worker_pids())
+
+    def check(case: Case, outcome: Outcome) -> str | None:
+        if any(500 <= s < 600 for s in outcome.statuses):
+            return "5xx"
+        return "smuggled" if outcome.smuggled else None
+
+    failures = _run_suite(uwsgi.http_port, check)
+    assert not failures, "\n".join(failures)
+    assert sorted(uwsgi.worker_pids()) == pids, "a uWSGI worker died"
+
+
+def test_early_rejection_reaches_the_client_through_nginx(
+    shipped: tuple[UwsgiServer, NginxServer],
+) -> None:
+    """A body webmini refuses unread (413) is drained: the client gets the 413, never a 502."""
+    _, nginx = shipped
+    upload = next(c for c in CASES if c.name == "upload over the limit")  # 300 KB > the limit
+    parts = next(c for c in CASES if c.name == "101 parts")
+    statuses = [hostile.play("127.0.0.1", nginx.port, case).statuses
+                for case in [upload, parts] * 10]
+    assert statuses == [[413]] * 20, statuses
+    assert "reset by peer" not in nginx.error_log()

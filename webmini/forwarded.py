@@ -1,0 +1,99 @@
+"""X-Forwarded-Proto/-Host/-For, believed only from ``config.trusted_proxies``.
+
+Any client can send ``X-Forwarded-Proto: https``; were it believed, ``ctx.home``,
+redirects and ``Secure`` cookie decisions would follow a stranger's word. The
+headers count only when the peer (``REMOTE_ADDR``) is a trusted proxy: an
+address or network listed in ``config.trusted_proxies`` (none by default).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from webmini.config import config
+
+__all__ = ["client_ip", "forwarded_host", "forwarded_proto", "is_trusted"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# RFC 9110 §7.2: uri-host [ ":" port ]
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(:[0-9]{1,5})?")
+
+_cache: tuple[Any, tuple[Network, ...]] = ((), ())
+
+
+def _networks() -> tuple[Network, ...]:
+    """``config.trusted_proxies`` parsed (a list or a comma-separated string), cached."""
+    global _cache
+    setting = config.get("trusted_proxies") or ()
+    if _cache[0] == setting:
+        return _cache[1]
+    items = setting.split(",") if isinstance(setting, str) else list(setting)
+    nets = tuple(ipaddress.ip_network(str(item).strip(), strict=False)
+                 for item in items if str(item).strip())
+    _cache = (setting, nets)
+    return nets
+
+
+def _trusted_address(address: str) -> bool:
+    nets = _networks()
+    if not nets:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in net for net in nets)
+
+
+def is_trusted(env: dict[str, Any]) -> bool:
+    """True when the peer that sent this request is a trusted proxy."""
+    # SECURITY: forwarded headers from anyone else are ignored.
+    return _trusted_address(str(env.get("REMOTE_ADDR", "")))
+
+
+def _last(value: str) -> str:
+    # The proxy next to us appended its value last.
+    return value.rsplit(",", 1)[-1].strip()
+
+
+def forwarded_proto(env: dict[str, Any]) -> str | None:
+    """The scheme a trusted proxy says the client used (``http``/``https``), else None."""
+    value = env.get("HTTP_X_FORWARDED_PROTO")
+    if not value or not is_trusted(env):
+        return None
+    proto = _last(str(value)).lower()
+    return proto if proto in ("http", "https") else None
+
+
+def forwarded_host(env: dict[str, Any]) -> str | None:
+    """The Host a trusted proxy says the client asked for (validated), else None."""
+    value = env.get("HTTP_X_FORWARDED_HOST")
+    if not value or not is_trusted(env):
+        return None
+    host = _last(str(value))
+    return host if _HOST.fullmatch(host) else None
+
+
+def client_ip(env: dict[str, Any]) -> str:
+    """The client's address: ``REMOTE_ADDR``, or from X-Forwarded-For through trusted proxies.
+
+    The chain is read from the right: each trusted proxy vouches for the
+    address left of it; the first address that is not a trusted proxy is the
+    client (a client can prepend anything, never append past its proxy).
+    """
+    peer = str(env.get("REMOTE_ADDR", ""))
+    chain = env.get("HTTP_X_FORWARDED_FOR")
+    if not chain or not _trusted_address(peer):
+        return peer
+    hops = [hop.strip() for hop in str(chain).split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop.strip("[]"))
+        except ValueError:
+            return peer  # garbage in the chain: believe only the socket
+        if not _trusted_address(hop):
+            return hop
+    return hops[0]  # every hop is a trusted proxy: the first one spoke for itself
