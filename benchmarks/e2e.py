@@ -3,11 +3,13 @@
 Scenarios (each one prints its rows as soon as it is done, then one table):
 
 1. ``hello``: ``GET /`` of examples/hello.py (webmini) against a bare PEP 3333
-   callable (benchmarks/apps/bare.py), both under uwsgi.ini, unchanged.
+   callable (benchmarks/apps/bare.py), both under uwsgi.ini, unchanged, and
+   webmini under gunicorn with webmini's config (gunicorn_conf).
    Target: webmini >= 0.9x the bare callable.
 2. ``slow``: ``GET /slow`` (the handler waits 100 ms on gevent.sleep, a slow
    upstream), 1,000 connections: webmini under uwsgi.ini (2 workers x gevent)
-   against the same app under uWSGI with 2 processes x 4 threads. The limit
+   and under gunicorn_conf (4 gevent workers), against the same app under
+   uWSGI with 2 processes x 4 threads. The limit
    is connections / latency = 10,000 req/s; target >= 0.9 of it.
 3. ``devserver``: ``webmini run`` (gevent dev server) against gunicorn's gevent
    worker on the same app, one process each, for ``/`` (keep-alive, 50
@@ -141,10 +143,11 @@ class Server:
         self.proc = None
 
 
-def uwsgi_ini_server(name: str, module: str, workdir: Path) -> Server:
+def uwsgi_ini_server(name: str, module: str, workdir: Path,
+                     extra_env: dict[str, str] | None = None) -> Server:
     """uWSGI started with the repository's uwsgi.ini, addresses overridden from the environment."""
     port = free_port()
-    env = {
+    env = {**(extra_env or {}),
         "WEBMINI_MODULE": module,
         "WEBMINI_HTTP": f"127.0.0.1:{port}",
         "WEBMINI_SOCKET": str(workdir / f"{port}.sock"),
@@ -156,6 +159,18 @@ def uwsgi_ini_server(name: str, module: str, workdir: Path) -> Server:
         **({"WEBMINI_ALLOW_ROOT": "1"} if os.geteuid() == 0 else {}),
     }
     return Server(name, [UWSGI, "--ini", str(ROOT / "uwsgi.ini")], port, env, workdir=workdir)
+
+
+def gunicorn_conf_server(name: str, module: str, workdir: Path,
+                         extra_env: dict[str, str] | None = None) -> Server:
+    """gunicorn with webmini's shipped config (gevent worker, 2 per core), same overrides as uwsgi.ini."""
+    port = free_port()
+    env = {**(extra_env or {}),
+        "WEBMINI_HTTP": f"127.0.0.1:{port}",
+        "WEBMINI_LISTEN": str(min(4096, somaxconn())),
+    }
+    return Server(name, [str(VENV_BIN / "gunicorn"), "-c", "python:webmini.serving.gunicorn_conf",
+                         "--log-level", "warning", module], port, env, workdir=workdir)
 
 
 @dataclass
@@ -241,13 +256,26 @@ def compare(scenario: str, servers: Sequence[Server], path: str, connections: in
 
 def scenario_hello(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
     """webmini vs a bare PEP 3333 callable, both under uwsgi.ini."""
-    bare, mini = compare("hello", [
+    # The bare callable writes no access line: webmini runs without its own
+    # (WEBMINI_ACCESS_LOG=0, as behind an nginx that logs) for the ratio, and
+    # with it in a row of its own, to show what the line costs.
+    quiet = {"WEBMINI_ACCESS_LOG": "0"}
+    bare, mini, logged, gun = compare("hello", [
         uwsgi_ini_server("bare WSGI (uwsgi.ini)", "benchmarks.apps.bare:application", workdir),
-        uwsgi_ini_server("webmini (uwsgi.ini)", "examples.hello:application", workdir),
+        uwsgi_ini_server("webmini (uwsgi.ini, no access log)", "examples.hello:application",
+                         workdir, quiet),
+        uwsgi_ini_server("webmini (uwsgi.ini, access log)", "examples.hello:application", workdir),
+        gunicorn_conf_server("webmini (gunicorn_conf, no access log)", "examples.hello:application",
+                             workdir, quiet),
     ], "/", 50, duration, rounds)
     ratio = mini.rps / bare.rps if bare.rps else 0.0
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-    return [bare, mini], [f"hello: webmini / bare callable = {ratio:.2f}x (target >= 0.9x): {verdict}"]
+    return [bare, mini, logged, gun], [
+        f"hello: webmini / bare callable = {ratio:.2f}x (target >= 0.9x): {verdict}",
+        f"hello: with the access line = {logged.rps / mini.rps if mini.rps else 0.0:.2f}x without",
+        f"hello: webmini on gunicorn / on uWSGI = {gun.rps / mini.rps if mini.rps else 0.0:.2f}x "
+        "(gunicorn keeps connections alive; uWSGI's http-socket closes each one)",
+    ]
 
 
 def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
@@ -258,9 +286,13 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         "--http-socket", f"127.0.0.1:{port}", "--chdir", str(ROOT),
         "--module", "examples.hello:application", "--need-app", "--die-on-term",
         "--listen", str(min(4096, somaxconn())), "--disable-logging",
-    ], port, workdir=workdir)
-    green, sync = compare("slow", [
-        uwsgi_ini_server("webmini (uwsgi.ini, gevent workers)", "examples.hello:application", workdir),
+    ], port, {"WEBMINI_ACCESS_LOG": "0"}, workdir=workdir)
+    quiet = {"WEBMINI_ACCESS_LOG": "0"}
+    green, gun, sync = compare("slow", [
+        uwsgi_ini_server("webmini (uwsgi.ini, gevent workers)", "examples.hello:application",
+                         workdir, quiet),
+        gunicorn_conf_server("webmini (gunicorn_conf, gevent workers)", "examples.hello:application",
+                             workdir, quiet),
         threaded,
     ], "/slow", 1000, duration, rounds)
     of_limit = green.rps / SLOW_LIMIT
@@ -269,8 +301,10 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         f"(target >= 0.9: {'ok' if of_limit >= 0.9 else 'BELOW TARGET'}); "
         f"threaded cap = 2*4/0.1 = 80 req/s",
         f"slow: gevent / threaded = {green.rps / sync.rps if sync.rps else float('inf'):.0f}x",
+        f"slow: gunicorn = {gun.rps / SLOW_LIMIT:.2f} of the limit; gunicorn / uWSGI = "
+        f"{gun.rps / green.rps if green.rps else 0.0:.2f}x",
     ]
-    return [green, sync], notes
+    return [green, gun, sync], notes
 
 
 def scenario_devserver(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
@@ -290,7 +324,9 @@ def scenario_devserver(duration: int, rounds: int, workdir: Path) -> tuple[list[
                 str(webmini_cli), "run", "examples.hello:app", "--host", "127.0.0.1",
                 "--port", str(dev_port), "--pool-size", "1000"], dev_port, workdir=workdir),
             Server("gunicorn -k gevent (1 worker)", [
-                str(gunicorn), "-k", "gevent", "-w", "1", "--worker-connections", "1000",
+                # -c /dev/null: gunicorn's defaults, not the repository's gunicorn.conf.py
+                str(gunicorn), "-c", "/dev/null", "-k", "gevent", "-w", "1",
+                "--worker-connections", "1000",
                 "--backlog", str(min(4096, somaxconn())), "-b", f"127.0.0.1:{gun_port}",
                 "--log-level", "warning", "examples.hello:application"], gun_port, workdir=workdir),
         ], path, conns, duration, rounds)

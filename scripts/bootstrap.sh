@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Shared set-up for scripts/serve.sh and scripts/test.sh: Debian packages,
-# the virtualenv in .venv and webmini installed in it with the given extras.
-# Usage: source scripts/bootstrap.sh "<extras>" [debian package list file]
+# the virtualenv in .venv and webmini installed in it (editable).
+# Usage: source scripts/bootstrap.sh "<names>" [debian package list file]
+#   <names>: comma-separated; "test" and "bench" are the development
+#   dependency groups of pyproject.toml (PEP 735, installed with
+#   `pip install --group`, pip >= 25.1, never published), anything else is
+#   an extra (mysql, uwsgi, all...). A group implies the "all" extra.
+# Environment: PYTHON (interpreter for a new virtualenv, default python3),
+#   WEBMINI_VENV (virtualenv directory, default <root>/.venv).
 set -euo pipefail
 
 WEBMINI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WEBMINI_EXTRAS="${1:-all}"
+WEBMINI_NAMES="${1:-all}"
 WEBMINI_PACKAGES_FILE="${2:-}"
 PYTHON="${PYTHON:-python3}"
+WEBMINI_VENV="${WEBMINI_VENV:-$WEBMINI_ROOT/.venv}"
 
 _apt_install() {
     [ "$#" -eq 0 ] && return 0
@@ -32,8 +39,22 @@ if [ -n "$WEBMINI_PACKAGES_FILE" ]; then
 fi
 _apt_install "${_missing[@]+"${_missing[@]}"}"
 
-if [ ! -x "$WEBMINI_ROOT/.venv/bin/python" ]; then
-    "$PYTHON" -m venv "$WEBMINI_ROOT/.venv"
+if [ ! -x "$WEBMINI_VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$WEBMINI_VENV"
 fi
-"$WEBMINI_ROOT/.venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$WEBMINI_ROOT/.venv/bin/python" -m pip install -q -e "$WEBMINI_ROOT[$WEBMINI_EXTRAS]"
+_extras=()
+_groups=()
+IFS=',' read -ra _names <<< "$WEBMINI_NAMES"
+for _name in "${_names[@]+"${_names[@]}"}"; do
+    case "$_name" in
+        '') ;;
+        test|bench) _groups+=(--group "$WEBMINI_ROOT/pyproject.toml:$_name"); _extras+=(all) ;;
+        *) _extras+=("$_name") ;;
+    esac
+done
+_extra_list="$(IFS=','; echo "${_extras[*]+"${_extras[*]}"}")"
+_target="$WEBMINI_ROOT"
+[ -n "$_extra_list" ] && _target="$WEBMINI_ROOT[$_extra_list]"
+# --group needs pip >= 25.1.
+"$WEBMINI_VENV/bin/python" -m pip install -q --upgrade 'pip>=25.1' >/dev/null
+"$WEBMINI_VENV/bin/python" -m pip install -q -e "$_target" "${_groups[@]+"${_groups[@]}"}"

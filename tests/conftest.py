@@ -15,5 +15,6 @@ pytest_plugins = [
     "support.memcached",
     "support.postgres",
     "support.servers",
+    "support.gunicorn",
     "support.markers",
 ]

@@ -150,3 +150,73 @@ def test_application_run_serves_with_the_dev_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+TYPO_APP = """
+import webmini as web
+
+urls = ("/", "Indx", "users/(\\\\d+)", "User")
+
+class Index:
+    def GET(self):
+        return "hi"
+
+class User:
+    def GET(self, uid):
+        return uid
+
+app = web.application(urls, globals())
+no_globals = web.application(urls)
+"""
+
+
+def test_check_resolves_the_url_table_with_did_you_mean(tmp_path):
+    (tmp_path / "typoapp.py").write_text(TYPO_APP)
+    proc = _webmini(["check", "typoapp:app"], tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "'/' -> 'Indx', which is not defined; did you mean 'Index'?" in proc.stdout
+    assert "'users/(\\\\d+)' does not start with '/'" in proc.stdout
+    proc = _webmini(["check", "typoapp:no_globals"], tmp_path)
+    assert proc.returncode == 1
+    assert "web.application(urls, globals())" in proc.stdout
+
+
+def test_check_passes_a_good_table(tmp_path):
+    (tmp_path / "cleanapp.py").write_text(CLEAN_APP)
+    proc = _webmini(["check", "cleanapp:app"], tmp_path)
+    assert "URL table of cleanapp:app: 1 route(s) OK" in proc.stdout
+
+
+def test_a_bad_regex_names_its_route(tmp_path):
+    (tmp_path / "rxapp.py").write_text(
+        "import webmini as web\nclass X: pass\napp = web.application(('/(', 'X'), globals())\n")
+    proc = _webmini(["check", "rxapp:app"], tmp_path)
+    assert proc.returncode != 0
+    assert "bad regex in the URL table: '/(' -> 'X'" in proc.stderr
+
+
+def test_run_with_a_file_path_suggests_module_colon_app(tmp_path):
+    (tmp_path / "cleanapp.py").write_text(CLEAN_APP)
+    proc = _webmini(["run", "cleanapp.py"], tmp_path)
+    assert proc.returncode != 0
+    assert "webmini run cleanapp:app" in proc.stderr
+
+
+def test_version_and_python_dash_m(tmp_path):
+    import webmini
+
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, "-m", "webmini", "--version"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"webmini {webmini.__version__}"
+    (tmp_path / "cleanapp.py").write_text(CLEAN_APP)
+    proc = subprocess.run([sys.executable, "-m", "webmini", "check", "cleanapp:app"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_run_refuses_an_app_whose_table_names_nothing(tmp_path):
+    (tmp_path / "typoapp.py").write_text(TYPO_APP)
+    proc = _webmini(["run", "typoapp:app", "--port", "0"], tmp_path)
+    assert proc.returncode != 0
+    assert "did you mean 'Index'?" in proc.stderr and "Traceback" not in proc.stderr

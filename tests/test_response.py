@@ -261,7 +261,7 @@ def test_app_request_like_webpy():
     assert r.status.startswith("303")
 
 
-def test_wsgifunc_applies_middleware():
+def test_wsgifunc_applies_middleware(monkeypatch):
     def mw(inner):
         def wrapped(environ, start_response):
             environ["HTTP_AUTHORIZATION"] = "added"
@@ -269,6 +269,8 @@ def test_wsgifunc_applies_middleware():
         return wrapped
 
     assert callable(app.wsgifunc(mw))
+    assert app.wsgifunc().app == app.__call__  # inside the access log (webmini.logs)
+    monkeypatch.setitem(web.config, "access_log", False)
     assert app.wsgifunc() == app.__call__  # the app itself, as a bound method
 
 

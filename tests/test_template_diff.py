@@ -442,7 +442,10 @@ def _odd_line(r: random.Random) -> str:
                    for _ in range(r.randint(0, 5)))
 
 
-def _odd_block(r: random.Random, depth: int, indent: int) -> list[str]:
+def _odd_block(r: random.Random, depth: int, indent: int, in_def: bool = False) -> list[str]:
+    # in_def: inside ``$def h``, where calling h again would recurse without
+    # end (CPython 3.13.0 never raises RecursionError for a function with
+    # defaults, so such a template would hang instead of failing).
     out: list[str] = []
     for _ in range(r.randint(1, 4)):
         pad = " " * indent
@@ -456,7 +459,8 @@ def _odd_block(r: random.Random, depth: int, indent: int) -> list[str]:
                 out.append(pad + head + r.choice([" ", "  ", ""]) + _odd_line(r))
             else:
                 out.append(pad + head + r.choice(["", " ", "  $#c", "$#c"]))
-                out.extend(_odd_block(r, depth + 1, indent + r.choice([1, 2, 3, 4, 4, 5, 8])))
+                out.extend(_odd_block(r, depth + 1, indent + r.choice([1, 2, 3, 4, 4, 5, 8]),
+                                      in_def or head.startswith("$def")))
                 if r.random() < 0.2:
                     out.append(" " * r.randint(0, indent + 4))
         elif roll < 0.9:
@@ -478,7 +482,8 @@ def _odd_block(r: random.Random, depth: int, indent: int) -> list[str]:
                 out.append(pad + r.choice(["$ q = 3", "$ q=x", "$pass", "$continue", "$break",
                                            "$ ", "$", "$return"]))
             else:
-                out.append(pad + r.choice(["$h(1)", "$:h(2)"]))
+                call = r.choice(["$h(1)", "$:h(2)"])
+                out.append(pad + (call.replace("h(", "len(") if in_def else call))
         else:
             out.append(r.choice(["", " ", "\t", "    \t"]))
     return out

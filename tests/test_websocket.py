@@ -244,11 +244,28 @@ class DevServer_:
         self.server.stop(timeout=2)
 
 
-@pytest.fixture(scope="module", params=["dev", "uwsgi"])
+class Gunicorn_:
+    """gunicorn with webmini's config (gevent worker), one worker, running ``module``."""
+
+    def __init__(self, module: str, tmp: Path) -> None:
+        from support.gunicorn import GunicornServer
+
+        self.server = GunicornServer(tmp, module, processes=1,
+                                     pythonpath=[ROOT, ROOT / "tests", ROOT / "deploy"]).start()
+        self.port = self.server.port
+
+    def stop(self) -> None:
+        """Stop the instance and wait for it."""
+        self.server.stop()
+
+
+@pytest.fixture(scope="module", params=["dev", "uwsgi", "gunicorn"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Each server in turn; uWSGI with one worker so per-process counts are exact."""
+    """Each server in turn; one worker each so per-process counts are exact."""
     if request.param == "dev":
         srv: Any = DevServer_()
+    elif request.param == "gunicorn":
+        srv = Gunicorn_("test_websocket:app", tmp_path_factory.mktemp("gunicorn"))
     else:
         srv = UWSGI_("test_websocket:app", 1, tmp_path_factory.mktemp("uwsgi"))
     srv.kind = request.param

@@ -14,9 +14,11 @@ from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
 from webmini.dropped import apply_dropped_error, resolve_here
 from webmini.errors import HTTPError
 from webmini.headers import check_header
+from webmini.logs import AccessLog
+from webmini.problem import render as render_error
 from webmini.redirects import resolve_location
 from webmini.request import decode_path
-from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs
+from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
 from webmini.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -121,19 +123,21 @@ class application:  # noqa: N801 - web.py's name
     # -- WSGI ------------------------------------------------------------
 
     def wsgifunc(self, *middleware: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
-        """Return the PEP 3333 callable, wrapped by ``middleware`` in order."""
-        if "uwsgi" in sys.modules and not self._checked:
-            # Under uWSGI nothing else runs webmini's start-up audit: do it here.
+        """Return the PEP 3333 callable; names the URL table lacks are a ValueError now."""
+        if not self._checked:
             self._checked = True
-            from webmini.serving.uwsgi import startup_check_in_workers
+            for line in resolve_or_fail(self._router.routes, self.fvars):
+                log.warning("%s", line)  # e.g. a pattern without a leading "/"
+            if "uwsgi" in sys.modules:  # nothing else sets up logging and the audit there
+                from webmini.serving.uwsgi import setup_workers
 
-            startup_check_in_workers()
+                setup_workers()
         # PERF: the bound method, not the instance: a server calling it goes
         # straight to __call__'s code instead of looking __call__ up per request.
         func: Any = self.__call__
         for m in middleware:
             func = m(func)
-        return func  # type: ignore[no-any-return]
+        return AccessLog(func) if config.get("access_log") else func
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333)."""
@@ -142,8 +146,10 @@ class application:  # noqa: N801 - web.py's name
             try:
                 path = decode_path(path)
             except HTTPError as bad:
-                start_response(bad.status, [("Content-Type", _PLAIN), NOSNIFF])
-                return [str(bad.data).encode()]
+                content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
+                start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
+                                            ("Content-Length", str(len(text)))])
+                return [text]
         c = RequestContext(environ, self, path)
         token = bind(c)
         try:
@@ -206,12 +212,13 @@ class application:  # noqa: N801 - web.py's name
         # Errors become HTTPErrors inside the processor chain, so processors
         # outside (unloadhooks, sessions) see them raised, as in web.py: an
         # unhandled exception as the internalerror hook's answer.
+        keep = len(c.headers)  # what processors set before the handler stays on a 500
         try:
             result = self.handle(c)
         except HTTPError:
             raise
         except Exception:
-            raise self._internal_error_response(c) from None
+            raise self._internal_error_response(c, keep) from None
         if isinstance(result, HTTPError):
             raise result
         return result
@@ -345,30 +352,34 @@ class application:  # noqa: N801 - web.py's name
             # (headers={"Content-Type": "text/html"} for an HTML error page)
             # or its body is HTML the app built (__html__: a template, whose
             # values are escaped), as in web.notfound(render.notfound()).
-            if hasattr(e.data, "__html__"):
-                if c.has_content_type:
-                    c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
-                    c.has_content_type = False
-                return e.data
             if c.has_content_type:
                 c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
-            c.headers.append(("Content-Type", _PLAIN))
+                c.has_content_type = False
+            if hasattr(e.data, "__html__") or isinstance(e.data, (dict, list)):
+                return e.data  # HTML as HTML, a dict or list as JSON
+            rendered = render_error(e, c.env)
+            content_type, data = rendered if rendered is not None else (_PLAIN, e.data)
+            c.headers.append(("Content-Type", content_type))
             c.has_content_type = True
+            return data
         return e.data
 
     def _internal_error(self, c: RequestContext) -> Any:
         return self._error_result(c, self._internal_error_response(c))
 
-    def _internal_error_response(self, c: RequestContext) -> HTTPError:
+    def _internal_error_response(self, c: RequestContext, keep: int = 0) -> HTTPError:
         """Log the exception being handled; return the 500 to answer with.
 
-        The headers set so far are dropped; the answer is the innermost
+        The headers set so far are dropped, but the first ``keep`` (set by
+        processors before the handler ran) minus any Content-Type; the answer is the innermost
         ``internalerror`` hook's (a sub-application inherits its parent's),
         or the debug page when ``config.debug`` is on.
         """
         exc_info = sys.exc_info()
         log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
-        c.headers = [NOSNIFF]
+        c.headers = [h for h in c.headers[:keep] if h[0].lower() != "content-type"]
+        if NOSNIFF not in c.headers:
+            c.headers.append(NOSNIFF)
         c.has_content_type = False
         if config.debug:
             from webmini.serving.debugpage import render

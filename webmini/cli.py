@@ -1,4 +1,7 @@
-"""The ``webmini`` command: ``webmini run module:app`` and ``webmini check module:app``."""
+"""The ``webmini`` command: ``webmini run module:app`` and ``webmini check module:app``.
+
+Also ``python -m webmini``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,38 @@ from typing import Any
 __all__ = ["load_app", "main"]
 
 
-def load_app(target: str) -> Any:
+def load_app(target: str, command: str = "run") -> Any:
     """Import ``module:attr`` (attr defaults to ``app``) and return the WSGI callable."""
+    obj = load_object(target, command)
+    wsgifunc = getattr(obj, "wsgifunc", None)
+    if callable(wsgifunc):
+        try:
+            return wsgifunc()
+        except ValueError as exc:  # the URL table names what does not exist
+            raise SystemExit(f"{exc}\n(webmini check {target} lists every problem)") from None
+    if not callable(obj):
+        raise SystemExit(f"webmini: {target!r} is not a WSGI callable")
+    return obj
+
+
+def _suggest(target: str) -> str | None:
+    """Return ``module:app`` for a target given as a file path (``app.py``), else None."""
+    module_name = target.partition(":")[0]
+    if not (module_name.endswith(".py") or "/" in module_name or os.sep in module_name):
+        return None
+    path = module_name[:-3] if module_name.endswith(".py") else module_name
+    dotted = ".".join(p for p in path.replace(os.sep, "/").split("/") if p not in ("", "."))
+    return f"{dotted}:{target.partition(':')[2] or 'app'}"
+
+
+def load_object(target: str, command: str = "run") -> Any:
+    """Import ``module:attr`` (attr defaults to ``app``) and return that object as is."""
+    suggestion = _suggest(target)
+    if suggestion is not None:
+        raise SystemExit(
+            f"webmini: {target!r} is a file path; name the module and the app: "
+            f"webmini {command} {suggestion}"
+        )
     module_name, _, attr = target.partition(":")
     if not module_name:
         raise SystemExit(f"webmini: expected module:app, got {target!r}")
@@ -28,16 +61,14 @@ def load_app(target: str) -> Any:
             raise SystemExit(
                 f"webmini: {module_name!r} has no attribute {attr or 'app'!r}"
             ) from None
-    wsgifunc = getattr(obj, "wsgifunc", None)
-    if callable(wsgifunc):
-        return wsgifunc()
-    if not callable(obj):
-        raise SystemExit(f"webmini: {target!r} is not a WSGI callable")
     return obj
 
 
 def _parser() -> argparse.ArgumentParser:
+    from webmini import __version__
+
     parser = argparse.ArgumentParser(prog="webmini", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"webmini {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="serve module:app with the gevent dev server")
@@ -62,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--graceful-timeout", type=float, default=10.0,
                      help="seconds in-flight requests get to finish after SIGTERM (default 10)")
 
-    check = sub.add_parser("check", help="list modules of module:app that block the event loop")
+    check = sub.add_parser(
+        "check", help="resolve the URL table and list modules that block the event loop"
+    )
     check.add_argument("target", help="module:app")
     return parser
 
@@ -103,7 +136,22 @@ def _check(args: argparse.Namespace) -> int:
     from webmini.serving import green
 
     green.patch()
-    load_app(args.target)
+    obj = load_object(args.target, "check")
+    status = 0
+    router = getattr(obj, "_router", None)
+    if router is not None:
+        from webmini.routing import check_table
+
+        problems = check_table(router.routes, obj.fvars)
+        for line in problems:
+            print(f"webmini check: {line}")
+        if any(line.startswith("error:") for line in problems):
+            status = 1
+        else:
+            print(f"webmini check: URL table of {args.target}: {len(router.routes)} route(s) OK")
+    if not callable(getattr(obj, "wsgifunc", None)) and not callable(obj):
+        print(f"webmini check: {args.target!r} is not a WSGI callable")
+        return 1
     found = green.audit()
     for item in found:
         print(f"webmini check: {item}")
@@ -111,7 +159,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"webmini check: {len(found)} blocking module(s) loaded by {args.target}")
         return 1
     print(f"webmini check: no blocking module loaded by {args.target}")
-    return 0
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os as _os
+import os
 
 from webmini.storage import Storage
 
@@ -45,10 +45,30 @@ config = Storage(
     max_blocking_time=None,
     # Content-Type given to str/bytes responses that set none.
     default_content_type="text/html; charset=utf-8",
+    # One access-log line per request on the "webmini.access" logger, the
+    # same on every server (webmini.logs.AccessLog); False turns it off, as
+    # does WEBMINI_ACCESS_LOG=0 in the environment (e.g. when nginx logs).
+    access_log=os.environ.get("WEBMINI_ACCESS_LOG", "1").lower() not in ("0", "false", "off", "no"),
+    # str.format template of that line (None: webmini.logs.ACCESS_FORMAT);
+    # fields: client method path status bytes duration_ms request_id
+    # user_agent referer protocol.
+    access_log_format=None,
+    # Request header whose id is taken (when well-formed) or made, sent back
+    # and put on every log record of the request (%(request_id)s).
+    request_id_header="X-Request-ID",
+    # How HTTPError bodies are rendered: "text", "json" (RFC 9457 problem
+    # details) or "auto" (JSON when Accept prefers it); see webmini.problem.
+    error_format="text",
+    # f(error, environ) -> (content_type, body) or None: replaces the above.
+    error_renderer=None,
+    # web.json() answers 415 unless the Content-Type is JSON.
+    json_strict=False,
+    # Level of the root logger webmini sets up when the app configured none.
+    log_level="INFO",
     # Peers (addresses or networks, a list or "a,b" string) whose X-Forwarded-
     # Proto/-Host/-For headers ctx.protocol/host/ip/home follow. None by default:
     # any client can send those headers. Also read from WEBMINI_TRUSTED_PROXIES.
-    trusted_proxies=_os.environ.get("WEBMINI_TRUSTED_PROXIES", ""),
+    trusted_proxies=os.environ.get("WEBMINI_TRUSTED_PROXIES", ""),
     # web.session's settings (web.py's names); see SESSION_DEFAULTS.
     session_parameters=Storage(SESSION_DEFAULTS),
     # Redirects send a relative Location (/x), which a forged Host header

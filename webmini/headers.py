@@ -8,6 +8,7 @@ names and values are checked here before anything sends them.
 from __future__ import annotations
 
 import datetime
+import email.utils
 import re
 from http import HTTPStatus
 
@@ -78,7 +79,9 @@ def as_status(status: str | int) -> str:
 
 
 def http_date(when: datetime.datetime) -> str:
-    """Format ``when`` (naive means UTC) as an RFC 9110 HTTP date."""
-    if when.tzinfo is not None:
-        when = when.astimezone(datetime.UTC)
-    return when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    """Format ``when`` (naive means UTC) as an RFC 9110 HTTP date, whatever the locale."""
+    # Not strftime: %a and %b follow the process locale (LC_TIME), and an
+    # app or server that calls setlocale() would send "Mi, 02 Dez 2026".
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return email.utils.format_datetime(when.astimezone(datetime.UTC), usegmt=True)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote
 
 from webmini.config import config
 from webmini.ctx import UNSET, RequestContext, current, current_or_none
-from webmini.errors import BadRequest, PayloadTooLarge
+from webmini.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from webmini.storage import Storage
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -194,9 +194,17 @@ def data() -> bytes:
     return cached
 
 
-def json() -> Any:
-    """Return the request body parsed as JSON; an empty or invalid body is a 400."""
+def json(strict: bool | None = None) -> Any:
+    """Return the request body parsed as JSON; an empty or invalid body is a 400.
+
+    ``strict=True`` (default: ``web.config.json_strict``) also answers 415
+    when the ``Content-Type`` is not JSON (``application/json``, ``*/*+json``).
+    """
     c = current()
+    if strict if strict is not None else config.get("json_strict", False):
+        media = c.env.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType("expected a JSON body (Content-Type: application/json)")
     if c.parsed_json is not UNSET:
         return c.parsed_json
     body = data()

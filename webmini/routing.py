@@ -7,6 +7,7 @@ strings with backrefs, or sub-applications mounted by literal prefix.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from collections.abc import Iterable, Mapping
@@ -50,7 +51,12 @@ class Route:
         else:
             is_redirect = isinstance(target, str) and target.startswith("redirect ")
             self.kind = REDIRECT if is_redirect else HANDLER
-            self.regex = re.compile(pattern)
+            try:
+                self.regex = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"webmini: bad regex in the URL table: {pattern!r} -> {target!r}: {exc}"
+                ) from None
         self.groups = self.regex.groups
 
     def resolve(self, fvars: Mapping[str, Any]) -> Any:
@@ -62,11 +68,77 @@ class Route:
             resolved = fvars[target]
         elif "." in target:
             module_name, _, attr = target.rpartition(".")
-            resolved = getattr(importlib.import_module(module_name), attr)
+            try:
+                resolved = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise LookupError(
+                    f"webmini: URL table: {self.pattern!r} -> {target!r}: {exc}"
+                ) from None
         else:
-            raise LookupError(f"webmini: URL table names {target!r}, which is not defined")
+            raise LookupError(unresolved_message(self.pattern, target, fvars))
         self.target = resolved
         return resolved
+
+
+def unresolved_message(pattern: str, name: str, fvars: Mapping[str, Any]) -> str:
+    """Explain why a handler name in the URL table is not found, with a likely fix."""
+    message = f"webmini: URL table: {pattern!r} -> {name!r}, which is not defined"
+    if not fvars:
+        return message + (
+            "; pass the module's names: web.application(urls, globals())"
+        )
+    classes = [k for k, v in fvars.items() if isinstance(v, type) and not k.startswith("_")]
+    close = difflib.get_close_matches(name, classes, n=1, cutoff=0.6)
+    if not close:
+        lower = {k.lower(): k for k in classes}
+        close = [lower[name.lower()]] if name.lower() in lower else []
+    if close:
+        return message + f"; did you mean {close[0]!r}?"
+    return message + " (defined after web.application(...)? or in another module: 'pkg.mod.Class')"
+
+
+def resolve_or_fail(routes: Iterable[Route], fvars: Mapping[str, Any]) -> list[str]:
+    """Resolve every handler name now; raise ValueError naming the missing; return warnings."""
+    problems = check_table(routes, fvars)
+    missing = [p[len("error: "):] for p in problems if p.startswith("error: ")]
+    if missing:
+        raise ValueError("webmini: " + "; ".join(missing))
+    return problems
+
+
+def check_table(routes: Iterable[Route], fvars: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Resolve every handler name of a URL table now; return one line per problem found.
+
+    Names defined later than this call are reported too, so call it once the
+    module is fully imported (``webmini check`` does).
+    """
+    problems: list[str] = []
+    for route in routes:
+        shown = prefix + route.pattern
+        if not route.pattern.startswith("/"):
+            problems.append(
+                f"warning: URL table pattern {shown!r} does not start with '/' "
+                "(every path does: it matches none, or not what it seems)"
+            )
+        if route.kind == SUBAPP:
+            sub = route.target
+            problems.extend(check_table(sub._router.routes, sub.fvars, shown))
+            continue
+        if route.kind != HANDLER:
+            continue
+        try:
+            target = route.resolve(fvars)
+        except LookupError as exc:
+            text = str(exc).replace("webmini: ", "", 1)
+            # name the route by its full path (a sub-app's prefix included)
+            text = text.replace(f"{route.pattern!r} ->", f"{shown!r} ->", 1)
+            problems.append(f"error: {text}")
+            continue
+        if not callable(target):
+            problems.append(
+                f"error: URL table: {shown!r} -> {target!r} is neither a class nor a callable"
+            )
+    return problems
 
 
 def segment_key(route: Route) -> str | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json as _json
+import mimetypes
+import secrets
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any, TypeAlias
 from urllib.parse import urlencode, urlsplit
 from wsgiref.validate import validator
 
@@ -103,7 +105,7 @@ class Response:
         self.status = status
         self.status_code = int(status[:3])
         self.header_items = header_items
-        self.headers = _Headers(header_items)
+        self.headers = Headers(header_items)
         self.body = body
 
     @property
@@ -119,33 +121,91 @@ class Response:
         return f"<Response {self.status} {self.body[:60]!r}>"
 
 
-class _Headers:
-    """Case-insensitive, read-only view of response headers."""
+class Headers(Mapping[str, str]):
+    """Response headers: a read-only, case-insensitive mapping (first value per name).
+
+    ``headers["content-type"]``, ``dict(headers)``, ``headers.items()``;
+    repeated headers (``Set-Cookie``) with :meth:`get_all`.
+    """
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
-        self.items = items
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """Return the first header called ``name`` (any case), or ``default``."""
-        lower = name.lower()
-        for key, value in self.items:
-            if key.lower() == lower:
-                return value
-        return default
+        self._items = items
+        self._first: dict[str, tuple[str, str]] = {}
+        for key, value in items:
+            self._first.setdefault(key.lower(), (key, value))
 
     def get_all(self, name: str) -> list[str]:
-        """Return every header called ``name`` (any case)."""
+        """Return every header called ``name`` (any case), in order."""
         lower = name.lower()
-        return [v for k, v in self.items if k.lower() == lower]
+        return [v for k, v in self._items if k.lower() == lower]
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
+        return self._first[name.lower()][1]
 
-    def __contains__(self, name: str) -> bool:
-        return self.get(name) is not None
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self._first.values())
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+_Headers = Headers  # the name before it was public
+
+# A file for ``files=``: its content, (filename, content) or
+# (filename, content, content type); content is bytes, str or a binary file.
+FileSpec: TypeAlias = bytes | str | IO[bytes] | tuple[str, Any] | tuple[str, Any, str]
+
+
+def encode_multipart(
+    fields: Mapping[str, Any] | None, files: Mapping[str, FileSpec]
+) -> tuple[bytes, str]:
+    """Encode form ``fields`` and ``files`` as multipart/form-data; return (body, content type)."""
+    boundary = "webmini-" + secrets.token_hex(12)
+    out = io.BytesIO()
+
+    def part(disposition: str, content: bytes, content_type: str | None = None) -> None:
+        out.write(f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n".encode())
+        if content_type:
+            out.write(f"Content-Type: {content_type}\r\n".encode())
+        out.write(b"\r\n" + content + b"\r\n")
+
+    for name, value in (fields or {}).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            part(f'name="{_quote(name)}"', str(item).encode("utf-8"))
+    for name, spec in files.items():
+        filename, content, content_type = _file_parts(name, spec)
+        part(f'name="{_quote(name)}"; filename="{_quote(filename)}"', content, content_type)
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def _quote(value: str) -> str:
+    # As browsers do (WHATWG HTML): quotes and line breaks percent-encoded.
+    return value.replace("\r", "%0D").replace("\n", "%0A").replace('"', "%22")
+
+
+def _file_parts(name: str, spec: Any) -> tuple[str, bytes, str]:
+    content_type = None
+    if isinstance(spec, tuple):
+        filename, content = spec[0], spec[1]
+        if len(spec) > 2:
+            content_type = spec[2]
+    else:
+        filename, content = getattr(spec, "name", None) or name, spec
+    if hasattr(content, "read"):
+        content = content.read()
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    filename = str(filename).rsplit("/", 1)[-1]
+    if content_type is None:
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return filename, bytes(content), content_type
 
 
 class TestClient:
@@ -162,15 +222,31 @@ class TestClient:
         path: str,
         data: Any = None,
         json: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         https: bool = False,
         env: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        files: Mapping[str, FileSpec] | None = None,
     ) -> Response:
-        """Send one request and return the full :class:`Response`."""
+        """Send one request and return the full :class:`Response`.
+
+        ``params`` go to the query string (lists repeat the key), ``data`` (a
+        dict: a form; str or bytes: the body), ``json`` (serialised, with its
+        Content-Type), ``files`` (with ``data`` as the other fields: a
+        multipart/form-data body).
+        """
         headers = self._outgoing_headers(dict(headers or {}))
+        if params:
+            query = urlencode(params if isinstance(params, Mapping) else list(params), doseq=True)
+            path = path + ("&" if "?" in path else "?") + query
         if json is not None:
             data = _json.dumps(json)
             headers.setdefault("Content-Type", "application/json")
+        elif files:
+            if data is not None and not isinstance(data, Mapping):
+                raise TypeError("with files=, data must be a dict of form fields")
+            data, content_type = encode_multipart(data, files)
+            headers["Content-Type"] = content_type
         environ = build_environ(path, method, data, "localhost:8080", headers, https, env)
         response = Response(*_run_app(self.app, environ))
         self._received(response)

@@ -52,4 +52,8 @@ class UserPost:
 
 def make_app() -> Any:
     """Return the webmini app's WSGI callable."""
+    # No access line and no request id: the peers' apps write none either
+    # (their servers log). webmini's own costs 4 us per request plus the
+    # line itself; see benchmarks/README.md.
+    web.config.access_log = False
     return web.application(URLS, globals()).wsgifunc()

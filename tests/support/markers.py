@@ -15,12 +15,13 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "uwsgi_hello": ("uwsgi",),
     "uwsgi_todo": ("uwsgi",),
     "start_nginx": ("nginx",),
+    "start_gunicorn": ("gunicorn",),
     "cluster": ("uwsgi", "nginx", "slow"),  # tests/test_cluster.py: nginx + three uWSGI nodes
     "browser": ("browser", "slow"),
 }
 
 #: A parametrized fixture's param that names a service: ``server[uwsgi]`` starts uWSGI.
-PARAM_MARKERS = {"uwsgi": "uwsgi"}
+PARAM_MARKERS = {"uwsgi": "uwsgi", "gunicorn": "gunicorn"}
 
 #: marker -> what it means (registered in pyproject.toml too, for --markers).
 MARKERS = {
@@ -29,6 +30,7 @@ MARKERS = {
     "postgres": "starts a private PostgreSQL",
     "uwsgi": "starts uWSGI",
     "nginx": "starts nginx",
+    "gunicorn": "starts gunicorn",
     "browser": "drives a real browser (Chromium through Selenium)",
     "slow": "runs for more than a few seconds",
 }

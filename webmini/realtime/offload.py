@@ -251,6 +251,13 @@ def _wait_future(future: Future[T], wait: float | None, timeout: float | None) -
         with contextlib.suppress(Exception):
             loop.run_callback_threadsafe(done.set)
 
+    # The wake-up comes from another OS thread when the process is not
+    # patched (a script, a test run): with no timer and no other watcher the
+    # hub would see nothing left to wait for and raise LoopExit. A started
+    # (referenced) async watcher keeps the loop alive until the call ends;
+    # only this thread touches it, the other thread uses the threadsafe call.
+    keepalive = loop.async_()
+    keepalive.start(_nothing)
     future.add_done_callback(wake)
     try:
         if not done.wait(wait):
@@ -260,7 +267,13 @@ def _wait_future(future: Future[T], wait: float | None, timeout: float | None) -
         # Timeout, GreenletExit, gevent.Timeout: drop the call if it has not started.
         future.cancel()
         raise
+    finally:
+        keepalive.close()
     return future.result(timeout=0)
+
+
+def _nothing() -> None:
+    """Callback of the keep-alive watcher: it is never sent."""
 
 
 def offload_process(fn: Callable[..., T], *args: Any, timeout: float | None = None,

@@ -37,6 +37,12 @@ def accept(env: dict[str, Any], key: str, subprotocol: str | None) -> tuple[Any,
         _send_101(handler.socket, key, subprotocol)
         pending = _buffered(handler)
         return _take_over(handler.socket.fileno()), pending
+    sock = env.get("gunicorn.socket")
+    if sock is not None and env.get("webmini.gunicorn"):
+        # gunicorn's gevent worker (webmini.serving.gunicorn.GeventWorker,
+        # which then leaves the connection alone): our 101 on its socket.
+        _send_101(sock, key, subprotocol)
+        return _take_over(sock.fileno()), _gunicorn_buffered(env)
     if "uwsgi.version" in env:
         import uwsgi
 
@@ -48,7 +54,8 @@ def accept(env: dict[str, Any], key: str, subprotocol: str | None) -> tuple[Any,
         return _take_over(uwsgi.connection_fd()), b""
     raise HTTPError(
         "501 Not Implemented", [("Content-Type", "text/plain; charset=utf-8")],
-        "WebSocket needs uWSGI or the webmini dev server",
+        "WebSocket needs uWSGI, the webmini dev server or gunicorn with "
+        "webmini.serving.gunicorn_conf",
     )
 
 
@@ -76,6 +83,14 @@ def _buffered(handler: Any) -> bytes:
     finally:
         sock.settimeout(timeout)
     return pending
+
+
+def _gunicorn_buffered(env: dict[str, Any]) -> bytes:
+    """What gunicorn's parser already read past the request (frames sent early)."""
+    body = env.get("wsgi.input")
+    unreader = getattr(getattr(body, "reader", None), "unreader", None)
+    buf = getattr(unreader, "buf", None)
+    return bytes(buf.getvalue()) if buf is not None else b""
 
 
 def _take_over(fd: int) -> Any:

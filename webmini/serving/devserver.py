@@ -92,8 +92,9 @@ def serve(
         config.debug = debug
     if reload:
         config.reload = True
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from webmini import logs
+
+    logs.configure()  # unless the app configured logging itself
     if config.debug:
         # SECURITY: debug pages show source, locals and the request to anyone
         # who triggers an error: say so loudly, louder still off loopback.

@@ -275,16 +275,19 @@ class DevHandler(WSGIHandler):
             pass
 
     def log_request(self) -> None:
-        """Write one access-log line to the ``webmini.access`` logger."""
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        status = str(self._orig_status or "000").split(" ", 1)[0]
+        """Write the access line of a request the app did not log itself (same format)."""
+        env = self.environ or {}
+        if "webmini.request_id" in env or not access_log.isEnabledFor(logging.INFO):
+            return  # webmini's AccessLog (app.wsgifunc()) wrote it
+        from webmini.logs import write_access
+
+        if not env:  # refused before an environ existed (408, 431, bad request line)
+            method, _, rest = (self.requestline or "-").partition(" ")
+            env = {"REQUEST_METHOD": method, "PATH_INFO": rest.rpartition(" ")[0] or rest,
+                   "REMOTE_ADDR": self._client_ip()}
         finish: float = self.time_finish
-        took = f"{(finish - self.time_start) * 1000:.1f}ms" if finish else "-"
-        access_log.info(
-            '%s "%s" %s %s %s', self._client_ip(), self.requestline or "", status,
-            self.response_length or "-", took,
-        )
+        took = (finish - self.time_start) * 1000 if finish else 0.0
+        write_access(env, self._orig_status or "000", self.response_length or 0, took)
 
 
 class DevServer(WSGIServer):

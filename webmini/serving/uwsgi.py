@@ -10,6 +10,7 @@ or ``uwsgi.atexit`` still runs. (The WebSocket handshake's use of
 from __future__ import annotations
 
 import atexit
+import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -25,9 +26,16 @@ def module() -> ModuleType | None:
 
 
 def worker_id() -> int:
-    """Return this process's uWSGI worker id (0 in the master, and outside uWSGI)."""
+    """Return this process's worker id: uWSGI's (0 in the master), else gunicorn's, else 0.
+
+    Under gunicorn, webmini.serving.gunicorn_conf numbers the workers 1..N
+    (``WEBMINI_WORKER_ID``), as uWSGI does.
+    """
     uwsgi = module()
-    return int(uwsgi.worker_id()) if uwsgi is not None else 0
+    if uwsgi is not None:
+        return int(uwsgi.worker_id())
+    value = os.environ.get("WEBMINI_WORKER_ID", "")
+    return int(value) if value.isdigit() else 0
 
 
 def in_every_worker(func: Callable[[], Any]) -> None:
@@ -64,6 +72,14 @@ def at_exit(func: Callable[[], Any]) -> None:
             previous()
 
     uwsgi.atexit = at_worker_exit
+
+
+def setup_workers() -> None:
+    """Under uWSGI: Python logging (unless the app set it up) and the start-up audit per worker."""
+    from webmini import logs
+
+    logs.configure()
+    startup_check_in_workers()
 
 
 def startup_check_in_workers() -> None:

@@ -1,0 +1,127 @@
+"""webmini.logs: request ids, one access-log format, Python logging set up with time/level/pid/worker."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import textwrap
+
+import webmini as web
+from webmini import logs
+from webmini.config import config
+from webmini.testing import TestClient
+
+log = logging.getLogger("myapp")
+
+
+class Hello:
+    def GET(self):
+        log.warning("inside the handler")
+        return "hello"
+
+
+class Stream:
+    def GET(self):
+        yield b"a" * 10
+        yield b"b" * 5
+
+
+class Boom:
+    def GET(self):
+        raise RuntimeError("boom")
+
+
+app = web.application(("/", "Hello", "/stream", "Stream", "/boom", "Boom"), globals())
+client = TestClient(app.wsgifunc())          # wsgifunc() adds webmini.logs.AccessLog
+
+
+def _access(caplog):
+    return [r for r in caplog.records if r.name == "webmini.access"]
+
+
+def test_request_id_is_made_sent_back_and_on_every_record(caplog):
+    with caplog.at_level(logging.INFO):
+        r = client.get("/", headers={"User-Agent": "curl/8"})
+    rid = r.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+    handler_record = next(rec for rec in caplog.records if rec.name == "myapp")
+    assert handler_record.request_id == rid
+    (line,) = _access(caplog)
+    assert line.getMessage().startswith('127.0.0.1 "GET / HTTP/1.1" 200 5 ')
+    assert f"rid={rid}" in line.getMessage() and 'ua="curl/8"' in line.getMessage()
+    assert line.access["bytes"] == 5 and line.access["duration_ms"] >= 0
+
+
+def test_a_good_incoming_id_is_kept_a_bad_one_replaced(caplog):
+    r = client.get("/", headers={"X-Request-ID": "abc-123.req"})
+    assert r.headers["X-Request-ID"] == "abc-123.req"
+    r = client.get("/", headers={"X-Request-ID": "evil id\"x"})
+    assert r.headers["X-Request-ID"] != "evil id\"x" and len(r.headers["X-Request-ID"]) == 32
+    assert client.get("/", headers={"X-Request-ID": "x" * 129}).headers["X-Request-ID"] != "x" * 129
+
+
+def test_streamed_bytes_are_counted_and_errors_logged(caplog):
+    with caplog.at_level(logging.INFO):
+        assert client.get("/stream").body == b"a" * 10 + b"b" * 5
+        assert client.get("/boom").status_code == 500
+    lines = [r.getMessage() for r in _access(caplog)]
+    assert '"GET /stream HTTP/1.1" 200 15 ' in lines[0]
+    assert '"GET /boom HTTP/1.1" 500 ' in lines[1]
+
+
+def test_fields_are_escaped_against_forged_lines(caplog):
+    with caplog.at_level(logging.INFO):
+        client.get("/nothere", headers={"User-Agent": 'x"\n127.0.0.1 "GET /admin" 200'})
+    (line,) = [r.getMessage() for r in _access(caplog)]
+    assert "\n" not in line and 'ua="x\\x22\\x0a127.0.0.1 \\x22GET /admin\\x22 200"' in line
+
+
+def test_nested_access_logs_write_one_line(caplog):
+    with caplog.at_level(logging.INFO):
+        TestClient(logs.AccessLog(app.wsgifunc())).get("/")
+    assert len(_access(caplog)) == 1
+
+
+def test_format_is_configurable_and_switchable(caplog, monkeypatch):
+    monkeypatch.setitem(config, "access_log_format", "{method} {path} -> {status} [{request_id}] {nope}")
+    with caplog.at_level(logging.INFO):
+        r = client.get("/?q=1")
+    (line,) = [rec.getMessage() for rec in _access(caplog)]
+    assert line == f"GET /?q=1 -> 200 [{r.headers['X-Request-ID']}] -"
+    caplog.clear()
+    monkeypatch.setitem(config, "access_log", False)
+    with caplog.at_level(logging.INFO):
+        client.get("/")
+    assert _access(caplog) == []
+
+
+SCRIPT = """
+import logging, sys
+{before}
+from webmini import logs
+logs.install_record_fields()
+print(logs.configure())
+logging.getLogger("myapp").info("hello from the app")
+"""
+
+
+def _run(before):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(before=textwrap.dedent(before))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, proc.stderr
+
+
+def test_logging_is_configured_with_time_level_pid_worker():
+    out, err = _run("")
+    assert out.strip() == "True"
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \[pid \d+ worker 0\] "
+                     r"myapp: hello from the app \[rid -\]$", err, re.M), err
+
+
+def test_an_app_that_configures_logging_keeps_its_own():
+    out, err = _run("logging.basicConfig(level=logging.INFO, format='APP %(message)s')")
+    assert out.strip() == "False"
+    assert err.strip() == "APP hello from the app"
