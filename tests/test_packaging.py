@@ -38,7 +38,6 @@ def test_metadata(dist):
     assert meta["License-Expression"] == "MIT"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "Programming Language :: Python :: 3.13" in meta.get_all("Classifier")
-    assert any(u.startswith("Source, https://") for u in meta.get_all("Project-URL"))
     assert meta["Author"]
     requires = meta.get_all("Requires-Dist")
     assert any(r.startswith("gevent") and "extra" not in r for r in requires)
