@@ -14,6 +14,7 @@ rowcount, last id), so nothing touches the driver after the call returns.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import sqlite3
@@ -223,6 +224,36 @@ class _SqliteRaw:
     def close(self) -> None:
         """Close in the connection's own thread, after anything still running there."""
         self.thread.spawn(self.conn.close)
+
+
+def _convert_date(value: bytes) -> datetime.date:
+    return datetime.date(*map(int, value.split(b"-")))
+
+
+def _convert_timestamp(value: bytes) -> datetime.datetime:
+    date_part, _, time_part = value.partition(b" ")
+    year, month, day = map(int, date_part.split(b"-"))
+    clock, _, fraction = time_part.partition(b".")
+    hours, minutes, seconds = map(int, clock.split(b":"))
+    micro = int(fraction.decode()[:6].ljust(6, "0")) if fraction else 0
+    return datetime.datetime(year, month, day, hours, minutes, seconds, micro)
+
+
+def use_explicit_sqlite_types() -> None:
+    """Register the date/datetime adapters and converters sqlite3 deprecated in 3.12.
+
+    web.py opens SQLite with ``PARSE_DECLTYPES`` and relies on sqlite3's
+    default ``date``/``timestamp`` handling; Python 3.12 deprecated those
+    defaults. These give the same values, explicitly (process-wide, as
+    sqlite3's registries are).
+    """
+    sqlite3.register_adapter(datetime.date, lambda d: d.isoformat())
+    sqlite3.register_adapter(datetime.datetime, lambda d: d.isoformat(" "))
+    sqlite3.register_converter("date", _convert_date)
+    sqlite3.register_converter("timestamp", _convert_timestamp)
+
+
+use_explicit_sqlite_types()
 
 
 def _sqlite_run(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Outcome:
