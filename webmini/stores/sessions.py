@@ -140,7 +140,38 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Session:
+class SessionDataAccess:
+    """Item and attribute access to the current request's session data (shared by both Sessions)."""
+
+    __slots__ = ()
+
+    def _state(self) -> Any:
+        raise NotImplementedError
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self._state().data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._state().data[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._state().data[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._state().data[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._state().data
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Return session value ``name`` or ``default``."""
+        return self._state().data.get(name, default)
+
+
+class Session(SessionDataAccess):
     """Per-visitor data for an application, saved by a processor when it changes."""
 
     def __init__(
@@ -197,25 +228,6 @@ class Session:
             object.__setattr__(self, name, value)
         else:
             self._state().data[name] = value
-
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self._state().data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._state().data[name]
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        self._state().data[name] = value
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._state().data
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """Return session value ``name`` or ``default``."""
-        return self._state().data.get(name, default)
 
     @property
     def session_id(self) -> str:

@@ -30,7 +30,7 @@ from webmini.errors import HTTPError
 from webmini.request import cookies
 from webmini.response import setcookie
 from webmini.storage import Storage
-from webmini.stores.sessions import _vary_cookie
+from webmini.stores.sessions import SessionDataAccess, _vary_cookie
 from webmini.webpy.session_stores import (
     DBStore,
     DiskStore,
@@ -74,7 +74,7 @@ class _State:
         self.had_cookie = False
 
 
-class Session:
+class Session(SessionDataAccess):
     """Per-visitor data, loaded and saved around every request of ``app``."""
 
     __slots__ = ("store", "_initializer", "_last_cleanup_time", "_config", "_key", "__weakref__")
@@ -142,24 +142,6 @@ class Session:
             state.send_cookie = bool(value)
         else:
             state.data[name] = value
-
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self._state().data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._state().data[name]
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        self._state().data[name] = value
-
-    def __delitem__(self, name: str) -> None:
-        del self._state().data[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._state().data
 
     # -- lifecycle --------------------------------------------------------------
 
