@@ -380,9 +380,19 @@ class MemcachedNode:
     stop = kill
 
     def freeze(self) -> None:
-        """SIGSTOP the process: connections are accepted by the kernel, never answered."""
+        """SIGSTOP the process: connections are accepted by the kernel, never answered.
+
+        Returns once every thread is stopped: SIGSTOP is delivered
+        asynchronously, and a worker thread busy on another core could
+        otherwise still answer the next request.
+        """
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5.0
+        while not _all_threads_stopped(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"memcached {self.address} did not stop on SIGSTOP")
+            time.sleep(0.001)
 
     def thaw(self) -> None:
         """SIGCONT a frozen process."""
@@ -441,3 +451,17 @@ class MemcachedCluster:
         """Stop every node."""
         for node in self.nodes + self.extra:
             node.stop()
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """True when every thread of ``pid`` is in the stopped state (``T`` in /proc)."""
+    task_dir = f"/proc/{pid}/task"
+    for tid in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{tid}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            continue  # the thread ended
+        if state not in ("T", "t"):
+            return False
+    return True
