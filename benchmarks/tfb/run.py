@@ -63,6 +63,7 @@ UVICORN = str(VENV_BIN / "uvicorn")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 WORKERS = 2 * (os.cpu_count() or 1)  # uwsgi.ini's default: two per core
+ROUTER_PROCESSES = os.cpu_count() or 1  # uwsgi.ini WEBMINI_HTTP_ROUTER: one router process per core
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -201,10 +202,11 @@ class Server:
 
 
 def uwsgi_ini(workdir: Path, env: dict[str, str], key: str, name: str,
-              socket_addr: str | None = None) -> tuple[Proc, int]:
+              socket_addr: str | None = None, router: int = 0) -> tuple[Proc, int]:
     """webmini's app under the repository's uwsgi.ini, addresses from the environment."""
     port = free_port()
     env = {**env,
+           **({"WEBMINI_HTTP_ROUTER": str(router)} if router else {}),
            "WEBMINI_MODULE": "benchmarks.tfb.webmini_app:application",
            "WEBMINI_HTTP": f"127.0.0.1:{port}",
            "WEBMINI_SOCKET": socket_addr or str(workdir / f"{key}-uwsgi.sock"),
@@ -213,6 +215,9 @@ def uwsgi_ini(workdir: Path, env: dict[str, str], key: str, name: str,
            "WEBMINI_PROCESSES": str(WORKERS),
            "WEBMINI_LISTEN": str(min(4096, somaxconn())),
            "WEBMINI_TOUCH_RELOAD": str(workdir / f"{key}.reload"),
+           # No access line per request: no peer here writes one (gunicorn and uvicorn
+           # run without access logs), and TFB's implementations turn request logging off.
+           "WEBMINI_ACCESS_LOG": "0",
            # uwsgi.ini refuses root unless told; a benchmark run as root says so.
            **({"WEBMINI_ALLOW_ROOT": "1"} if os.geteuid() == 0 else {})}
     return Proc([UWSGI, "--ini", str(ROOT / "uwsgi.ini")], env, workdir / f"{key}.log"), port
@@ -222,6 +227,12 @@ def server_webmini(workdir: Path, env: dict[str, str]) -> Server:
     """webmini, uwsgi.ini's HTTP socket (one request per connection)."""
     proc, port = uwsgi_ini(workdir, env, "webmini", "webmini")
     return Server("webmini", "webmini (uwsgi.ini)", True, False, port, [proc])
+
+
+def server_webmini_router(workdir: Path, env: dict[str, str]) -> Server:
+    """webmini, uwsgi.ini with WEBMINI_HTTP_ROUTER=2 (uWSGI's keep-alive HTTP router, 2 processes)."""
+    proc, port = uwsgi_ini(workdir, env, "webmini-router", "webmini", router=ROUTER_PROCESSES)
+    return Server("webmini-router", "webmini (uwsgi.ini, HTTP router)", True, False, port, [proc])
 
 
 _NGINX_MAIN = """\
@@ -302,6 +313,7 @@ def server_webpy(workdir: Path, env: dict[str, str]) -> Server:
 
 SERVERS: dict[str, Callable[[Path, dict[str, str]], Server]] = {
     "webmini": server_webmini,
+    "webmini-router": server_webmini_router,
     "webmini-nginx": server_webmini_nginx,
     "falcon": _gunicorn("falcon", "Falcon (gunicorn gevent)", "benchmarks.tfb.peers.falcon_app:app"),
     "flask": _gunicorn("flask", "Flask (gunicorn gevent)", "benchmarks.tfb.peers.flask_app:app"),

@@ -1,9 +1,10 @@
-"""Refuse to serve when uWSGI's lenient ``http-socket`` is reachable beyond this host.
+"""Refuse to serve when uWSGI's lenient HTTP parsers are reachable beyond this host.
 
 uWSGI 2.0's HTTP parser echoes any version (``HTTP/9.9 200``), splits a
 request line on a bare CR and ignores chunked request bodies: it is fit for
 health checks and benchmarks from the host itself, never for untrusted
-clients. Clients go through nginx (examples/nginx.conf). The check runs
+clients. Its HTTP router (``http``, uwsgi.ini's WEBMINI_HTTP_ROUTER) parses
+the same way. Clients go through nginx (examples/nginx.conf). The check runs
 when the app is loaded under uWSGI
 (:func:`webmini.serving.uwsgi.startup_check_in_workers`).
 """
@@ -16,8 +17,8 @@ from typing import Any
 
 __all__ = ["HTTP_SOCKET_OPTIONS", "check_http_sockets", "is_local_address"]
 
-#: uWSGI options that put its own HTTP parser on a socket.
-HTTP_SOCKET_OPTIONS = ("http-socket", "http11-socket")
+#: uWSGI options that put its own HTTP parser on a socket (the workers' or the router's).
+HTTP_SOCKET_OPTIONS = ("http-socket", "http11-socket", "http", "https")
 
 
 def is_local_address(address: str) -> bool:
