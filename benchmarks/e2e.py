@@ -260,19 +260,24 @@ def scenario_hello(duration: int, rounds: int, workdir: Path) -> tuple[list[Run]
     # (WEBMINI_ACCESS_LOG=0, as behind an nginx that logs) for the ratio, and
     # with it in a row of its own, to show what the line costs.
     quiet = {"WEBMINI_ACCESS_LOG": "0"}
-    bare, mini, logged, gun = compare("hello", [
+    router = {**quiet, "WEBMINI_HTTP_ROUTER": str(os.cpu_count() or 1)}
+    bare, mini, logged, routed, gun = compare("hello", [
         uwsgi_ini_server("bare WSGI (uwsgi.ini)", "benchmarks.apps.bare:application", workdir),
         uwsgi_ini_server("webmini (uwsgi.ini, no access log)", "examples.hello:application",
                          workdir, quiet),
         uwsgi_ini_server("webmini (uwsgi.ini, access log)", "examples.hello:application", workdir),
+        uwsgi_ini_server("webmini (uwsgi.ini, HTTP router, no access log)",
+                         "examples.hello:application", workdir, router),
         gunicorn_conf_server("webmini (gunicorn_conf, no access log)", "examples.hello:application",
                              workdir, quiet),
     ], "/", 50, duration, rounds)
     ratio = mini.rps / bare.rps if bare.rps else 0.0
     verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-    return [bare, mini, logged, gun], [
+    return [bare, mini, logged, routed, gun], [
         f"hello: webmini / bare callable = {ratio:.2f}x (target >= 0.9x): {verdict}",
         f"hello: with the access line = {logged.rps / mini.rps if mini.rps else 0.0:.2f}x without",
+        f"hello: HTTP router (keep-alive) / http-socket = "
+        f"{routed.rps / mini.rps if mini.rps else 0.0:.2f}x",
         f"hello: webmini on gunicorn / on uWSGI = {gun.rps / mini.rps if mini.rps else 0.0:.2f}x "
         "(gunicorn keeps connections alive; uWSGI's http-socket closes each one)",
     ]

@@ -101,13 +101,18 @@ def _stat_fields(pid: int | str) -> list[str] | None:
 
 
 def session_cpu(sid: int) -> float:
-    """CPU seconds (user + system) of every live process in session ``sid``."""
+    """CPU seconds (user + system) of every process in session ``sid``, the exited ones too.
+
+    A uWSGI worker recycled during a run (``max-requests``) takes its CPU with it
+    from ``/proc``; its parent, once it has reaped it, carries it in ``cutime``
+    and ``cstime``, which are counted here.
+    """
     total = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             f = _stat_fields(entry)
             if f is not None and int(f[3]) == sid:
-                total += int(f[11]) + int(f[12])
+                total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
     return total / TICK
 
 
