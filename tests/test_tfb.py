@@ -56,12 +56,15 @@ def test_schema_has_tfb_rows(mariadb: Any, tfb_database: tuple[str, dict[str, An
     assert {(i, m) for i, m in rows} == {f for f in verify.FORTUNES if f[0]}
 
 
+@pytest.mark.parametrize("front", [{}, {"WEBMINI_HTTP_ROUTER": "2"}],
+                         ids=["http-socket", "http-router"])
 def test_webmini_tfb_app_passes_the_verifier_under_uwsgi_ini(
-    start_uwsgi: Any, tfb_database: tuple[str, dict[str, Any]]
+    start_uwsgi: Any, tfb_database: tuple[str, dict[str, Any]], front: dict[str, str]
 ) -> None:
+    """Both of uwsgi.ini's direct-HTTP shapes (benchmarks/tfb/run.py measures both)."""
     url, params = tfb_database
     server = start_uwsgi(module="benchmarks.tfb.webmini_app:application",
-                         env={"TFB_DATABASE_URL": url})
+                         env={"TFB_DATABASE_URL": url, **front})
     problems = verify.verify(f"http://{server.http_address}", params)
     assert problems == [], "\n".join(problems) + "\n" + server.log_tail()
     # Bad input is a 4xx, and the app keeps serving.
