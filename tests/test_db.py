@@ -386,6 +386,65 @@ def test_read_timeout_ends_a_statement_and_frees_its_slot(make_db: MakeDB) -> No
     assert db.stats().in_use == 0 and db.stats().discards == 2
 
 
+def test_time_limit_ends_only_the_slow_statement(make_db: MakeDB) -> None:
+    """The pool's watchdog ends the statement past read_timeout; statements running
+    beside it, fast ones and ones shorter than the limit, are untouched."""
+    db = make_db(pool_size=6, read_timeout=0.6)
+    slow = gevent.spawn(db.query, "SELECT SLEEP(5)")
+    almost = gevent.spawn(db.query_one, "SELECT SLEEP(0.3) AS s")
+    fast = [gevent.spawn(db.query_one, "SELECT %s AS n", (i,)) for i in range(20)]
+    gevent.joinall([slow, almost, *fast], timeout=10)
+    assert isinstance(slow.exception, pymysql.err.OperationalError)
+    assert "timed out" in str(slow.exception) and "0.6 s" in str(slow.exception)
+    assert almost.value == {"s": 0}
+    assert [g.value for g in fast] == [{"n": i} for i in range(20)]
+    assert db.stats().discards == 1 and db.stats().in_use == 0
+
+
+def test_statements_use_no_socket_timeouts_but_raw_use_does(make_db: MakeDB) -> None:
+    """PERF: pymysql's sockets carry no timeout (no gevent timer per wait); a statement
+    sent on ``conn.raw`` directly, around the watchdog, gets pymysql's own timeouts."""
+    db = make_db(pool_size=1, read_timeout=0.5, write_timeout=0.4)
+    with db.connection() as conn:
+        conn.query_one("SELECT 1")
+        pooled_raw = conn._pooled.raw
+        assert pooled_raw._read_timeout is None and pooled_raw._sock.gettimeout() is None
+        raw = conn.raw
+        assert (raw._read_timeout, raw._write_timeout) == (0.5, 0.4)
+    started = time.monotonic()
+    with pytest.raises(pymysql.err.OperationalError, match="timed out"), \
+            db.connection() as conn, conn.raw.cursor() as cur:
+        cur.execute("SELECT SLEEP(5)")
+    assert time.monotonic() - started < 2
+
+
+def test_no_time_limit_when_timeouts_are_off(make_db: MakeDB) -> None:
+    db = make_db(pool_size=1, read_timeout=None, write_timeout=None)
+    assert db.query_one("SELECT SLEEP(0.2) AS s") == {"s": 0}
+    assert db._watchdog is None
+
+
+def test_watchdog_replaces_a_dead_watcher() -> None:
+    """SECURITY: a killed watcher greenlet never leaves statements unbounded."""
+    from webmini.stores.watchdog import StatementWatchdog
+
+    aborted: list[str] = []
+    dog = StatementWatchdog(0.1, aborted.append)
+    dog.begin("first")
+    assert dog._greenlet is not None
+    dog._greenlet.kill()
+    dog.begin("second")  # a new watcher
+    gevent.sleep(0.4)
+    assert sorted(aborted) == ["first", "second"]
+    assert dog.end("first") is True and dog.end("second") is True
+    assert dog.end("second") is False and dog.running() == 0
+    dog.begin("third")
+    assert dog.end("third") is False  # ended in time: not aborted
+    dog.stop()
+    gevent.sleep(0.3)
+    assert dog._greenlet.dead  # stopped once nothing is running
+
+
 def test_recycle_replaces_old_connections(make_db: MakeDB) -> None:
     db = make_db(pool_size=1, recycle=0.3)
     first = conn_id(db)

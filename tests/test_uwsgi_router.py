@@ -3,8 +3,8 @@
 The router is uWSGI's own C front process: it keeps client connections alive
 and passes each request to the gevent workers over the uwsgi unix socket.
 These tests check what a client of it relies on: many requests on one
-connection, the client's address, bodies both ways, streamed responses,
-and that it stays on loopback like the plain http-socket.
+connection, the client's address, bodies both ways and streamed responses.
+tests/test_exposure.py checks that it stays on loopback like the http-socket.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support.servers import UWSGI_INI, UwsgiServer, uwsgi_binary
+from support.servers import UwsgiServer
 
 pytestmark = pytest.mark.uwsgi
 
@@ -151,14 +150,3 @@ def test_http_10_client_gets_its_answer_and_a_close(router: UwsgiServer) -> None
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200")
     assert json.loads(body)["addr"] == "127.0.0.1"
-
-
-def test_public_router_address_is_refused(tmp_path: Path) -> None:
-    """The router on every interface: uwsgi.ini exits at start, saying why (as for http-socket)."""
-    server = UwsgiServer(tmp_path, processes=1, env={"WEBMINI_HTTP_ROUTER": "1"})
-    env = server.environment()
-    env["WEBMINI_HTTP"] = "0.0.0.0:0"
-    proc = subprocess.run([uwsgi_binary(), "--ini", str(UWSGI_INI)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert proc.returncode != 0
-    assert "uWSGI http '0.0.0.0:0' is reachable beyond this host" in proc.stdout + proc.stderr

@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
+import operator
 import os
+import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -50,6 +52,7 @@ from webmini.stores.pool import (
     TLSContext,
     is_local,
 )
+from webmini.stores.watchdog import StatementWatchdog
 
 __all__ = ["ConnectError", "Connection", "Database", "ExecResult", "PoolTimeout"]
 
@@ -68,17 +71,29 @@ class ExecResult(NamedTuple):
 class Connection:
     """One checked-out connection: query helpers bound to it (from ``db.connection()``)."""
 
-    def __init__(self, pooled: Pooled, pool: Pool) -> None:
+    def __init__(self, pooled: Pooled, pool: Pool,
+                 watchdog: StatementWatchdog | None = None) -> None:
         self._pooled = pooled
         self._pool = pool
+        self._watchdog = watchdog
         self._owner = gevent.getcurrent()
         self._tx_depth = 0
         self._released = False
 
     @property
     def raw(self) -> Any:
-        """The driver's connection (do not close it or keep it past the ``with`` block)."""
-        return self._pooled.raw
+        """The driver's connection (do not close it or keep it past the ``with`` block).
+
+        Statements sent on it directly are bounded by ``read_timeout`` and
+        ``write_timeout`` per socket operation, as pymysql does it.
+        """
+        raw = self._pooled.raw
+        watchdog = self._watchdog
+        if watchdog is not None and getattr(raw, "_read_timeout", 0) is None:
+            # SECURITY: raw use bypasses the statement watchdog: the driver's own
+            # socket timeouts bound it instead (kept for this connection's life).
+            raw._read_timeout, raw._write_timeout = watchdog.socket_timeouts
+        return raw
 
     def _check(self) -> None:
         if self._released:
@@ -89,10 +104,26 @@ class Connection:
             # Two greenlets interleaving on one socket would corrupt the protocol.
             raise pymysql.err.InterfaceError("connection used by a greenlet that does not own it")
 
+    def _failed(self, exc: BaseException, timed_out: bool) -> BaseException:
+        """The connection is no longer trusted; return the exception to raise for ``exc``."""
+        self._pooled.broken = True
+        if timed_out or _is_disconnect(exc):
+            self._pool.suspect_before = time.monotonic()
+        if timed_out:
+            assert self._watchdog is not None
+            return pymysql.err.OperationalError(
+                2013, f"Lost connection to MySQL server during query (timed out: the "
+                      f"statement ran longer than {self._watchdog.limit:g} s)")
+        return exc
+
     def _run(self, sql: str, params: Params, consume: Any, many: list[Any] | None = None) -> Any:
+        # PERF: what _call(operation) does, written out: no closure per statement.
         self._check()
+        pooled, watchdog = self._pooled, self._watchdog
+        if watchdog is not None:
+            watchdog.begin(pooled)
         try:
-            cursor = self._pooled.raw.cursor()
+            cursor = pooled.raw.cursor()
             # SECURITY: values travel as parameters escaped by the driver, never
             # formatted into the SQL text by webmini.
             if many is not None:
@@ -101,13 +132,45 @@ class Connection:
                 cursor.execute(sql, params)
             result = consume(cursor)
             cursor.close()
-            return result
         except BaseException as exc:
-            # Whatever happened (server error, lost connection, gevent.Timeout,
-            # GreenletExit), the connection's state is no longer trusted.
-            self._pooled.broken = True
-            if _is_disconnect(exc):
-                self._pool.suspect_before = time.monotonic()
+            # Whatever happened (server error, lost connection, time limit,
+            # gevent.Timeout, GreenletExit), the connection's state is no longer
+            # trusted.
+            error = self._failed(exc, watchdog is not None and watchdog.end(pooled))
+            if error is exc:
+                raise
+            raise error from exc
+        if watchdog is not None and watchdog.end(pooled):
+            pooled.broken = True  # answered as the watchdog shut its socket: not reusable
+        return result
+
+    def _timed(self, operation: Any) -> Any:
+        """Run ``operation(raw)`` as one statement timed by the pool's watchdog.
+
+        Past the time limit it raises OperationalError 2013 (the connection is
+        discarded); other errors propagate unchanged and the caller decides
+        (web.database keeps a connection after a constraint violation).
+        """
+        pooled, watchdog = self._pooled, self._watchdog
+        if watchdog is None:
+            return operation(pooled.raw)
+        watchdog.begin(pooled)
+        try:
+            result = operation(pooled.raw)
+        except BaseException as exc:
+            if watchdog.end(pooled):
+                raise self._failed(exc, True) from exc
+            raise
+        if watchdog.end(pooled):
+            pooled.broken = True  # answered as the watchdog shut its socket: not reusable
+        return result
+
+    def _call(self, operation: Any) -> Any:
+        """``_timed(operation)`` (BEGIN, COMMIT), the connection discarded on any error."""
+        try:
+            return self._timed(operation)
+        except BaseException as exc:
+            self._failed(exc, False)
             raise
 
     def query(self, sql: str, params: Params = None) -> list[Storage]:
@@ -157,6 +220,17 @@ def _is_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError)
 
 
+def _shut_socket(pooled: Any) -> None:
+    """Abort a statement past its time limit: its greenlet sees the connection lost."""
+    sock = getattr(pooled.raw, "_sock", None)
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_BEGIN = operator.methodcaller("begin")
+_COMMIT = operator.methodcaller("commit")
+
+
 def _exec_result(cursor: Any) -> ExecResult:
     return ExecResult(cursor.rowcount, cursor.lastrowid)
 
@@ -190,8 +264,13 @@ class Database:
     ``pool_size`` connections are kept; up to ``max_overflow`` more are opened
     under load and closed when returned. ``acquire_timeout`` bounds the wait for
     a free slot and ``connect_timeout`` bounds opening or pre-pinging a
-    connection, so a checkout takes at most their sum. ``read_timeout`` and
-    ``write_timeout`` bound each socket operation of a query. A connection
+    connection, so a checkout takes at most their sum. ``read_timeout``
+    bounds each statement, from sending it to reading its last row
+    (``write_timeout`` does when ``read_timeout`` is off): one watchdog
+    greenlet per pool ends a statement past it (OperationalError 2013, the
+    connection discarded), instead of pymysql's socket timeouts, which under
+    gevent arm a timer for every socket wait; a driver connection used
+    directly (``conn.raw``) gets them as pymysql's socket timeouts. A connection
     older than ``recycle`` seconds is replaced at checkout. ``pre_ping`` (a
     number, 1.0 by default) pings a connection at checkout when it sat idle at
     least that many seconds, or was idle when another connection of the pool
@@ -258,6 +337,7 @@ class Database:
         self._tls = TLSContext(mode, ssl_ca)
         self._connect_args = self._driver_args(password, charset, dict(connect_args or {}))
         self._pool: Pool | None = None
+        self._watchdog: StatementWatchdog | None = None
         self._bound: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
             f"webmini.stores.mysql.{id(self):x}", default=None
         )
@@ -277,9 +357,11 @@ class Database:
             args["host"], args["port"] = self.host, self.port
         if self.database:
             args["database"] = self.database
-        if self.read_timeout:
+        # PERF: pymysql gets no socket timeouts: under gevent each would arm a
+        # timer per socket wait; the pool's StatementWatchdog bounds statements.
+        if self.read_timeout and self.driver is not pymysql:
             args["read_timeout"] = self.read_timeout
-        if self.write_timeout:
+        if self.write_timeout and self.driver is not pymysql:
             args["write_timeout"] = self.write_timeout
         if self.driver is not pymysql:  # C drivers take whole seconds
             for key in ("connect_timeout", "read_timeout", "write_timeout"):
@@ -365,7 +447,18 @@ class Database:
             # First use in this process (e.g. a freshly forked uWSGI worker): a
             # new pool. The parent's connections are left alone, never closed.
             pool = self._pool = Pool(self)
+            self._watchdog = self._new_watchdog()
         return pool
+
+    def _new_watchdog(self) -> StatementWatchdog | None:
+        """The time limit of this process's statements (pymysql only: C drivers block the
+        hub, so no greenlet could watch them; they get socket timeouts instead)."""
+        limit = self.read_timeout or self.write_timeout
+        if not limit or self.driver is not pymysql:
+            return None
+        return StatementWatchdog(limit, _shut_socket,
+                                 socket_timeouts=(self.read_timeout or None,
+                                                  self.write_timeout or None))
 
     def _current(self) -> Connection | None:
         conn = self._bound.get()
@@ -387,7 +480,7 @@ class Database:
             return
         pool = self._get_pool()
         pooled = pool.acquire()
-        conn = Connection(pooled, pool)
+        conn = Connection(pooled, pool, self._watchdog)
         token = self._bound.set(conn)
         ok = False
         try:
@@ -416,7 +509,7 @@ class Database:
                 conn.execute(f"SAVEPOINT {savepoint}")
             else:
                 conn._check()  # refuses a broken connection before BEGIN
-                self._wire(conn, conn.raw.begin)
+                conn._call(_BEGIN)
             conn._tx_depth = depth + 1
             try:
                 yield conn
@@ -439,21 +532,13 @@ class Database:
             if depth:
                 conn.execute(f"RELEASE SAVEPOINT {savepoint}")
             else:
-                self._wire(conn, conn.raw.commit)
-
-    @staticmethod
-    def _wire(conn: Connection, call: Any) -> None:
-        try:
-            call()
-        except BaseException:
-            conn._pooled.broken = True
-            raise
+                conn._call(_COMMIT)
 
     def _rollback(self, conn: Connection) -> None:
         """Best-effort ROLLBACK, bounded in time; the connection is discarded anyway."""
         conn._pooled.broken = True
         with gevent.Timeout(min(self.connect_timeout, 1.0), False), suppress(Exception):
-            conn.raw.rollback()
+            conn._pooled.raw.rollback()
 
     def _once(self, sql: str, params: Params, consume: Any) -> Any:
         """One statement on a connection checked out for it alone (or the bound one)."""
@@ -465,7 +550,7 @@ class Database:
         # nest (saves the generator context manager and the ContextVar set/reset).
         pool = self._get_pool()
         pooled = pool.acquire()
-        conn = Connection(pooled, pool)
+        conn = Connection(pooled, pool, self._watchdog)
         ok = False
         try:
             result = conn._run(sql, params, consume)
@@ -502,5 +587,8 @@ class Database:
         A later query starts a fresh pool.
         """
         pool, self._pool = self._pool, None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.stop()  # once the statements still running are over
         if pool is not None:
             pool.close_idle()

@@ -103,17 +103,23 @@ class Backend:
 # ---------------------------------------------------------------------------- mysql
 
 
+def _mysql_run(raw: Any, sql: str, params: Sequence[Any]) -> Outcome:
+    # SECURITY: values travel as parameters escaped by the driver.
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        return _consume(cursor)
+    finally:
+        cursor.close()
+
+
 class _MySQLLink(Link):
     __slots__ = ()
 
     def run(self, sql: str, params: Sequence[Any]) -> Outcome:
-        # SECURITY: values travel as parameters escaped by the driver.
-        cursor = self.raw.cursor()
-        try:
-            cursor.execute(sql, params)
-            return _consume(cursor)
-        finally:
-            cursor.close()
+        # The pool's statement watchdog bounds it (webmini.stores.watchdog).
+        return self.pooled._timed(  # type: ignore[no-any-return]
+            lambda raw: _mysql_run(raw, sql, params))
 
 
 class MySQLBackend(Backend):
@@ -136,7 +142,7 @@ class MySQLBackend(Backend):
         """Check out a pool connection (joining one this greenlet already holds)."""
         cm: AbstractContextManager[Any] = self.pool.connection()
         conn = cm.__enter__()
-        return _MySQLLink(conn.raw, conn, cm)
+        return _MySQLLink(None, conn, cm)  # statements go through conn._timed()
 
     def checkin(self, link: Link, ok: bool) -> None:
         """Return the connection to the pool (discarded when broken)."""
