@@ -17,7 +17,13 @@ from support import free_port
 
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
-from webmini.stores.mysql import ConnectError, Database, ExecResult, PoolTimeout
+from webmini.stores.mysql import (
+    ConnectError,
+    Database,
+    DatabaseUnavailable,
+    ExecResult,
+    PoolTimeout,
+)
 
 MakeDB = Callable[..., Database]
 
@@ -371,6 +377,42 @@ def test_without_pre_ping_a_dead_connection_fails_once(make_db: MakeDB, mariadb:
     with pytest.raises(pymysql.err.OperationalError):
         db.query("SELECT 1")
     assert conn_id(db) != victim and db.stats().in_use == 0
+
+
+def test_connection_lost_mid_statement_is_a_503(make_db: MakeDB, mariadb: Any) -> None:
+    """A statement whose connection dies under it (KILL, a restart) raises
+    DatabaseUnavailable: a 503 with Retry-After for the client (not a 500), still a
+    pymysql OperationalError with the driver's errno for code that catches that."""
+    import webmini as web
+    from webmini.testing import TestClient
+
+    db = make_db(pool_size=1, pre_ping=False)
+    started = gevent.event.Event()
+
+    class Slow:
+        def GET(self) -> Any:
+            started.set()
+            return dict(db.query_one("SELECT SLEEP(5) AS s") or {})
+
+    client = TestClient(web.application(("/slow", "Slow"), {"Slow": Slow}))
+    victim = conn_id(db)
+    answer = gevent.spawn(client.get, "/slow")
+    started.wait(5)
+    gevent.sleep(0.2)
+    kill(mariadb, victim)
+    res = answer.get(timeout=5)
+    assert res.status_code == 503 and res.headers["Retry-After"] == "1"
+    assert b"lost" not in res.body.lower()  # the driver's message stays in the log
+
+    victim = conn_id(db)
+    slow = gevent.spawn(db.query, "SELECT SLEEP(5)")
+    gevent.sleep(0.3)
+    kill(mariadb, victim)
+    with pytest.raises(DatabaseUnavailable) as caught:
+        slow.get(timeout=5)
+    assert isinstance(caught.value, pymysql.err.OperationalError)
+    assert caught.value.args[0] in (2013, 1927) and caught.value.status_code == 503
+    assert db.stats().in_use == 0 and db.query_one("SELECT 1 AS one") == {"one": 1}
 
 
 def test_read_timeout_ends_a_statement_and_frees_its_slot(make_db: MakeDB) -> None:

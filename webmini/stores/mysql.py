@@ -42,6 +42,7 @@ with require("mysql", "webmini.stores.mysql"):
     import gevent
     import pymysql
 
+from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
 from webmini.stores.pool import (
     SSL_MODES,
@@ -54,11 +55,28 @@ from webmini.stores.pool import (
 )
 from webmini.stores.watchdog import StatementWatchdog
 
-__all__ = ["ConnectError", "Connection", "Database", "ExecResult", "PoolTimeout"]
+__all__ = [
+    "ConnectError", "Connection", "Database", "DatabaseUnavailable", "ExecResult", "PoolTimeout",
+]
 
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+class DatabaseUnavailable(ServiceUnavailable, pymysql.err.OperationalError):
+    """The connection was lost mid-statement (a server restart, a KILL, the time limit).
+
+    Answered 503 with ``Retry-After`` when a handler lets it through, like
+    ``PoolTimeout``; still a pymysql ``OperationalError`` with the driver's
+    ``(errno, message)`` as ``args``, so code that catches that keeps working.
+    """
+
+    def __init__(self, errno: int, message: str) -> None:
+        # SECURITY: the HTTP body stays generic; errno and message are for logs.
+        super().__init__("service unavailable", [("Retry-After", "1")])
+        self.args = (errno, message)
+        self.detail = message
 
 
 class ExecResult(NamedTuple):
@@ -111,9 +129,15 @@ class Connection:
             self._pool.suspect_before = time.monotonic()
         if timed_out:
             assert self._watchdog is not None
-            return pymysql.err.OperationalError(
+            return DatabaseUnavailable(
                 2013, f"Lost connection to MySQL server during query (timed out: the "
                       f"statement ran longer than {self._watchdog.limit:g} s)")
+        if isinstance(exc, pymysql.err.OperationalError) and not isinstance(
+                exc, DatabaseUnavailable) and _is_disconnect(exc):
+            return DatabaseUnavailable(exc.args[0], str(exc.args[1]) if len(exc.args) > 1 else "")
+        if isinstance(exc, ConnectionError):
+            return DatabaseUnavailable(
+                2013, f"Lost connection to MySQL server during query ({exc})")
         return exc
 
     def _run(self, sql: str, params: Params, consume: Any, many: list[Any] | None = None) -> Any:
@@ -170,8 +194,10 @@ class Connection:
         try:
             return self._timed(operation)
         except BaseException as exc:
-            self._failed(exc, False)
-            raise
+            error = self._failed(exc, False)
+            if error is exc:
+                raise
+            raise error from exc
 
     def query(self, sql: str, params: Params = None) -> list[Storage]:
         """Run a statement and return every row as a Storage (dict with attributes)."""
