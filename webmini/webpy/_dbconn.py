@@ -58,6 +58,17 @@ def _consume(cursor: Any) -> Outcome:
     return Outcome(names, rows, cursor.rowcount, lastrowid)
 
 
+def _run_statement(conn: Any, sql: str, params: Sequence[Any]) -> Outcome:
+    """One statement on a DB-API connection, its rows fetched."""
+    # SECURITY: values travel as parameters bound by the driver, never spliced.
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return _consume(cursor)
+    finally:
+        cursor.close()
+
+
 class Link:
     """One checked-out connection; ``broken`` once its state is no longer trusted."""
 
@@ -103,23 +114,13 @@ class Backend:
 # ---------------------------------------------------------------------------- mysql
 
 
-def _mysql_run(raw: Any, sql: str, params: Sequence[Any]) -> Outcome:
-    # SECURITY: values travel as parameters escaped by the driver.
-    cursor = raw.cursor()
-    try:
-        cursor.execute(sql, params)
-        return _consume(cursor)
-    finally:
-        cursor.close()
-
-
 class _MySQLLink(Link):
     __slots__ = ()
 
     def run(self, sql: str, params: Sequence[Any]) -> Outcome:
         # The pool's statement watchdog bounds it (webmini.stores.watchdog).
         return self.pooled._timed(  # type: ignore[no-any-return]
-            lambda raw: _mysql_run(raw, sql, params))
+            lambda raw: _run_statement(raw, sql, params))
 
 
 class MySQLBackend(Backend):
@@ -262,22 +263,13 @@ def use_explicit_sqlite_types() -> None:
 use_explicit_sqlite_types()
 
 
-def _sqlite_run(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Outcome:
-    cursor = conn.cursor()
-    try:
-        cursor.execute(sql, params)
-        return _consume(cursor)
-    finally:
-        cursor.close()
-
-
 class _SqliteLink(Link):
     __slots__ = ()
 
     def run(self, sql: str, params: Sequence[Any]) -> Outcome:
         # SECURITY: values are bound by sqlite3 ("?" markers), never spliced.
         # PERF: one thread hop per statement; the rows come back fetched.
-        return self.raw.call(_sqlite_run, sql, params)  # type: ignore[no-any-return]
+        return self.raw.call(_run_statement, sql, params)  # type: ignore[no-any-return]
 
 
 class SqliteBackend(_PooledBackend):
@@ -317,7 +309,7 @@ class SqliteBackend(_PooledBackend):
         return _SqliteRaw(conn, thread)
 
     def _ping(self, raw: Any) -> None:
-        raw.call(_sqlite_run, "SELECT 1", ())
+        raw.call(_run_statement, "SELECT 1", ())
 
     def _where(self) -> str:
         return f"sqlite:{self.path}"
