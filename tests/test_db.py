@@ -487,6 +487,31 @@ def test_watchdog_replaces_a_dead_watcher() -> None:
     assert dog._greenlet.dead  # stopped once nothing is running
 
 
+def test_watchdog_copied_into_a_forked_child_aborts_nothing() -> None:
+    """A watcher greenlet copied by fork never shuts the parent's sockets from the child."""
+    from webmini.stores.watchdog import StatementWatchdog
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's watchdog, its statement "in flight"
+        code = 1
+        try:
+            aborted: list[str] = []
+            dog = StatementWatchdog(0.1, aborted.append)
+            dog._pid = os.getppid()  # as if created in the parent before the fork
+            dog.begin("parent's statement")
+            gevent.sleep(0.4)
+            code = 0 if aborted == [] and dog._greenlet is not None and dog._greenlet.dead else 3
+        finally:
+            os.write(write_end, bytes([code]))
+            os._exit(0)
+    os.close(write_end)
+    result = os.read(read_end, 1)
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert result == b"\x00"
+
+
 def test_recycle_replaces_old_connections(make_db: MakeDB) -> None:
     db = make_db(pool_size=1, recycle=0.3)
     first = conn_id(db)

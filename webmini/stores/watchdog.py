@@ -12,6 +12,7 @@ sees as a lost connection.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Hashable
 from contextlib import suppress
@@ -37,6 +38,7 @@ class StatementWatchdog:
         self._expired: set[Hashable] = set()
         self._greenlet: gevent.Greenlet | None = None
         self._stopping = False
+        self._pid = os.getpid()
 
     def begin(self, key: Hashable) -> None:
         """A statement on ``key`` (its connection) starts now."""
@@ -68,6 +70,10 @@ class StatementWatchdog:
     def _watch(self) -> None:
         while not (self._stopping and not self._running):
             gevent.sleep(self.interval)
+            if os.getpid() != self._pid:
+                # SECURITY: a copy of this greenlet in a forked child must not shut
+                # sockets the parent still uses (shutdown reaches across processes).
+                return
             if not self._running:
                 continue
             too_old = time.monotonic() - self.limit
