@@ -29,7 +29,7 @@ import json
 
 import webmini as web
 
-urls = ("/env", "Env", "/echo", "Echo", "/stream", "Stream")
+urls = ("/env", "Env", "/echo", "Echo", "/stream", "Stream", "/ws", "WsEcho")
 
 
 class Env:
@@ -51,6 +51,13 @@ class Stream:
             for i in range(50):
                 yield ("line %d\\n" % i).encode()
         return chunks()
+
+
+class WsEcho(web.WebSocket):
+    ping_interval = None
+
+    def on_message(self, data):
+        self.send(data)
 
 
 application = web.application(urls, globals()).wsgifunc()
@@ -150,3 +157,25 @@ def test_http_10_client_gets_its_answer_and_a_close(router: UwsgiServer) -> None
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200")
     assert json.loads(body)["addr"] == "127.0.0.1"
+
+
+def test_websocket_passes_through_the_router(router: UwsgiServer) -> None:
+    """A WebSocket upgrade reaches the gevent worker through the router
+    (``http-websockets``) and frames flow both ways, text and binary."""
+    import websocket  # websocket-client, a real client
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{router.http_port}/ws", timeout=5)
+    try:
+        ws.send("hello through the router")
+        assert ws.recv() == "hello through the router"
+        ws.send_binary(b"\x00\x01" * 5000)
+        assert ws.recv() == b"\x00\x01" * 5000
+    finally:
+        ws.close()
+    # The router still serves plain requests afterwards.
+    conn = _connection(router)
+    try:
+        conn.request("GET", "/env")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
