@@ -47,7 +47,6 @@ class StatementWatchdog:
         # SECURITY: a statement is never left unbounded: a dead watcher (killed
         # with its hub, or by a bug) is replaced at the next statement.
         if watcher is None or watcher.dead:
-            self._stopping = False
             self._greenlet = gevent.spawn(self._watch)
 
     def end(self, key: Hashable) -> bool:
@@ -64,7 +63,8 @@ class StatementWatchdog:
         return len(self._running)
 
     def stop(self) -> None:
-        """Let the watcher greenlet end once the statements it times are over."""
+        """Let the watcher greenlet end once the statements it times are over (a statement
+        begun later, on a connection checked out before, is still timed)."""
         self._stopping = True
 
     def _watch(self) -> None:
