@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.root import as_root
 from support.servers import ROOT, UwsgiServer, free_port, stop_process
 
 StartUwsgi = Callable[..., UwsgiServer]
@@ -107,15 +108,13 @@ def test_uwsgi_socket_is_unix_and_group_only(start_uwsgi: StartUwsgi, tmp_path: 
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o660
     assert st.st_gid == os.getgid()
-    if os.geteuid() != 0:
-        return
     # As nobody (not in the socket's group): connect() is refused by the kernel.
     probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
              "try:\n s.connect(sys.argv[1])\nexcept PermissionError:\n sys.exit(3)\n")
     os.chmod(server.workdir, 0o755)  # let nobody reach the directory, not the socket
     result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         "/usr/bin/python3", "-c", probe, server.socket_address],
+        as_root(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 "/usr/bin/python3", "-c", probe, server.socket_address]),
         capture_output=True, timeout=30)
     assert result.returncode == 3, result.stderr
 
@@ -137,7 +136,7 @@ def test_shipped_configs_have_no_tcp_uwsgi_socket() -> None:
 
 
 def _run_ini(tmp_path: Path, extra_env: dict[str, str], wait_for: str = "") -> str:
-    """Start uwsgi.ini as this user with ``extra_env``; return its output once it exits
+    """Start uwsgi.ini as root with ``extra_env``; return its output once it exits
     (or once ``wait_for`` appears in it: then it is stopped)."""
     server = UwsgiServer(tmp_path, processes=1)
     server.http_port, server.stats_port = free_port(), free_port()
@@ -146,8 +145,8 @@ def _run_ini(tmp_path: Path, extra_env: dict[str, str], wait_for: str = "") -> s
     env.update(extra_env)
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(server.command(), env=env, cwd=tmp_path, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(as_root(server.command(), env), env=env, cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     try:
         while proc.poll() is None and time.monotonic() < deadline:
@@ -160,7 +159,6 @@ def _run_ini(tmp_path: Path, extra_env: dict[str, str], wait_for: str = "") -> s
     return text + f"\n[exit {proc.returncode}]"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="checks what uwsgi.ini does when started as root")
 def test_refuses_to_run_as_root_unless_told(tmp_path: Path) -> None:
     """Started as root without WEBMINI_UID/WEBMINI_GID, uwsgi.ini exits before serving."""
     out = _run_ini(tmp_path, {})
@@ -169,7 +167,6 @@ def test_refuses_to_run_as_root_unless_told(tmp_path: Path) -> None:
     assert "spawned uWSGI worker" not in out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="checks what uwsgi.ini does when started as root")
 def test_drops_privileges_to_the_given_user(tmp_path: Path) -> None:
     """WEBMINI_UID/WEBMINI_GID: the master binds as root, then setgid/setuid before Python runs.
 
