@@ -235,7 +235,7 @@ def server_webmini(workdir: Path, env: dict[str, str]) -> Server:
 
 
 def server_webmini_router(workdir: Path, env: dict[str, str]) -> Server:
-    """webmini, uwsgi.ini with WEBMINI_HTTP_ROUTER=2 (uWSGI's keep-alive HTTP router, 2 processes)."""
+    """webmini, uwsgi.ini with WEBMINI_HTTP_ROUTER (uWSGI's keep-alive HTTP router, one per core)."""
     proc, port = uwsgi_ini(workdir, env, "webmini-router", "webmini", router=ROUTER_PROCESSES)
     return Server("webmini-router", "webmini (uwsgi.ini, HTTP router)", True, False, port, [proc])
 

@@ -103,7 +103,8 @@ class Connection:
         """The driver's connection (do not close it or keep it past the ``with`` block).
 
         Statements sent on it directly are bounded by ``read_timeout`` and
-        ``write_timeout`` per socket operation, as pymysql does it.
+        ``write_timeout`` per socket operation, as pymysql does it (the watchdog
+        does not see them).
         """
         raw = self._pooled.raw
         watchdog = self._watchdog
@@ -171,8 +172,8 @@ class Connection:
     def _timed(self, operation: Any) -> Any:
         """Run ``operation(raw)`` as one statement timed by the pool's watchdog.
 
-        Past the time limit it raises OperationalError 2013 (the connection is
-        discarded); other errors propagate unchanged and the caller decides
+        Past the time limit it raises DatabaseUnavailable (errno 2013; the
+        connection is discarded); other errors propagate unchanged and the caller decides
         (web.database keeps a connection after a constraint violation).
         """
         pooled, watchdog = self._pooled, self._watchdog
@@ -293,8 +294,8 @@ class Database:
     connection, so a checkout takes at most their sum. ``read_timeout``
     bounds each statement, from sending it to reading its last row
     (``write_timeout`` does when ``read_timeout`` is off): one watchdog
-    greenlet per pool ends a statement past it (OperationalError 2013, the
-    connection discarded), instead of pymysql's socket timeouts, which under
+    greenlet per pool ends a statement past it (``DatabaseUnavailable``, errno
+    2013, the connection discarded), instead of pymysql's socket timeouts, which under
     gevent arm a timer for every socket wait; a driver connection used
     directly (``conn.raw``) gets them as pymysql's socket timeouts. A connection
     older than ``recycle`` seconds is replaced at checkout. ``pre_ping`` (a
