@@ -81,6 +81,31 @@ def test_query_helpers_return_storage(make_db: MakeDB, table: str) -> None:
     assert (st.size, st.in_use, st.idle, st.waiting, st.overflow) == (1, 0, 1, 0, 0)
 
 
+def test_statements_after_partly_read_and_multiple_results_stay_in_step(make_db: MakeDB) -> None:
+    """A connection's results never leak into its next statement, whoever checks it out.
+
+    query_one leaves rows unread; a procedure answers two result sets and a
+    status; a failing statement discards the connection with its state.
+    """
+    db = make_db(pool_size=1)
+    db.execute("DROP PROCEDURE IF EXISTS two_results")
+    db.execute("CREATE PROCEDURE two_results() BEGIN SELECT 1 AS a UNION SELECT 2; "
+               "SELECT 'second' AS b; END")
+    first = conn_id(db)
+    with db.connection() as conn:
+        assert conn.query_one("SELECT seq AS n FROM seq_1_to_100") == {"n": 1}
+        assert conn.query_one("SELECT 'next' AS w") == {"w": "next"}
+        assert conn.query("CALL two_results()") == [{"a": 1}, {"a": 2}]
+        assert conn.query("SELECT 3 AS c") == [{"c": 3}]
+    assert db.query("CALL two_results()") == [{"a": 1}, {"a": 2}]
+    assert db.query_one("SELECT 4 AS d") == {"d": 4}  # another checkout, same connection
+    assert conn_id(db) == first
+    with pytest.raises(pymysql.err.ProgrammingError):
+        db.query("SELECT * FROM no_such_table")
+    assert db.query_one("SELECT 5 AS e") == {"e": 5}
+    assert conn_id(db) != first  # the failed connection was replaced, its cursor with it
+
+
 def test_from_url_and_repr_hide_password() -> None:
     db = Database.from_url(
         "mysql://app:p%40ss%3Aw%2Frd@db.local:3307/shop?pool_size=3&max_overflow=2"

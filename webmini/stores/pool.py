@@ -146,12 +146,14 @@ class ConnectError(ServiceUnavailable):
 class Pooled:
     """A driver connection with the bookkeeping the pool needs."""
 
-    __slots__ = ("raw", "created", "last_used", "broken")
+    __slots__ = ("raw", "created", "last_used", "broken", "cursor")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.created = self.last_used = time.monotonic()
         self.broken = False
+        #: A driver cursor kept for the connection's life by stores that reuse one.
+        self.cursor: Any = None
 
 
 def force_close(raw: Any) -> None:
