@@ -556,8 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{key}: FAILED verification, not measured: {'; '.join(problems[:5])}")
     print("\nServers:")
     for server in servers:
-        for p in server.procs:
-            print("  " + p.command_line())
+        for proc in server.procs:
+            print("  " + proc.command_line())
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "runs": [asdict(r) for r in runs],
                                                "failed": failed}, indent=2))
