@@ -121,6 +121,28 @@ def test_logging_is_configured_with_time_level_pid_worker():
                      r"myapp: hello from the app \[rid -\]$", err, re.M), err
 
 
+ACCESS_SCRIPT = """
+import logging
+from webmini import logs
+logs.configure()
+environ = {"REMOTE_ADDR": "127.0.0.1", "REQUEST_METHOD": "GET", "PATH_INFO": "/x",
+           "SERVER_PROTOCOL": "HTTP/1.1"}
+logs.write_access(environ, "200 OK", 5, 1.0, "req-42")
+logging.getLogger("myapp").info("app line")
+"""
+
+
+def test_configured_access_lines_name_the_request_id_once():
+    proc = subprocess.run([sys.executable, "-c", ACCESS_SCRIPT], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    access, app_line = proc.stderr.splitlines()
+    assert re.search(r'\] webmini\.access: 127\.0\.0\.1 "GET /x HTTP/1\.1" 200 5 1\.0ms '
+                     r'rid=req-42 ua="-"$', access), access
+    assert access.count("req-42") == 1
+    assert app_line.endswith("myapp: app line [rid -]"), app_line
+
+
 GREENLET_SCRIPT = """
 from gevent import monkey
 monkey.patch_all()

@@ -37,6 +37,8 @@ LOG_FORMAT = (
     "%(asctime)s %(levelname)s [pid %(process)d worker %(worker)s] %(name)s: %(message)s"
     " [rid %(request_id)s]"
 )
+# Access lines carry the request id in their message already (``rid=``).
+_ACCESS_LOG_FORMAT = LOG_FORMAT.removesuffix(" [rid %(request_id)s]")
 
 # The default access line (str.format fields: client, method, path, status,
 # bytes, duration_ms, request_id, user_agent, referer, protocol).
@@ -266,6 +268,20 @@ def install_record_fields() -> None:
     logging.setLogRecordFactory(factory)
 
 
+class _LineFormatter(logging.Formatter):
+    """LOG_FORMAT, without the trailing request id on access lines (their message has it)."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+        self._access = logging.Formatter(_ACCESS_LOG_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record``: an access line with the access format, any other as usual."""
+        if hasattr(record, "access"):
+            return self._access.format(record)
+        return super().format(record)
+
+
 def configure(level: int | str | None = None, force: bool = False) -> bool:
     """Set up the root logger (stderr, :data:`LOG_FORMAT`) unless it has handlers already.
 
@@ -283,7 +299,7 @@ def configure(level: int | str | None = None, force: bool = False) -> bool:
     # shows the pid, worker and request id instead.
     logging.logThreads = False
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_LineFormatter())
     handler.addFilter(_FILTER)
     if force:
         for old in list(root.handlers):
