@@ -295,6 +295,62 @@ def test_transactions_nest_as_savepoints(people: wdb.DB) -> None:
     assert {"v1", "v3"} <= now and "v2" not in now
 
 
+def _ctx_story(db: Any) -> list[Any]:
+    """What web.py's db.ctx shows through a transaction with a savepoint and raw statements."""
+    seen: list[Any] = [len(db.ctx.transactions)]
+    t = db.transaction()
+    seen.append(len(db.ctx.transactions))
+    cur = db.ctx.db.cursor()
+    cur.execute("INSERT INTO person (name, age) VALUES ('raw', 1)")
+    t.rollback()  # the raw row goes with the transaction
+    seen.append(len(db.ctx.transactions))
+    seen.append(sorted(r.name for r in db.select("person")))
+    t = db.transaction()
+    inner = db.transaction()
+    seen.append(len(db.ctx.transactions))
+    inner.commit()
+    seen.append(len(db.ctx.transactions))
+    t.commit()
+    seen.append(len(db.ctx.transactions))
+    before = db.ctx.dbq_count
+    db.select("person")
+    seen.append(db.ctx.dbq_count - before)
+    with db.transaction():
+        db.ctx.db.cursor().execute("INSERT INTO person (name, age) VALUES ('kept', 2)")
+    seen.append(sorted(r.name for r in db.select("person")))
+    return seen
+
+
+def test_db_ctx_matches_webpy(people: wdb.DB, tmp_path: Any) -> None:
+    reference = webpy.database(dbn="sqlite", db=str(tmp_path / "ref.db"))
+    reference.query(_DDL["sqlite"])
+    reference.multiple_insert("person", [{"name": n, "age": 1} for n in ("ann", "bob", "cid")])
+    expected = _ctx_story(reference)
+    assert expected == [0, 1, 0, ["ann", "bob", "cid"], 2, 1, 0, 1, ["ann", "bob", "cid", "kept"]]
+    assert _ctx_story(people) == expected
+
+
+def test_db_ctx_ends_the_outermost_transaction_and_has_no_connection_outside(
+        people: wdb.DB) -> None:
+    """web.py's ctx.commit()/rollback() end the connection's transaction and leave its
+    transaction objects open; webmini's end the outermost transaction object."""
+    people.transaction()
+    people.transaction()
+    people.insert("person", name="gone")
+    people.ctx.rollback()
+    assert people.ctx.transactions == []
+    assert "gone" not in names(people.select("person"))
+    people.transaction()
+    people.insert("person", name="kept")
+    people.ctx.commit()
+    assert people.ctx.transactions == [] and "kept" in names(people.select("person"))
+    # web.py holds a connection per thread; webmini's exists inside a transaction only.
+    with pytest.raises(wdb.TransactionError, match="inside db.transaction"):
+        people.ctx.db  # noqa: B018
+    people.ctx.commit()  # nothing open: nothing to do
+    people.ctx.rollback()
+
+
 def test_uncommitted_rows_are_invisible_to_other_greenlets(people: wdb.DB) -> None:
     seen: list[list[str]] = []
     with people.transaction():

@@ -18,7 +18,7 @@ import datetime
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
@@ -106,6 +106,10 @@ class Backend:
     def close(self) -> None:
         """Close the idle connections."""
 
+    def driver_connection(self, link: Link) -> Any:
+        """The DB-API connection behind ``link`` (web.py's ``db.ctx.db``)."""
+        return link.raw
+
     def _mark(self, link: Link, exc: BaseException) -> None:
         if not isinstance(exc, self.clean_errors):
             link.broken = True
@@ -154,6 +158,10 @@ class MySQLBackend(Backend):
     def close(self) -> None:
         """Close the pool's idle connections."""
         self.pool.close()
+
+    def driver_connection(self, link: Link) -> Any:
+        """The pymysql connection (bounded by pymysql's socket timeouts, see Connection.raw)."""
+        return link.pooled.raw
 
 
 # ----------------------------------------------------------- pooled (sqlite, postgres)
@@ -231,6 +239,38 @@ class _SqliteRaw:
     def close(self) -> None:
         """Close in the connection's own thread, after anything still running there."""
         self.thread.spawn(self.conn.close)
+
+
+class InThread:
+    """A sqlite3 connection or cursor whose calls run in the connection's thread.
+
+    ``db.ctx.db`` on SQLite: the DB-API as usual (``cursor()``, ``execute()``,
+    ``fetchall()``...), each call made where the connection's other calls run,
+    never on the hub.
+    """
+
+    __slots__ = ("_target", "_raw")
+
+    def __init__(self, target: Any, raw: _SqliteRaw) -> None:
+        self._target, self._raw = target, raw
+
+    def __getattr__(self, name: str) -> Any:
+        target, raw = self._target, self._raw
+        value = raw.call(lambda _conn: getattr(target, name))
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = raw.call(lambda _conn: value(*args, **kwargs))
+            if isinstance(result, sqlite3.Cursor | sqlite3.Connection):
+                return InThread(result, raw)
+            return result
+
+        return call
+
+    def __iter__(self) -> Iterator[Any]:
+        target = self._target
+        return iter(self._raw.call(lambda _conn: target.fetchall()))
 
 
 def _convert_date(value: bytes) -> datetime.date:
@@ -313,6 +353,10 @@ class SqliteBackend(_PooledBackend):
 
     def _where(self) -> str:
         return f"sqlite:{self.path}"
+
+    def driver_connection(self, link: Link) -> Any:
+        """The sqlite3 connection, its calls run in its own thread (see InThread)."""
+        return InThread(link.raw.conn, link.raw)
 
 
 # -------------------------------------------------------------------------- postgres

@@ -64,6 +64,7 @@ __all__ = [
     "SQLProducer",
     "database",
     "DB",
+    "DBContext",
 ]
 
 # Names of web.py's db module that are web.db.<name> without being web.<name>.
@@ -161,6 +162,56 @@ class Transaction:
                 ok = True
         finally:
             self.db._unbind(bound, ok)
+
+
+class DBContext:
+    """web.py's ``db.ctx`` for the calling greenlet: its transactions and their connection.
+
+    ``transactions`` lists the open transactions (outermost first, savepoints
+    after); ``db`` is the driver connection they run on; ``commit()`` and
+    ``rollback()`` end the outermost one. web.py keeps a connection per thread;
+    webmini's statements outside a transaction each take a pooled connection
+    and give it back, so ``db`` exists inside a transaction only.
+    """
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: DB) -> None:
+        self._db = db
+
+    @property
+    def transactions(self) -> list[Transaction]:
+        """The calling greenlet's open transactions, outermost first."""
+        bound = self._db._bound_here()
+        return list(bound.stack) if bound is not None else []
+
+    @property
+    def dbq_count(self) -> int:
+        """How many statements this database ran (web.py's counter)."""
+        return self._db.dbq_count
+
+    @property
+    def db(self) -> Any:
+        """The driver connection of the calling greenlet's transaction."""
+        bound = self._db._bound_here()
+        if bound is None:
+            raise TransactionError(
+                "db.ctx.db is the connection of a transaction: use it inside "
+                "db.transaction() (outside one, each statement takes a pooled connection "
+                "and gives it back)")
+        return self._db.backend.driver_connection(bound.link)
+
+    def commit(self) -> None:
+        """Commit the calling greenlet's outermost transaction (nothing when there is none)."""
+        stack = self.transactions
+        if stack:
+            stack[0].commit()
+
+    def rollback(self) -> None:
+        """Roll back the calling greenlet's outermost transaction (nothing when there is none)."""
+        stack = self.transactions
+        if stack:
+            stack[0].rollback()
 
 
 # ---------------------------------------------------------------------------- DB
@@ -481,6 +532,11 @@ class DB:
     def transaction(self) -> Transaction:
         """Begin a transaction for this greenlet (a savepoint inside another one)."""
         return Transaction(self)
+
+    @property
+    def ctx(self) -> DBContext:
+        """web.py's ``db.ctx``: the calling greenlet's transactions and their connection."""
+        return DBContext(self)
 
     def close(self) -> None:
         """Close the idle pooled connections."""
