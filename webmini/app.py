@@ -129,7 +129,7 @@ class application:  # noqa: N801 - web.py's name
             for line in resolve_or_fail(self._router.routes, self.fvars):
                 log.warning("%s", line)  # e.g. a pattern without a leading "/"
             if "uwsgi" in sys.modules:  # nothing else sets up logging and the audit there
-                from webmini.serving.uwsgi import setup_workers
+                from webmini.serving.uwsgi_setup import setup_workers
 
                 setup_workers()
         # PERF: the bound method, not the instance: a server calling it goes

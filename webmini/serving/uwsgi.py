@@ -72,24 +72,3 @@ def at_exit(func: Callable[[], Any]) -> None:
             previous()
 
     uwsgi.atexit = at_worker_exit
-
-
-def setup_workers() -> None:
-    """Under uWSGI: Python logging (unless the app set it up) and the start-up audit per worker."""
-    from webmini import logs
-
-    logs.configure()
-    startup_check_in_workers()
-
-
-def startup_check_in_workers() -> None:
-    """Run the gevent start-up audit (:func:`webmini.serving.green.startup_check`) per worker."""
-    from webmini.serving.green import startup_check
-
-    uwsgi: Any = module()
-    if uwsgi is not None:
-        from webmini.serving.uwsgi_guard import check_http_sockets
-
-        # SECURITY: refuse to serve with uWSGI's lenient HTTP parser off loopback.
-        check_http_sockets(uwsgi.opt)
-    in_every_worker(startup_check)

@@ -6,7 +6,7 @@ health checks and benchmarks from the host itself, never for untrusted
 clients. Its HTTP router (``http``, uwsgi.ini's WEBMINI_HTTP_ROUTER) parses
 the same way. Clients go through nginx (examples/nginx.conf). The check runs
 when the app is loaded under uWSGI
-(:func:`webmini.serving.uwsgi.startup_check_in_workers`).
+(:func:`webmini.serving.uwsgi_setup.startup_check_in_workers`).
 """
 
 from __future__ import annotations

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from webmini.stores.pool import _url_bool_or_float
-
-if TYPE_CHECKING:
-    from webmini.webpy.db import DB
+from webmini.webpy._dbapi import DB, UnknownDB
 
 __all__ = ["database", "dburl2dict", "register_database"]
 
@@ -64,7 +62,6 @@ def dburl2dict(url: str) -> dict[str, Any]:
 def _mysql(**kw: Any) -> DB:
     from webmini.stores.mysql import Database
     from webmini.webpy._dbconn import MySQLBackend
-    from webmini.webpy.db import DB, UnknownDB
 
     pool = kw.pop("pool", None)
     if pool is None:
@@ -87,7 +84,6 @@ def _mysql(**kw: Any) -> DB:
 
 def _sqlite(**kw: Any) -> DB:
     from webmini.webpy._dbconn import SqliteBackend
-    from webmini.webpy.db import DB, UnknownDB
 
     kw.pop("pooling", None)
     driver = kw.pop("driver", None)
@@ -101,7 +97,6 @@ def _sqlite(**kw: Any) -> DB:
 
 def _postgres(**kw: Any) -> DB:
     from webmini.webpy._dbconn import PostgresBackend
-    from webmini.webpy.db import DB, UnknownDB
 
     kw.pop("pooling", None)
     driver = kw.pop("driver", None)
@@ -136,7 +131,6 @@ def database(dburl: str | None = None, **params: Any) -> DB:
         dburl = os.environ["DATABASE_URL"]
     if dburl:
         params = {**dburl2dict(dburl), **params}
-    from webmini.webpy.db import UnknownDB
 
     dbn = params.pop("dbn", None)
     if dbn not in _databases:

@@ -1,0 +1,27 @@
+"""What a uWSGI worker sets up when it loads the app: Python logging and the start-up audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webmini import logs
+from webmini.serving.green import startup_check
+from webmini.serving.uwsgi import in_every_worker, module
+from webmini.serving.uwsgi_guard import check_http_sockets
+
+__all__ = ["setup_workers", "startup_check_in_workers"]
+
+
+def setup_workers() -> None:
+    """Under uWSGI: Python logging (unless the app set it up) and the start-up audit per worker."""
+    logs.configure()
+    startup_check_in_workers()
+
+
+def startup_check_in_workers() -> None:
+    """Run the gevent start-up audit (:func:`webmini.serving.green.startup_check`) per worker."""
+    uwsgi: Any = module()
+    if uwsgi is not None:
+        # SECURITY: refuse to serve with uWSGI's lenient HTTP parser off loopback.
+        check_http_sockets(uwsgi.opt)
+    in_every_worker(startup_check)
