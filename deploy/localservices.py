@@ -30,11 +30,24 @@ class MemcachedError(ServiceError):
     """A private memcached would not start."""
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Never the same port twice in one process: the kernel may give a port
+    just closed here to the next bind to port 0, so two calls made before
+    either server binds (an HTTP port and a stats port) could collide.
+    """
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise ServiceError("no free loopback port left that this process has not handed out")
 
 
 # ======================================================================
