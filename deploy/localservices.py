@@ -8,6 +8,7 @@ handed out (:func:`free_port`), with its files in a temp directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -170,8 +171,11 @@ class LocalServer:
 
 
 def launch(cls: type[S], init: Callable[[str], None], provision: Callable[[S], None],
-           attempts: int = 3) -> S:
-    """Initialise a temp dir, start ``cls`` on a free port and provision it; or clean up."""
+           attempts: int = 3, fields: dict[str, Any] | None = None) -> S:
+    """Initialise a temp dir, start ``cls`` on a free port and provision it; or clean up.
+
+    ``fields`` are more keywords for ``cls`` (``init`` may fill the dict in).
+    """
     basedir = tempfile.mkdtemp(prefix=f"webmini-{cls.kind}-")
     server: S | None = None
     try:
@@ -179,7 +183,8 @@ def launch(cls: type[S], init: Callable[[str], None], provision: Callable[[S], N
         error: BaseException | None = None
         for _ in range(attempts):
             # The free port may be taken between probing and binding: retry with another.
-            server = cls(basedir=basedir, port=free_port(), password=secrets.token_urlsafe(12))
+            server = cls(basedir=basedir, port=free_port(), password=secrets.token_urlsafe(12),
+                         **(fields or {}))
             try:
                 server.start()
                 break
@@ -209,6 +214,8 @@ class MariaDBServer(LocalServer):
     error: ClassVar[type[ServiceError]] = MariaDBError
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
     kill_on_abort: ClassVar[bool] = True
+    #: Certificates when the server speaks TLS (``start_mariadb(tls=True)``).
+    tls: TLSFiles | None = None
 
     @property
     def socket_path(self) -> str:
@@ -248,6 +255,9 @@ class MariaDBServer(LocalServer):
             "--user=root",
             *_SERVER_OPTIONS,
         ]
+        if self.tls is not None:
+            cmd += [f"--ssl-ca={self.tls.ca}", f"--ssl-cert={self.tls.cert}",
+                    f"--ssl-key={self.tls.key}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -283,9 +293,57 @@ def _provision(server: MariaDBServer) -> None:
         conn.close()
 
 
-def start_mariadb(attempts: int = 3) -> MariaDBServer:
-    """Initialise, start and provision a private MariaDB; the caller must ``cleanup()`` it."""
-    return launch(MariaDBServer, _install_db, _provision, attempts)
+def start_mariadb(attempts: int = 3, tls: bool = False) -> MariaDBServer:
+    """Initialise, start and provision a private MariaDB; the caller must ``cleanup()`` it.
+
+    With ``tls`` the server also speaks TLS, with a certificate for
+    127.0.0.1 signed by a CA made for it (``server.tls``).
+    """
+    fields: dict[str, Any] = {}
+
+    def init(basedir: str) -> None:
+        _install_db(basedir)
+        if tls:
+            fields["tls"] = make_tls_files(os.path.join(basedir, "tls"))
+
+    return launch(MariaDBServer, init, _provision, attempts, fields)
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A private CA, a server certificate it signed, and a CA that signed nothing here."""
+
+    ca: str
+    cert: str
+    key: str
+    other_ca: str
+
+
+def _openssl(*args: str) -> None:
+    res = subprocess.run(["openssl", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                         timeout=60)
+    if res.returncode != 0:
+        raise ServiceError(f"openssl {args[0]} failed: {res.stderr.decode(errors='replace')}")
+
+
+def make_tls_files(directory: str) -> TLSFiles:
+    """Make a CA and a server certificate valid for IP 127.0.0.1 only (not "localhost")."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = functools.partial(os.path.join, directory)
+    for name in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", f"/CN=webmini test {name}", "-keyout", path(f"{name}.key"),
+                 "-out", path(f"{name}.pem"))
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", path("server.key"), "-out", path("server.csr"))
+    with open(path("server.ext"), "w") as ext:
+        ext.write("subjectAltName = IP:127.0.0.1\n"
+                  "extendedKeyUsage = serverAuth\n")
+    _openssl("x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"),
+             "-CAkey", path("ca.key"), "-CAcreateserial", "-days", "2",
+             "-extfile", path("server.ext"), "-out", path("server.pem"))
+    return TLSFiles(ca=path("ca.pem"), cert=path("server.pem"), key=path("server.key"),
+                    other_ca=path("other-ca.pem"))
 
 
 # ======================================================================

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from urllib.parse import quote
 
 import gevent
 import pymysql
@@ -121,5 +122,87 @@ def test_the_measure_sees_pymysqls_own_tls_setup(mariadb: Any) -> None:
             [gevent.spawn(db.query, "SELECT 1") for _ in range(10)], raise_error=True),
             attempts=1)
         assert stall.longest_slice > 0.005, stall
+    finally:
+        db.close()
+
+
+# -- against a MariaDB that speaks TLS (its certificate names IP 127.0.0.1 only) ----------
+
+
+def _tls_of(db: Any) -> str:
+    """The cipher of the pooled connection's session ('' when it is not encrypted)."""
+    row = db.query_one("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+    assert row is not None
+    return str(row.Value)
+
+
+def test_every_mode_against_a_tls_server(mariadb_tls: Any) -> None:
+    tls = mariadb_tls.tls
+    for mode, encrypted in (("disabled", False), ("preferred", True), ("required", True)):
+        db = Database(**mariadb_tls.params(), ssl=mode, pool_size=2)
+        try:
+            assert bool(_tls_of(db)) is encrypted, mode
+        finally:
+            db.close()
+    # verify: the chain against the CA that signed the server's certificate, and the host
+    db = Database(**mariadb_tls.params(), ssl="verify", ssl_ca=tls.ca, pool_size=2)
+    try:
+        assert _tls_of(db)
+        with db.connection() as conn:
+            assert conn.raw._sock.version() in ("TLSv1.2", "TLSv1.3")
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("what", ["another CA", "the system CAs", "a host name it does not name"])
+def test_verify_refuses_a_server_it_cannot_trust(mariadb_tls: Any, what: str) -> None:
+    """SECURITY: ``verify`` connects to nobody whose certificate fails the chain or the name."""
+    params = mariadb_tls.params()
+    if what == "another CA":
+        db = Database(**params, ssl="verify", ssl_ca=mariadb_tls.tls.other_ca, pool_size=1)
+    elif what == "the system CAs":
+        db = Database(**params, ssl="verify", pool_size=1)
+    else:  # the certificate names IP 127.0.0.1; "localhost" reaches the same server
+        db = Database(**{**params, "host": "localhost"}, ssl="verify",
+                      ssl_ca=mariadb_tls.tls.ca, pool_size=1)
+    try:
+        with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            db.query("SELECT 1")
+        assert db.stats().in_use == 0
+    finally:
+        db.close()
+
+
+def test_tls_handshakes_never_stall_the_hub(mariadb_tls: Any) -> None:
+    db = Database(**mariadb_tls.params(), ssl="verify", ssl_ca=mariadb_tls.tls.ca, pool_size=10)
+
+    def cold_pools() -> None:
+        for _ in range(2):
+            db.close()  # a fresh pool: ten new TLS handshakes
+            gevent.joinall([gevent.spawn(db.query, "SELECT SLEEP(0.02) AS s") for _ in range(30)],
+                           raise_error=True)
+
+    try:
+        stall = hub_stall(cold_pools)
+        assert stall.longest_slice < 0.005, stall
+        assert _tls_of(db)
+    finally:
+        db.close()
+
+
+def test_web_database_urls_carry_the_tls_settings(mariadb_tls: Any) -> None:
+    import webmini as web
+
+    m = mariadb_tls
+    base = f"mysql://{m.user}:{m.password}@{m.host}:{m.port}/{m.database}"
+    db = web.database(f"{base}?ssl=verify&ssl_ca={quote(m.tls.ca)}")
+    try:
+        assert db.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")[0].Value
+    finally:
+        db.close()
+    db = web.database(f"{base}?ssl=verify&ssl_ca={quote(m.tls.other_ca)}")
+    try:
+        with pytest.raises(ConnectError, match="certificate verify|CERTIFICATE_VERIFY_FAILED"):
+            db.query("SELECT 1")
     finally:
         db.close()

@@ -8,6 +8,7 @@ import pytest
 FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "mariadb": ("mariadb",),
     "mariadb_params": ("mariadb",),
+    "mariadb_tls": ("mariadb",),
     "memcached": ("memcached",),
     "postgres": ("postgres",),
     "memcached_cluster": ("memcached",),
