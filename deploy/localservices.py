@@ -327,18 +327,30 @@ def _openssl(*args: str) -> None:
 
 
 def make_tls_files(directory: str) -> TLSFiles:
-    """Make a CA and a server certificate valid for IP 127.0.0.1 only (not "localhost")."""
+    """Make a CA and a server certificate valid for IP 127.0.0.1 only (not "localhost").
+
+    Both carry the extensions strict verification asks for (Python 3.13's
+    default contexts set VERIFY_X509_STRICT): key usage on the CA, key
+    identifiers, a server-only extended key usage.
+    """
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = functools.partial(os.path.join, directory)
     for name in ("ca", "other-ca"):
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                  "-subj", f"/CN=webmini test {name}", "-keyout", path(f"{name}.key"),
-                 "-out", path(f"{name}.pem"))
+                 "-out", path(f"{name}.pem"),
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-addext", "subjectKeyIdentifier=hash")
     _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
              "-keyout", path("server.key"), "-out", path("server.csr"))
     with open(path("server.ext"), "w") as ext:
-        ext.write("subjectAltName = IP:127.0.0.1\n"
-                  "extendedKeyUsage = serverAuth\n")
+        ext.write("basicConstraints = critical, CA:FALSE\n"
+                  "keyUsage = critical, digitalSignature, keyEncipherment\n"
+                  "extendedKeyUsage = serverAuth\n"
+                  "subjectAltName = IP:127.0.0.1\n"
+                  "subjectKeyIdentifier = hash\n"
+                  "authorityKeyIdentifier = keyid, issuer\n")
     _openssl("x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"),
              "-CAkey", path("ca.key"), "-CAcreateserial", "-days", "2",
              "-extfile", path("server.ext"), "-out", path("server.pem"))
