@@ -15,6 +15,7 @@ After every case a good request on a new connection must answer 200.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,3 +156,22 @@ def test_early_rejection_reaches_the_client_through_nginx(
                 for case in [upload, parts] * 10]
     assert statuses == [[413]] * 20, statuses
     assert "reset by peer" not in nginx.error_log()
+
+
+def test_a_body_the_handler_never_reads_reaches_no_502_through_nginx(
+    shipped: tuple[UwsgiServer, NginxServer],
+) -> None:
+    """A handler that answers without reading the body (a webhook's 204, a redirect) still
+    gets its answer to the client: webmini drains what the app left unread under uWSGI."""
+    _, nginx = shipped
+    body = b"x" * (250 * 1024)  # under max_body_size, more than the socket buffers hold
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", nginx.port), timeout=10) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert "reset by peer" not in nginx.error_log()
+    assert "upstream prematurely closed" not in nginx.error_log()

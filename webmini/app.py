@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from types import GeneratorType
 from typing import Any
 
 from webmini import body, errors
@@ -17,7 +18,7 @@ from webmini.headers import check_header
 from webmini.logs import AccessLog
 from webmini.problem import render as render_error
 from webmini.redirects import resolve_location
-from webmini.request import decode_path
+from webmini.request import decode_path, drain_unread_body
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
 from webmini.storage import Storage
 
@@ -177,6 +178,9 @@ class application:  # noqa: N801 - web.py's name
                 result = self._internal_error(c)
             if "webmini.upgraded" in environ:
                 return []  # a WebSocket took the connection; its 101 is already sent
+            if environ.get("CONTENT_LENGTH") and "uwsgi.version" in environ \
+                    and type(result) is not GeneratorType:  # a stream may still read it
+                drain_unread_body(environ)
             kind = type(result)
             if (kind is str or kind is bytes) and c.status is DEFAULT_STATUS \
                     and c.method != "HEAD":

@@ -161,6 +161,22 @@ def _drain(stream: Any, length: int | None) -> None:
         return
 
 
+def drain_unread_body(environ: dict[str, Any]) -> None:
+    """Under uWSGI, read and drop what the app left unread of a request body.
+
+    uWSGI closes the connection over unread request data, the kernel answers
+    RST, and nginx turns the handler's answer into a 502 (a webhook answering
+    204 without reading, a redirect after a POST). gunicorn and the dev server
+    skip unread bodies themselves. Bounded like a refused body (DRAIN_LIMIT).
+    """
+    try:
+        length = _content_length(environ)
+    except BadRequest:
+        return  # the request was answered 400 already, if the app read it
+    if length:
+        _drain(environ["wsgi.input"], length)
+
+
 def _read_body(c: RequestContext) -> bytes:
     env = c.env
     limit = config.max_body_size
