@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from types import GeneratorType
 from typing import Any
 
 from webmini import body, errors
@@ -178,9 +177,7 @@ class application:  # noqa: N801 - web.py's name
                 result = self._internal_error(c)
             if "webmini.upgraded" in environ:
                 return []  # a WebSocket took the connection; its 101 is already sent
-            if environ.get("CONTENT_LENGTH") and "uwsgi.version" in environ \
-                    and type(result) is not GeneratorType:  # a stream may still read it
-                drain_unread_body(environ)
+            drain_unread_body(environ, result)
             kind = type(result)
             if (kind is str or kind is bytes) and c.status is DEFAULT_STATUS \
                     and c.method != "HEAD":
