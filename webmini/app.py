@@ -177,7 +177,8 @@ class application:  # noqa: N801 - web.py's name
                 result = self._internal_error(c)
             if "webmini.upgraded" in environ:
                 return []  # a WebSocket took the connection; its 101 is already sent
-            drain_unread_body(environ, result)
+            if environ.get("CONTENT_LENGTH"):  # PERF: no call for a request without a body
+                drain_unread_body(environ, result)
             kind = type(result)
             if (kind is str or kind is bytes) and c.status is DEFAULT_STATUS \
                     and c.method != "HEAD":

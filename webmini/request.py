@@ -171,8 +171,7 @@ def drain_unread_body(environ: dict[str, Any], result: Any) -> None:
     skip unread bodies themselves. Bounded like a refused body (DRAIN_LIMIT);
     a streamed result (a generator) may still read, and is left alone.
     """
-    if not environ.get("CONTENT_LENGTH") or "uwsgi.version" not in environ \
-            or type(result) is GeneratorType:
+    if "uwsgi.version" not in environ or type(result) is GeneratorType:
         return
     try:
         length = _content_length(environ)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,13 @@ def load_schema(root: Any, password: str, host: str, port: int) -> str:
         cur.execute(f"ALTER USER '{DB_USER}'@'%%' IDENTIFIED BY %s", (password,))
         cur.execute(f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'%'")
     return f"mysql://{DB_USER}:{password}@{host}:{port}/{DB_NAME}"
+
+
+def load_into(server: Any, password: str | None = None) -> str:
+    """Load schema.sql into a private MariaDB (deploy/localservices.py) through its root
+    connection; return the app's database URL (``password``: random when not given)."""
+    root = server.root_connection()
+    try:
+        return load_schema(root, password or secrets.token_urlsafe(12), server.host, server.port)
+    finally:
+        root.close()

@@ -27,7 +27,6 @@ monkey.patch_all()
 
 import os  # noqa: E402
 import random  # noqa: E402
-import secrets  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -42,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from localservices import start_mariadb  # noqa: E402
 
-from benchmarks.tfb.db_setup import load_schema  # noqa: E402
+from benchmarks.tfb.db_setup import load_into  # noqa: E402
 from webmini.stores.mysql import Database  # noqa: E402
 
 SQL = "SELECT id, randomNumber FROM World WHERE id = %s"
@@ -82,11 +81,7 @@ def main() -> None:
     """Start MariaDB, load the TFB schema, print µs per query for each variant."""
     server = start_mariadb()
     try:
-        root = server.root_connection()
-        try:
-            url = load_schema(root, secrets.token_urlsafe(12), server.host, server.port)
-        finally:
-            root.close()
+        url = load_into(server)
         os.environ["TFB_DATABASE_URL"] = url  # read by the Bottle peer's pool
         variants: dict[str, tuple[Callable[[Any], Any], Any]] = {
             "webmini query_one (watchdog, read_timeout 30 s)": (

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from benchmarks.tfb import run  # noqa: E402
-from benchmarks.tfb.db_setup import load_schema  # noqa: E402
+from benchmarks.tfb.db_setup import load_into  # noqa: E402
 
 PY_SPY = str(run.VENV_BIN / "py-spy")
 SOCKET_CALLS = re.compile(r"^(SocketMixin\.)?(send|sendall|_sendall|recv|recv_into|recvfrom"
@@ -125,11 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = run.mariadb_runner()
     db = runner.start_mariadb()
     try:
-        root = db.root_connection()
-        try:
-            url = load_schema(root, secrets.token_urlsafe(12), db.host, db.port)
-        finally:
-            root.close()
+        url = load_into(db)
         workdir = Path(tempfile.mkdtemp(prefix="webmini-tfb-profile-"))
         for key in keys:
             server = run.SERVERS[key](workdir, {"TFB_DATABASE_URL": url}).start()

@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "deploy"))
 
 from benchmarks.e2e import free_port, machine, raise_limits, somaxconn  # noqa: E402
-from benchmarks.tfb.db_setup import DB_NAME, DB_USER, load_schema  # noqa: E402
+from benchmarks.tfb.db_setup import DB_NAME, DB_USER, load_into  # noqa: E402
 from benchmarks.tfb.verify import verify  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -498,11 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed: dict[str, list[str]] = {}
     try:
         password = secrets.token_urlsafe(12)
-        root = db.root_connection()
-        try:
-            url = load_schema(root, password, db.host, db.port)
-        finally:
-            root.close()
+        url = load_into(db, password)
         db_params = {"host": db.host, "port": db.port, "user": DB_USER, "password": password,
                      "database": DB_NAME}
         assert db.proc is not None

@@ -255,10 +255,12 @@ class InThread:
         self._target, self._raw = target, raw
 
     def __getattr__(self, name: str) -> Any:
-        target, raw = self._target, self._raw
-        value = raw.call(lambda _conn: getattr(target, name))
+        # Reading an attribute (a bound method, rowcount, description) runs no
+        # SQLite code; only calls go to the connection's thread.
+        value = getattr(self._target, name)
         if not callable(value):
             return value
+        raw = self._raw
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = raw.call(lambda _conn: value(*args, **kwargs))
