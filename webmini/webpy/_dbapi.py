@@ -12,12 +12,14 @@ from typing import Any
 
 import gevent
 
+from webmini.ctx import current_or_none
 from webmini.webpy._dbconn import Backend, Link, Outcome
 from webmini.webpy._dbresults import ResultSet, SqliteResultSet
 from webmini.webpy._sql import (
     SQLInputError,
     SQLParam,
     SQLQuery,
+    _assignments,
     _query,
     reparam,
     sqlcount,
@@ -339,6 +341,8 @@ class DB:
               limit: Any = None, offset: Any = None, _test: bool = False, **kwargs: Any) -> Any:
         """Select rows of ``table`` whose columns equal the keyword values."""
         _check_test(_test)
+        if what != "*" or order is not None or group is not None:
+            _not_spread_from_request(what=what, order=order, group=group)
         return self.select(table, what=what, order=order, group=group, limit=limit,
                            offset=offset, _test=_test, where=self._where_dict(kwargs))
 
@@ -482,7 +486,7 @@ class DB:
         """Set the keyword columns on rows matching ``where``; return the rowcount."""
         _check_test(_test)
         _check_vars(vars)
-        sets = sqlwhere([(self._column(k), v) for k, v in sorted(values.items())], ", ")
+        sets = _assignments([(self._column(k), v) for k, v in sorted(values.items())], ", ")
         where_q = self._where(where, vars or {})
         q = _query(["UPDATE ", sqllist(tables), " SET ", *sets.items, " WHERE ", *where_q.items])
         if _test:
@@ -531,6 +535,26 @@ def _check_test(_test: Any) -> None:
     if type(_test) is str:
         raise SQLInputError(f"_test must be a bool, not {_test!r:.80}",
                             "bad request: _test is not a column name")
+
+
+def _not_spread_from_request(**sql: Any) -> None:
+    """Refuse a request field arriving unchanged as where()'s argument of the same name."""
+    # SECURITY: db.where("t", **web.input()) hands the client where()'s own
+    # what/order/group, which are SQL ("?what=(SELECT v FROM secrets) AS x").
+    # A field of that name whose very object (identity, not equality) is the
+    # argument came from the request: refused, the app never wrote that SQL.
+    c = current_or_none()
+    if c is None:
+        return
+    fields = [parsed[0] for parsed in (c.parsed_query, c.parsed_form) if parsed]
+    if type(c.parsed_json) is dict:
+        fields.append(c.parsed_json)
+    for name, value in sql.items():
+        if value is not None and any(f.get(name) is value for f in fields):
+            raise SQLInputError(
+                f"where()'s {name}= is SQL and came from the request's field {name!r}:"
+                " pick the request's columns (or use web.db.order_by for sorting)",
+                f"bad request: {name} is not a column name")
 
 
 def _check_vars(vars: Any) -> None:

@@ -303,11 +303,16 @@ def _is_iterator(obj: Any) -> bool:
 
 def sqlwhere(data: Iterable[tuple[str, Any]], grouping: str = " AND ") -> SQLQuery:
     """``k1 = v1 AND k2 = v2`` from (name, value) pairs, each value a parameter."""
+    return _assignments([(sqlname(k), v) for k, v in data], grouping)
+
+
+def _assignments(data: Iterable[tuple[str, Any]], grouping: str) -> SQLQuery:
+    """``sqlwhere`` for names already checked."""
     items: list[Any] = []
     for k, v in data:
         if items:
             items.append(grouping)
-        items.append(sqlname(k) + " = ")
+        items.append(k + " = ")
         items.append(v.v if isinstance(v, SQLLiteral) else SQLParam(v))
     return _query(items)
 
@@ -485,8 +490,10 @@ _QUOTED_NAME = {
     q: re.compile(rf"(?:{_PLAIN}|{q}{_INSIDE}{q})(?:\.(?:{_PLAIN}|{q}{_INSIDE}{q}))?")
     for q in ('"', "`")
 }
-#: The identifier quote of each dialect (unknown dialects: plain names only).
-IDENTIFIER_QUOTE = {"mysql": "`", "postgres": '"', "sqlite": '"'}
+#: The identifier quote a name may already carry, per dialect (others: plain names only).
+#: SQLite takes backticks: it reads a double-quoted name that matches no column
+#: as a string, so ``"x" = 'x'`` would be true for every row.
+IDENTIFIER_QUOTE = {"mysql": "`", "postgres": '"', "sqlite": "`"}
 _PLAIN_SEEN: set[str] = set()
 
 
@@ -494,10 +501,10 @@ def sqlname(name: Any, dbname: str | None = None) -> str:
     """``name`` unchanged if it is a column name, else ``SQLInputError`` (400).
 
     A name is ``col`` or ``table.col`` (ASCII letters, digits, ``_``, ``$``;
-    not starting with a digit), or such a part already quoted in the
-    dialect's identifier quotes (MySQL `` `Col` ``, PostgreSQL and SQLite
-    ``"Col"``; either when ``dbname`` is None) holding no quote, backslash,
-    control character or ``% ? : ;``. Nothing is quoted or rewritten.
+    not starting with a digit), or, when ``dbname`` is given, a part already
+    quoted in its identifier quotes (MySQL and SQLite `` `Col` ``, PostgreSQL
+    ``"Col"``) holding no quote, backslash, control character or ``% ? : ;``.
+    Nothing is quoted or rewritten.
     """
     # SECURITY: names are SQL text, never parameters; web.py splices them
     # unchecked, so db.where("t", **web.input()) let a field name write SQL
@@ -511,10 +518,9 @@ def sqlname(name: Any, dbname: str | None = None) -> str:
             _PLAIN_SEEN.clear()
         _PLAIN_SEEN.add(name)
         return name
-    quotes = ('"', "`") if dbname is None else (IDENTIFIER_QUOTE.get(dbname, ""),)
-    for q in quotes:
-        if q and _QUOTED_NAME[q].fullmatch(name):
-            return name
+    q = IDENTIFIER_QUOTE.get(dbname or "")
+    if q is not None and _QUOTED_NAME[q].fullmatch(name):
+        return name
     raise SQLInputError(f"not a column name: {name!r:.80}", "bad request: not a column name")
 
 
