@@ -24,10 +24,9 @@ from webmini.webpy._sql import (
     reparam,
     sqlcount,
     sqllist,
-    sqlparam,
     sqlname,
+    sqlparam,
     sqlquote,
-    sqlwhere,
 )
 
 __all__ = ["DB", "DBContext", "SQLProducer", "Transaction", "TransactionError", "UnknownDB"]

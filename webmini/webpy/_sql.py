@@ -535,14 +535,12 @@ def sqlcount(value: Any, keyword: str = "limit") -> Any:
     """
     # SECURITY: limit and offset often come straight from the query string;
     # web.py sends them raw (a string is a syntax error on MySQL: a 500).
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = int(value)
-    elif isinstance(value, str) and _DIGITS.fullmatch(value):
-        number = int(value)
-    elif isinstance(value, SQLLiteral):
+    if isinstance(value, SQLLiteral):
         return value
-    else:
-        number = -1
+    number = -1
+    if (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and _DIGITS.fullmatch(value)):
+        number = int(value)
     if not 0 <= number <= _MAX_COUNT:
         raise SQLInputError(f"{keyword} must be a whole number from 0, not {value!r:.80}",
                             f"bad request: {keyword} must be a whole number")
@@ -569,11 +567,8 @@ def order_by(
     key or a malformed spec raises ``SQLInputError`` (400), or with
     ``strict=False`` gives ``default``.
     """
-    columns: Mapping[str, str]
-    if isinstance(allowed, Mapping):
-        columns = allowed
-    else:
-        columns = {sqlname(c): c for c in allowed}
+    columns: Mapping[str, str] = (
+        allowed if isinstance(allowed, Mapping) else {sqlname(c): c for c in allowed})
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         return default
     terms = spec.split(",") if isinstance(spec, str) else []
@@ -598,6 +593,7 @@ def order_by(
         if out:
             return ", ".join(out)
     if strict:
-        raise SQLInputError(f"cannot sort by {spec!r:.80}: allowed are {', '.join(map(str, columns))}",
+        keys = ", ".join(map(str, columns))
+        raise SQLInputError(f"cannot sort by {spec!r:.80}: allowed are {keys}",
                             "bad request: cannot sort by that")
     return default
