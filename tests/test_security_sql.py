@@ -327,6 +327,13 @@ def _app(db: wdb.DB) -> TestClient:
             return [r.name for r in db.where("users", what="id, name", order="id DESC",
                                              name=i.name)]
 
+    class Lenient:
+        def GET(self) -> Any:
+            try:
+                return [r.name for r in db.where("users", **web.input())]
+            except ValueError:
+                return "no such filter"  # caught: the 400 is not applied behind its back
+
     class Search:
         def GET(self) -> Any:
             return [r.name for r in db.select("users", where=dict(web.input()), order="id")]
@@ -351,7 +358,7 @@ def _app(db: wdb.DB) -> TestClient:
         def POST(self) -> Any:
             return {"deleted": db.delete("users", where=dict(web.input()))}
 
-    urls = ("/users", "Users", "/mine", "Mine", "/search", "Search", "/page", "Page", "/signup", "Signup",
+    urls = ("/users", "Users", "/mine", "Mine", "/lenient", "Lenient", "/search", "Search", "/page", "Page", "/signup", "Signup",
             "/promote", "Promote", "/remove", "Remove")
     return TestClient(web.application(urls, locals()).wsgifunc())
 
@@ -361,8 +368,6 @@ def test_attacks_over_http_are_400s_that_leak_and_change_nothing(site: wdb.DB) -
     before = state(site)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     for key in ATTACK_KEYS:
-        if "\x00" in key:
-            continue  # a NUL in a field name is refused earlier, by the request parser
         query = urlencode({key: "x"})
         for method, path in (("GET", "/users"), ("GET", "/search"), ("POST", "/promote"),
                              ("POST", "/remove")):
@@ -394,3 +399,5 @@ def test_attacks_over_http_are_400s_that_leak_and_change_nothing(site: wdb.DB) -
     assert client.request("GET", "/page?sort=name&limit=5&offset=1").json() == ["bob"]
     assert client.request("GET", "/users?name=ann").json() == ["ann"]
     assert client.request("GET", "/mine?name=bob&order=id").json() == ["bob"]
+    caught = client.request("GET", "/lenient?" + urlencode({UNION_LEAK: "x"}))
+    assert caught.status.startswith("200") and caught.text == "no such filter"
