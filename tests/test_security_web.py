@@ -472,3 +472,46 @@ def test_gunicorn_and_webmini_trust_the_same_proxies(start_gunicorn: Any, tmp_pa
     seen = http_get(gunicorn.port, "/where", headers={"Host": "app.example", **SPOOF}).json()
     assert seen == {"protocol": "http", "home": "http://app.example", "ip": "127.0.0.1",
                     "scheme": "http"}
+
+
+@pytest.mark.uwsgi
+@pytest.mark.nginx
+def test_nginx_uwsgi_ignore_a_clients_forwarded_headers(
+        start_uwsgi: Any, start_nginx: Any, tmp_path: Path) -> None:
+    """examples/nginx.conf + uwsgi.ini (loopback trusted): the same forged headers count for nothing."""
+    (tmp_path / "whereapp.py").write_text(PROBE)
+    uwsgi = start_uwsgi(processes=1, env={"WEBMINI_MODULE": "whereapp:application",
+                                          "PYTHONPATH": str(tmp_path),
+                                          "WEBMINI_ALLOWED_HOSTS": "app.example"})
+    nginx = start_nginx(uwsgi.socket_address)
+    seen = nginx.get("/where", headers={"Host": "app.example", **SPOOF}).json()
+    assert seen == {"protocol": "http", "home": "http://app.example", "ip": "127.0.0.1",
+                    "scheme": "http"}
+    assert nginx.get("/where", headers={"Host": "evil.example"}).status == 400
+
+
+NGINX_FILES = [ROOT / "examples" / "nginx.conf", ROOT / "deploy" / "nginx.conf"]
+
+
+def test_every_shipped_nginx_config_sets_the_forwarded_headers() -> None:
+    """nginx files and README snippets state X-Forwarded-For/-Proto/-Host themselves."""
+    texts = [(str(p), p.read_text()) for p in NGINX_FILES]
+    readme = (ROOT / "README.md").read_text()
+    texts += [("README.md", b) for b in re.findall(r"^```nginx\n(.*?)^```", readme, re.M | re.S)]
+    checked = 0
+    for name, text in texts:
+        text = re.sub(r"#.*", "", text)
+        if "uwsgi_pass" in text:
+            for line in (r"uwsgi_param\s+HTTP_X_FORWARDED_FOR\s+\$remote_addr;",
+                         r"uwsgi_param\s+HTTP_X_FORWARDED_PROTO\s+\$scheme;",
+                         r"uwsgi_param\s+HTTP_X_FORWARDED_HOST\s+\$host;"):
+                assert re.search(line, text), (name, line)
+            checked += 1
+        if "proxy_pass" in text:
+            for line in (r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;",
+                         r"proxy_set_header\s+X-Forwarded-Proto\s+\$scheme;",
+                         r"proxy_set_header\s+X-Forwarded-Host\s+\$host;",
+                         r"proxy_set_header\s+Host\s+\$host;"):
+                assert re.search(line, text), (name, line)
+            checked += 1
+    assert checked >= 3
