@@ -24,7 +24,7 @@ from typing import Any
 from webmini.config import config
 from webmini.forwarded import HOST_SYNTAX, forwarded_host
 
-__all__ = ["check_host", "host_allowed", "split_host"]
+__all__ = ["PASSED", "check_host", "host_allowed", "split_host"]
 
 _CACHE_SIZE = 1024
 
@@ -34,6 +34,12 @@ _compiled: tuple[Any, _Patterns | None] = ((), None)
 # PERF: the verdict on each Host value seen (a dict lookup per request after the
 # first); cleared when the setting changes or when it holds _CACHE_SIZE values.
 _verdicts: dict[str, bool] = {}
+#: PERF: Host value (None: no header) -> the ``allowed_hosts`` object it passed
+#: under, for :func:`webmini.request.screen`'s fast path: a request whose Host
+#: is here with today's setting object (and no X-Forwarded-Host) needs no call.
+#: Only immutable settings (str, tuple, frozenset) are recorded; a list may
+#: change in place, so it is compared by value on every request instead.
+PASSED: dict[str | None, Any] = {}
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:
@@ -127,6 +133,7 @@ def check_host(environ: dict[str, Any]) -> str | None:
     if key is not _compiled[0] and key != _compiled[0]:
         _compiled = (key, _compile(key))
         _verdicts.clear()
+        PASSED.clear()
     host = environ.get("HTTP_HOST")
     # SECURITY: the Host header builds ctx.host/ctx.home (reset links, absolute
     # redirects): a malformed one, or one outside allowed_hosts, never reaches
@@ -147,4 +154,8 @@ def check_host(environ: dict[str, Any]) -> str | None:
         forwarded = forwarded_host(environ)
         if forwarded is not None and not _judge(forwarded, _compiled[1]):
             return "X-Forwarded-Host not allowed"
+    if key is setting:  # immutable: the fast path may skip this call next time
+        if len(PASSED) >= _CACHE_SIZE:
+            PASSED.clear()
+        PASSED[host] = setting
     return None
