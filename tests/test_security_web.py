@@ -103,6 +103,11 @@ def test_allowed_hosts_patterns_like_django(hosts: Any) -> None:
                                 "evilshop.example", "other.example", "[::2]")] == [400] * 6
     hosts(["*"])
     assert status("anything.example") == 200 and status("a@b") == 400
+    # Another setting object: a Host that passed before is judged again.
+    hosts(("a.example",))
+    assert status("a.example") == 200
+    hosts(("b.example",))
+    assert status("a.example") == 400 and status("b.example") == 200
     # A list changed in place is read again.
     allowed = ["app.example"]
     hosts(allowed)

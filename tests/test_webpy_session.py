@@ -22,7 +22,7 @@ COOKIE = "webpy_session_id"
 
 @pytest.fixture(autouse=True)
 def _params() -> Iterator[None]:
-    saved = web.Storage(web.config.session_parameters)
+    saved = type(web.config.session_parameters)(web.config.session_parameters)
     yield
     web.config.session_parameters = saved
 
