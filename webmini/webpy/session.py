@@ -8,6 +8,9 @@ Ported code keeps working: ``session.user = ...``, ``session.get()``,
   secret that ships in its source); an id the store does not know is never
   adopted, and ``session.regenerate()`` gives a new id on login;
 - the cookie is ``HttpOnly``, ``SameSite=Lax`` and, on https, ``Secure``;
+- a session is stored (and its cookie sent) only once written to, and idle
+  ones are deleted every ``cleanup_interval`` (web.py stores one per request
+  and cleans once a day);
 - stores keep JSON, never pickle (web.py unpickles what is on disk or in
   the database: anyone who can write there runs code in the app);
 - the memcached ring and the cookie store of :mod:`webmini.stores.sessions`
