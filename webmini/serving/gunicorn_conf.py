@@ -65,7 +65,8 @@ control_socket_disable = True
 # SECURITY: one list of trusted proxies for gunicorn and webmini alike:
 # WEBMINI_TRUSTED_PROXIES (default loopback, i.e. nginx on this host, which
 # must set X-Forwarded-Proto/-For/-Host itself: README's nginx snippet). It is
-# put back in the environment, so the workers' webmini.config reads the same.
+# put back in the environment, so the workers' webmini.config reads the same
+# (a --forwarded-allow-ips on the command line would split them: use the variable).
 _proxies = [str(ipaddress.ip_network(item.strip(), strict=False))
             for item in _env("WEBMINI_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
             if item.strip()]
