@@ -22,7 +22,7 @@ COOKIE = "webpy_session_id"
 
 @pytest.fixture(autouse=True)
 def _params() -> Iterator[None]:
-    saved = web.Storage(web.config.session_parameters)
+    saved = type(web.config.session_parameters)(web.config.session_parameters)
     yield
     web.config.session_parameters = saved
 
@@ -123,6 +123,7 @@ def test_unknown_forged_or_traversing_ids_are_never_adopted(tmp_path):
         b = Browser(app)
         b.cookies[COOKIE] = forged
         assert b.get("/whoami").json()["user"] is None
+        assert b.get("/count").text == "1"  # the first write makes a new session
         assert b.cookies[COOKIE] != forged and len(b.cookies[COOKIE]) == 40
 
 

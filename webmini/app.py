@@ -17,7 +17,7 @@ from webmini.headers import check_header
 from webmini.logs import AccessLog
 from webmini.problem import render as render_error
 from webmini.redirects import resolve_location
-from webmini.request import decode_path, drain_unread_body
+from webmini.request import drain_unread_body, screen
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
 from webmini.storage import Storage
 
@@ -141,15 +141,13 @@ class application:  # noqa: N801 - web.py's name
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333)."""
-        path = environ.get("PATH_INFO") or "/"
-        if not path.isascii():
-            try:
-                path = decode_path(path)
-            except HTTPError as bad:
-                content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
-                start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
-                                            ("Content-Length", str(len(text)))])
-                return [text]
+        try:  # SECURITY: path decoded and bounded, Host checked, before any routing
+            path = screen(environ)
+        except HTTPError as bad:
+            content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
+            start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
+                                        ("Content-Length", str(len(text)))])
+            return [text]
         c = RequestContext(environ, self, path)
         token = bind(c)
         try:

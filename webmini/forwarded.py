@@ -14,12 +14,15 @@ from typing import Any
 
 from webmini.config import config
 
-__all__ = ["client_ip", "forwarded_host", "forwarded_proto", "is_trusted"]
+__all__ = ["HOST_SYNTAX", "client_ip", "forwarded_host", "forwarded_proto", "is_trusted"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# RFC 9110 §7.2: uri-host [ ":" port ]
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(:[0-9]{1,5})?")
+#: A Host value webmini accepts (RFC 9110 §7.2 uri-host [":" port], narrowed to
+#: what DNS names and IP literals use): a name of letters, digits, "_", "-"
+#: and ".", or an IPv6 literal in brackets, then an optional port.
+HOST_SYNTAX = re.compile(r"(?:([A-Za-z0-9_][A-Za-z0-9_.\-]{0,252})|\[([0-9A-Fa-f:.]{2,45})\])"
+                         r"(?::([0-9]{1,5}))?")
 
 _cache: tuple[Any, tuple[Network, ...]] = ((), ())
 
@@ -74,7 +77,7 @@ def forwarded_host(env: dict[str, Any]) -> str | None:
     if not value or not is_trusted(env):
         return None
     host = _last(str(value))
-    return host if _HOST.fullmatch(host) else None
+    return host if HOST_SYNTAX.fullmatch(host) else None
 
 
 def client_ip(env: dict[str, Any]) -> str:

@@ -8,6 +8,9 @@ Ported code keeps working: ``session.user = ...``, ``session.get()``,
   secret that ships in its source); an id the store does not know is never
   adopted, and ``session.regenerate()`` gives a new id on login;
 - the cookie is ``HttpOnly``, ``SameSite=Lax`` and, on https, ``Secure``;
+- a session is stored (and its cookie sent) only once written to, and idle
+  ones are deleted every ``cleanup_interval`` (web.py stores one per request
+  and cleans once a day);
 - stores keep JSON, never pickle (web.py unpickles what is on disk or in
   the database: anyone who can write there runs code in the app);
 - the memcached ring and the cookie store of :mod:`webmini.stores.sessions`
@@ -24,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from webmini.config import SESSION_DEFAULTS, config
+from webmini.config import GENERATED_SECRET, SESSION_DEFAULTS, config
 from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.request import cookies
@@ -53,6 +56,14 @@ _SIGNED = re.compile(r"[A-Za-z0-9_.\-]{1,4000}")
 STORES = (Store, DiskStore, DBStore, MemoryStore)
 
 
+def _snapshot(data: dict[str, Any]) -> str | None:
+    """``data`` as JSON, to tell later whether it changed; None if it cannot be encoded."""
+    try:
+        return encode(dict(data))
+    except (TypeError, ValueError):
+        return None
+
+
 class SessionExpired(HTTPError):
     """The visitor's session is gone and ``ignore_expiry`` is off: ``expired_message``."""
 
@@ -63,7 +74,8 @@ class SessionExpired(HTTPError):
 class _State:
     """One request's view of one Session."""
 
-    __slots__ = ("data", "session_id", "killed", "retired", "send_cookie", "had_cookie")
+    __slots__ = ("data", "session_id", "killed", "retired", "send_cookie", "had_cookie",
+                 "unsaved")
 
     def __init__(self) -> None:
         self.data = Storage()
@@ -72,6 +84,9 @@ class _State:
         self.retired: list[str] = []
         self.send_cookie = True
         self.had_cookie = False
+        # A new session's data as first made (JSON), until it is stored; None
+        # once stored or loaded from the store.
+        self.unsaved: str | None = None
 
 
 class Session(SessionDataAccess):
@@ -101,10 +116,14 @@ class Session(SessionDataAccess):
         # SECURITY: a cookie that carries data (or an id a store cannot check)
         # must be signed with a real secret, never web.py's published one.
         secret = self._config.get("secret_key")
-        if not secret or secret == _WEBPY_PUBLIC_KEY or len(secret) < _MIN_SECRET:
+        if not secret or secret in (_WEBPY_PUBLIC_KEY, GENERATED_SECRET) \
+                or len(secret) < _MIN_SECRET:
+            # The generated default is per process: a cookie signed by one worker
+            # would not verify in another, nor after a restart.
             raise ValueError(
-                "this session store needs web.config.session_parameters.secret_key: a "
-                f"secret of at least {_MIN_SECRET} characters (secrets.token_urlsafe(32))"
+                "this session store needs web.config.session_parameters.secret_key set: a "
+                f"secret of at least {_MIN_SECRET} characters (secrets.token_urlsafe(32)), "
+                "the same in every worker"
             )
         return secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
 
@@ -179,6 +198,8 @@ class Session(SessionDataAccess):
             self._initialize(state)
         state.data["session_id"] = state.session_id
         state.data["ip"] = current().ip
+        if loaded is None:
+            state.unsaved = _snapshot(state.data)
 
     def _initialize(self, state: _State) -> None:
         init = self._initializer
@@ -223,6 +244,12 @@ class Session(SessionDataAccess):
                 self._setcookie("", expires=-1)
             return
         data = dict(state.data)
+        if state.unsaved is not None and state.unsaved == _snapshot(data):
+            # SECURITY: a new session nobody wrote to is neither stored nor sent
+            # (Django's and Flask's rule): cookieless requests cost no file, row
+            # or memory; the first change stores it and sends the cookie.
+            return
+        state.unsaved = None
         if self._key is None:
             self.store[state.session_id] = data
             self._setcookie(state.session_id)
@@ -250,9 +277,12 @@ class Session(SessionDataAccess):
                   path=cfg.get("cookie_path"), samesite=cfg.get("samesite"))
 
     def _cleanup(self) -> None:
+        # Sessions idle past ``timeout`` are deleted at most every
+        # ``cleanup_interval`` seconds (web.py: once per ``timeout``).
         now = time.time()
         timeout = float(self._config.timeout)
-        if now - self._last_cleanup_time > timeout:
+        interval = min(timeout, float(self._config.get("cleanup_interval", timeout)))
+        if now - self._last_cleanup_time >= interval:
             object.__setattr__(self, "_last_cleanup_time", now)
             cleanup = getattr(self.store, "cleanup", None)
             if cleanup is not None:

@@ -125,18 +125,32 @@ class Store:
 
 
 class MemoryStore(Store):
-    """Sessions in this process's memory: for tests and single-process development."""
+    """Sessions in this process's memory: for tests and single-process development.
+
+    A session idle for longer than the session ``timeout`` reads as missing.
+    """
 
     def __init__(self, timeout: float | None = None) -> None:
         self._data: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self.timeout = timeout
 
+    def _text(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        text, written = entry
+        if self.timeout is not None and time.time() - written > self.timeout:
+            return None  # idle past the timeout: gone, as in DiskStore
+        return text
+
     def __contains__(self, key: str) -> bool:
-        return key in self._data
+        return self._text(key) is not None
 
     def __getitem__(self, key: str) -> dict[str, Any]:
-        text, _ = self._data[key]
+        text = self._text(key)
+        if text is None:
+            raise KeyError(key)
         return self.decode(text)
 
     def __setitem__(self, key: str, value: dict[str, Any]) -> None:
