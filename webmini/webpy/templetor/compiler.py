@@ -12,6 +12,7 @@ page point at the template line.
 from __future__ import annotations
 
 import ast
+import copy
 import linecache
 import os
 import re
@@ -324,13 +325,41 @@ def _helper(name: str, args: list[ast.expr], keywords: list[ast.keyword],
     return ast.copy_location(call, where)
 
 
+# PERF: where the key or the receiver is a plain name (``row[col]``,
+# ``fmt.format(x)``), the check is inlined: an int key or a str key not
+# starting with "__", a format string already found safe, costs a few
+# comparisons and no call. Anything else goes through the sandbox helper.
+_KEY_CHECK = ast.parse(
+    "K if K.__class__ is __inttype__ or K.__class__ is __strtype__ and K[:2] != '__' "
+    "else __key__(K)", mode="eval").body
+_FORMAT_CHECK = ast.parse(
+    "R.A if R.__class__ is __strtype__ and R in __safe_formats__ else __format_attr__(R, 'A')",
+    mode="eval").body
+
+
+def _expand(pattern: ast.expr, name: ast.Name, attr: str, where: ast.AST) -> ast.expr:
+    """``pattern`` with ``K``/``R`` replaced by ``name`` and ``A`` by ``attr``, at ``where``."""
+    tree = copy.deepcopy(pattern)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in ("K", "R"):
+            node.id = name.id
+        elif isinstance(node, ast.Attribute) and node.attr == "A":
+            node.attr = attr
+        elif isinstance(node, ast.Constant) and node.value == "A":
+            node.value = attr
+        if isinstance(node, (ast.expr, ast.stmt)):
+            ast.copy_location(node, where)
+    return tree
+
+
 class _RunTimeChecks(ast.NodeTransformer):
     """Routes what the compiler cannot check through the sandbox's run-time checks.
 
-    ``x[k]`` with a computed key becomes ``__item__(x, k)``; ``s.format(...)``
+    ``x[k]`` with a computed key becomes ``x[__key__(k)]``; ``s.format(...)``
     ``__format__(s, ...)`` (``format_map`` likewise) and a bare ``s.format``
     ``__format_attr__(s, "format")``, unless ``s`` is a literal string,
-    already checked. Literal attributes and keys stay as they are.
+    already checked; plain names get the same checks inlined. Literal
+    attributes and keys stay as they are: they cost nothing at render time.
     """
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -340,6 +369,9 @@ class _RunTimeChecks(ast.NodeTransformer):
             receiver = self.visit(func.value)
             args = [self.visit(arg) for arg in node.args]
             keywords = [self.visit(keyword) for keyword in node.keywords]
+            if isinstance(receiver, ast.Name):
+                method = _expand(_FORMAT_CHECK, receiver, func.attr, func)
+                return ast.copy_location(ast.Call(method, args, keywords), node)
             return _helper(f"__{func.attr}__", [receiver, *args], keywords, node)
         return self.generic_visit(node)
 
@@ -347,13 +379,19 @@ class _RunTimeChecks(ast.NodeTransformer):
         self.generic_visit(node)
         if (node.attr in _FORMAT_METHODS and isinstance(node.ctx, ast.Load)
                 and not _literal_format(node)):
+            if isinstance(node.value, ast.Name):
+                return _expand(_FORMAT_CHECK, node.value, node.attr, node)
             return _helper("__format_attr__", [node.value, ast.Constant(node.attr)], [], node)
         return node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         self.generic_visit(node)
-        if isinstance(node.ctx, ast.Load) and not _static_key(node.slice):
-            return _helper("__item__", [node.value, node.slice], [], node)
+        key = node.slice
+        if isinstance(node.ctx, ast.Load) and not _static_key(key):
+            if isinstance(key, ast.Name):
+                node.slice = _expand(_KEY_CHECK, key, "", key)
+            else:
+                node.slice = _helper("__key__", [key], [], key)
         return node
 
 

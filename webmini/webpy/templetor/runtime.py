@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from webmini.webpy.templetor.sandbox import (
+    SAFE_FORMATS,
     SecurityError,
     checked_format,
     checked_format_map,
-    checked_item,
+    checked_key,
     format_attribute,
 )
 
@@ -313,8 +314,11 @@ def make_env(
         finish_=_finish,
         # The compiler routes computed subscripts and every .format /
         # .format_map through these (names a template cannot write).
-        __item__=checked_item,
+        __key__=checked_key,
         __format__=checked_format,
         __format_map__=checked_format_map,
         __format_attr__=format_attribute,
+        __safe_formats__=SAFE_FORMATS,
+        __strtype__=str,
+        __inttype__=int,
     )

@@ -15,13 +15,13 @@ from __future__ import annotations
 import _string  # the parser str.format itself uses: same fields, same errors
 import functools
 import string
-import types
 from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
-    "SandboxedFormatter", "SecurityError", "format_attribute", "format_fields", "format_refusal",
-    "checked_format", "checked_format_map", "checked_item", "unsafe_attribute", "unsafe_key",
+    "SAFE_FORMATS", "SandboxedFormatter", "SecurityError", "checked_format", "checked_format_map",
+    "checked_key", "format_attribute", "format_fields", "format_refusal", "unsafe_attribute",
+    "unsafe_key",
 ]
 
 
@@ -34,9 +34,6 @@ class SecurityError(Exception):
 UNSAFE_ATTRIBUTE_PREFIXES = ("_", "f_", "co_", "tb_", "gi_", "cr_", "ag_", "func_", "im_")
 UNSAFE_ATTRIBUTES = frozenset(("mro",))
 
-_MAPPINGPROXY = types.MappingProxyType
-
-
 def unsafe_attribute(name: str) -> bool:
     """True if a template may not read attribute ``name`` (on any object)."""
     return name.startswith(UNSAFE_ATTRIBUTE_PREFIXES) or name in UNSAFE_ATTRIBUTES
@@ -47,22 +44,13 @@ def unsafe_key(key: Any) -> bool:
     return isinstance(key, str) and key.startswith("__")
 
 
-def _namespace(obj: Any) -> bool:
-    # A class's __dict__, a module's globals (they hold __builtins__) or a
-    # builtins dict (it holds __build_class__): never read from a template.
-    cls = obj.__class__
-    return cls is _MAPPINGPROXY or (cls is dict and ("__builtins__" in obj
-                                                     or "__build_class__" in obj))
-
-
-def checked_item(obj: Any, key: Any, /) -> Any:
-    """``obj[key]`` for a key computed at run time, refusing ``__`` keys and namespaces."""
+def checked_key(key: Any, /) -> Any:
+    """``key``, for a subscript whose key is computed at run time, unless it starts with ``__``."""
     # SECURITY: a key built at run time ('__glo' + 'bals__') escapes the
-    # compile-time check on literal keys; a namespace mapping (globals,
-    # builtins, a class __dict__) must not be read by name at all.
-    if isinstance(key, str) and (key.startswith("__") or _namespace(obj)):
+    # compile-time check on literal keys.
+    if isinstance(key, str) and key.startswith("__"):
         raise SecurityError(f"access to key {key!r} is denied")
-    return obj[key]
+    return key
 
 
 def format_fields(fmt: str) -> Iterator[tuple[bool, Any]]:
@@ -90,16 +78,31 @@ def format_refusal(fmt: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=512)
+# PERF: format strings already found safe, so that a template formatting
+# with the same few strings pays one set lookup per call.
+SAFE_FORMATS: set[str] = set()
+_SAFE_FORMATS_MAX = 1024
+
+
 def _checked_format_string(fmt: str) -> bool:
-    # True: every field is safe (cached: a template formats the same few
-    # strings over and over). False: malformed (str.format will say where).
+    # A str subclass is checked on its plain text: its own __eq__/__hash__
+    # must not pass it off as a string already checked.
+    return _checked_text(fmt if fmt.__class__ is str else str.__str__(fmt))
+
+
+def _checked_text(fmt: str) -> bool:
+    # True: every field is safe. False: malformed (str.format will say where).
+    if fmt in SAFE_FORMATS:
+        return True
     try:
         refused = format_refusal(fmt)
     except ValueError:
         return False
     if refused is not None:
         raise SecurityError(f"access to attribute {refused!r} in a format string is denied")
+    if len(SAFE_FORMATS) >= _SAFE_FORMATS_MAX:
+        SAFE_FORMATS.clear()  # strings built per request must not grow it for ever
+    SAFE_FORMATS.add(fmt)
     return True
 
 
@@ -130,7 +133,7 @@ class SandboxedFormatter(string.Formatter):
                         f"access to attribute {name!r} in a format string is denied")
                 obj = getattr(obj, name)
             else:
-                if unsafe_key(name) or _namespace(obj):
+                if unsafe_key(name):
                     raise SecurityError(f"access to key {name!r} in a format string is denied")
                 obj = obj[name]
         return obj, first
@@ -149,9 +152,11 @@ def _check_format_argument(args: tuple[Any, ...]) -> None:
 def checked_format(obj: Any, /, *args: Any, **kwargs: Any) -> Any:
     """``obj.format(*args, **kwargs)`` with every format field checked (any receiver)."""
     # SECURITY: the format string may be built at run time ("{0.%s}" % name).
+    if obj.__class__ is str and obj in SAFE_FORMATS:
+        return obj.format(*args, **kwargs)  # PERF: checked once per string, then native
     if isinstance(obj, str):
         if _checked_format_string(obj):
-            return obj.format(*args, **kwargs)  # PERF: checked once per string, then native
+            return obj.format(*args, **kwargs)
         if obj.__class__ is str:  # malformed: fail exactly where str.format would
             return _FORMATTER.vformat(obj, args, kwargs)
         format_refusal(obj)  # raises ValueError
