@@ -330,7 +330,7 @@ def _helper(name: str, args: list[ast.expr], keywords: list[ast.keyword],
 # starting with "__", a format string already found safe, costs a few
 # comparisons and no call. Anything else goes through the sandbox helper.
 _KEY_CHECK = ast.parse(
-    "K if K.__class__ is __inttype__ or K.__class__ is __strtype__ and K[:2] != '__' "
+    "K if K.__class__ is __strtype__ and K[:2] != '__' or K.__class__ is __inttype__ "
     "else __key__(K)", mode="eval").body
 _FORMAT_CHECK = ast.parse(
     "R.A if R.__class__ is __strtype__ and R in __safe_formats__ else __format_attr__(R, 'A')",
