@@ -147,6 +147,19 @@ def test_ordinary_subscripts_still_work() -> None:
     assert str(got) == "<A> 7 1 3 [2, 3] [1, 2, 3] <A> 1 tuple f <A>\n"
 
 
+@pytest.mark.parametrize("key", ["", "a", "ID", "_id", "_", "`x", "^", "~", "\xe9", "_\x00", 7, 2.5,
+                                 None, (1, "__x")])
+def test_computed_keys_refused_exactly_when_they_start_with_two_underscores(key: Any) -> None:
+    # The inlined check (plain name keys) and the helper (any other key
+    # expression) agree: refused exactly when the key is a str starting "__".
+    data = {key: "v"}
+    for text in ("$def with (d, k)\n$d[k]", "$def with (d, k)\n$d[(k, 0)[0]]"):
+        assert str(template.Template(text)(data, key)) == "v\n"
+    if isinstance(key, str):
+        for text in ("$def with (d, k)\n$d[k]", "$def with (d, k)\n$d[(k, 0)[0]]"):
+            attempt(text, {"_" + "_" + key: "v"}, "__" + key)
+
+
 # -- builtins -----------------------------------------------------------------------
 
 DANGEROUS_BUILTINS = ["open", "eval", "exec", "compile", "getattr", "setattr", "delattr", "vars",

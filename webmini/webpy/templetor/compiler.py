@@ -326,11 +326,12 @@ def _helper(name: str, args: list[ast.expr], keywords: list[ast.keyword],
 
 
 # PERF: where the key or the receiver is a plain name (``row[col]``,
-# ``fmt.format(x)``), the check is inlined: an int key or a str key not
-# starting with "__", a format string already found safe, costs a few
-# comparisons and no call. Anything else goes through the sandbox helper.
+# ``fmt.format(x)``), the check is inlined: a str key not starting with "_"
+# (sorted outside ["_", "`"): no slice, no call), an int key, a format string
+# already found safe cost a comparison or two. Anything else (a key starting
+# with "_" included) goes through the sandbox helper.
 _KEY_CHECK = ast.parse(
-    "K if K.__class__ is __strtype__ and K[:2] != '__' or K.__class__ is __inttype__ "
+    "K if K.__class__ is __strtype__ and (K >= '`' or K < '_') or K.__class__ is __inttype__ "
     "else __key__(K)", mode="eval").body
 _FORMAT_CHECK = ast.parse(
     "R.A if R.__class__ is __strtype__ and R in __safe_formats__ else __format_attr__(R, 'A')",
