@@ -283,3 +283,66 @@ def test_sandboxed_formatter() -> None:
         formatter.format("{0[__globals__]}", {"__globals__": 1})
     with pytest.raises(SecurityError):
         formatter.format("{0.f_globals}", 1)
+
+
+# -- what a template can reach -----------------------------------------------------------
+
+REACH_TEMPLATE = """$def with (s)
+$def f(): 1
+$var gen = (x for x in [1])
+$for i in [1]:
+    $var loopgen = loop.setup([1])
+    $var loop_ = loop
+    $for j in [1]:
+        $var context = loop.parent
+$var function = f
+$var bound_format = s.format
+$var bound_format_map = s.format_map
+$var result = self
+$var lam = lambda: 1
+$var names = [ForLoop, TemplateResult, new_result_, escape_, text_, join_, finish_, dict, iter, \
+enumerate, filter, reversed, range, slice, set, list, tuple, int, float, bool, abs, len, min, max, \
+id, isinstance, callable, chr, ord, hex, oct, pow, divmod, round, any, all]
+"""
+
+
+def test_nothing_reachable_leads_to_a_module_frame_or_namespace() -> None:
+    """Walk every attribute and item the rules allow from what a template holds: no way out."""
+    import builtins
+    import sys
+
+    from webmini.webpy.templetor.sandbox import unsafe_attribute, unsafe_key
+
+    held = template.Template(REACH_TEMPLATE, filename="reach.html")("{0}")
+    dangerous = {id(vars(runtime)): "the runtime module's globals"}
+    for name in DANGEROUS_BUILTINS + ["__import__"]:
+        if hasattr(builtins, name):
+            dangerous[id(getattr(builtins, name))] = f"builtins.{name}"
+    for module in list(sys.modules.values()):
+        dangerous.setdefault(id(getattr(module, "__dict__", None)), f"globals of {module!r}")
+    internals = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
+    seen: set[int] = set()
+    reached: list[str] = []
+    frontier = [(value, name) for name, value in held.items() if name != "__body__"]
+    for _ in range(5):
+        following: list[tuple[Any, str]] = []
+        for obj, path in frontier:
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, internals) or id(obj) in dangerous:
+                reached.append(f"{path}: {dangerous.get(id(obj), type(obj).__name__)}")
+                continue
+            for name in dir(obj):
+                if not unsafe_attribute(name) and name not in ("format", "format_map"):
+                    try:
+                        following.append((getattr(obj, name), f"{path}.{name}"))
+                    except Exception:  # noqa: S112 (a property may refuse: nothing reached)
+                        continue
+            if isinstance(obj, dict):
+                following += [(v, f"{path}[{k!r}]") for k, v in obj.items() if not unsafe_key(k)]
+            elif isinstance(obj, (list, tuple)):
+                following += [(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        frontier = following
+    assert len(seen) > 100  # the walk did go somewhere
+    assert reached == []
