@@ -34,6 +34,7 @@ class SecurityError(Exception):
 UNSAFE_ATTRIBUTE_PREFIXES = ("_", "f_", "co_", "tb_", "gi_", "cr_", "ag_", "func_", "im_")
 UNSAFE_ATTRIBUTES = frozenset(("mro",))
 
+
 def unsafe_attribute(name: str) -> bool:
     """True if a template may not read attribute ``name`` (on any object)."""
     return name.startswith(UNSAFE_ATTRIBUTE_PREFIXES) or name in UNSAFE_ATTRIBUTES
@@ -110,6 +111,7 @@ class SandboxedFormatter(string.Formatter):
     """A ``string.Formatter`` whose field lookups follow the template attribute rule."""
 
     def __init__(self, mapping: bool = False) -> None:
+        """``mapping=True``: format as ``str.format_map`` does (named fields only)."""
         self.mapping = mapping
 
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
