@@ -285,6 +285,36 @@ def test_sandboxed_formatter() -> None:
         formatter.format("{0.f_globals}", 1)
 
 
+# -- through render() and a request ---------------------------------------------------------
+
+def test_a_template_file_served_by_a_handler_leaks_nothing(tmp_path: Path, secret: str,
+                                                           marker: Path) -> None:
+    import webmini as web
+    from webmini.testing import TestClient
+
+    (tmp_path / "evil.html").write_text(
+        "$def with (h)\n$ f = '{0.__globals__[os].environ[WEBMINI_TEMPLATE_SECRET]}'\n"
+        "<p>${f.format(h)}</p>\n")
+    (tmp_path / "shell.html").write_text(
+        "$def with (h)\n$ k = '__glo' + 'bals__'\n"
+        f"${{ {{'__globals__': 1}}[k] }} $(__import__('os').system('touch {marker}'))\n")
+    render = template.render(str(tmp_path))
+
+    class Evil:
+        def GET(self) -> Any:
+            return render.evil(helper)
+
+    client = TestClient(web.application(("/", Evil), {}).wsgifunc())
+    resp = client.request("GET", "/")
+    assert resp.status_code == 500
+    assert secret.encode() not in resp.body
+    with pytest.raises(SecurityError):
+        render.evil(helper)
+    with pytest.raises(SecurityError, match="__import__"):
+        render.shell(helper)
+    assert not marker.exists()
+
+
 # -- what a template can reach -----------------------------------------------------------
 
 REACH_TEMPLATE = """$def with (s)
