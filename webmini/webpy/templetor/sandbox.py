@@ -83,6 +83,7 @@ def format_refusal(fmt: str) -> str | None:
 # with the same few strings pays one set lookup per call.
 SAFE_FORMATS: set[str] = set()
 _SAFE_FORMATS_MAX = 1024
+_SAFE_FORMAT_LENGTH = 1024
 
 
 def _checked_format_string(fmt: str) -> bool:
@@ -101,9 +102,10 @@ def _checked_text(fmt: str) -> bool:
         return False
     if refused is not None:
         raise SecurityError(f"access to attribute {refused!r} in a format string is denied")
-    if len(SAFE_FORMATS) >= _SAFE_FORMATS_MAX:
-        SAFE_FORMATS.clear()  # strings built per request must not grow it for ever
-    SAFE_FORMATS.add(fmt)
+    if len(fmt) <= _SAFE_FORMAT_LENGTH:  # a long one is checked again on each call
+        if len(SAFE_FORMATS) >= _SAFE_FORMATS_MAX:
+            SAFE_FORMATS.clear()  # strings built per request must not grow it for ever
+        SAFE_FORMATS.add(fmt)
     return True
 
 
