@@ -263,6 +263,15 @@ def test_safe_formatting_is_unchanged() -> None:
             "${(f + '!').format(1, r)}")
     assert str(template.Template(text)(Row(), "{0:,}/{1.real}", 12345)) == \
         "12,345/3 12,345 12345 csv 2 1/3!\n"
+    # Long or many format strings are checked too, and are not all remembered.
+    from webmini.webpy.templetor.sandbox import SAFE_FORMATS
+
+    long_text = "$def with (f, n)\n${f.format(n).strip()}"
+    assert str(template.Template(long_text)("{0}" + " " * 5000, 7)) == "7\n"
+    attempt(long_text, "{0.__class__}" + " " * 5000, 7)
+    for i in range(3000):
+        template.Template("$def with (f)\n${f.format(1)}")("{0}" + str(i))
+    assert len(SAFE_FORMATS) <= 1024
     # Malformed strings fail as str.format fails, with its exception types.
     with pytest.raises(IndexError):
         template.Template("$def with (f)\n${f.format()}")("{0} {")
