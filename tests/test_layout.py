@@ -164,3 +164,14 @@ def test_web_contrib_template_is_the_webpy_module_under_web_pys_name():
                           "jinja_loaded": "jinja2" in sys.modules}))
     """)
     assert seen == {"same": True, "class": True, "jinja_loaded": False}
+
+
+def test_one_session_engine():
+    """web.session is a layer: no id scheme, signer or HMAC of its own."""
+    for name in ("session.py", "session_stores.py"):
+        found = _imports(ROOT / "webmini" / "webpy" / name)
+        assert not found & {"hmac", "hashlib", "secrets", "pickle"}, (name, found)
+    from webmini.stores import sessions
+    from webmini.webpy import session
+
+    assert issubclass(session.Session, sessions.Session)
