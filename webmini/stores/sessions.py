@@ -528,6 +528,9 @@ class Session:
         changed = fingerprint is None or fingerprint != state.snapshot
         stale = not state.is_new and (state.issued is None or now - state.issued >= self._refresh)
         if not (changed or stale):
+            # SECURITY: a new session nobody wrote to is neither stored nor sent
+            # (Django's and Flask's rule): cookieless requests cost no file, row
+            # or memory; the first change stores it and sends the cookie.
             return
         for sid in state.retired:
             self._store.delete(sid)
