@@ -7,9 +7,12 @@
   (what ``web.database`` runs on).
 - ``sqlite``: SQLite connections, each running in its own native thread.
 - ``postgres``: PostgreSQL over pg8000 (pure Python, cooperative).
+- ``watchdog``: a time limit for statements, one greenlet per pool instead of a
+  timer per socket wait.
 - ``cache``: memcached over python-memcached, pooled per node on a ketama ring.
 - ``ketama``: libmemcached-compatible consistent hashing.
-- ``sessions``: signed session ids with memcached or cookie storage.
+- ``sessions``: the session engine (ids, signer, codec, store interface), with
+  memcached and cookie stores; ``web.session`` is a layer over it.
 
 Each module imports its third-party driver through ``webmini._extras.require``
 when the module itself is imported (the core never does), so a missing extra
