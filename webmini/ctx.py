@@ -165,7 +165,7 @@ class RequestContext:
     parsed_query: tuple[dict[str, Any], dict[str, list[Any]]] | None
     #: The Cookie header parsed, once asked for.
     parsed_cookies: dict[str, str] | None
-    #: The session's bookkeeping (``webmini.stores.sessions``), when a session is loaded.
+    #: Each loaded session's bookkeeping (``webmini.stores.sessions``), by session.
     session_state: Any
     #: The application hook running now (``"notfound"``...), so web.notfound() inside it
     #: gives the default rather than calling the hook again.

@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 
 from webmini.ctx import current_or_none
-from webmini.webpy._dbconn import Backend, Link, Outcome
+from webmini.stores.backend import Backend, Link, Outcome
 from webmini.webpy._dbresults import ResultSet, SqliteResultSet
 from webmini.webpy._sql import (
     SQLInputError,
