@@ -3,9 +3,12 @@
 ``metrics = Metrics(db=db, cache=cache, spool_dir="/run/webmini-metrics")``;
 ``app.add_processor(metrics.processor)``; ``("/metrics", metrics.handler)``
 in the URL table. Every worker process counts its own requests (by status
-code), a latency histogram, requests in flight, and reports its MySQL pool
+code and route), a latency histogram per route, requests in flight, and reports its MySQL pool
 and memcached ring state; every sample carries ``worker`` (the uWSGI worker
-id, 0 outside uWSGI) and ``pid`` labels.
+id, 0 outside uWSGI) and ``pid`` labels. ``route`` is the URL-table pattern
+that matched (``web.ctx.route``, e.g. ``/users/([0-9]+)``), never the raw path,
+so the series stay as few as the table's rows; a request no row matched
+(a 404) counts under ``route="(unmatched)"``.
 
 Why labels and not uWSGI's metrics subsystem: a request to ``/metrics``
 reaches one worker chosen by the kernel, so a worker alone can only tell
@@ -38,7 +41,10 @@ from webmini.response import header
 from webmini.rundir import PrivateDir
 from webmini.serving.uwsgi import worker_id
 
-__all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "Metrics", "worker_id"]
+__all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "UNMATCHED", "Metrics", "worker_id"]
+
+#: The ``route`` label of requests no URL-table row matched.
+UNMATCHED = "(unmatched)"
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -50,9 +56,9 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 # family name suffix -> (type, help); rendered in this order.
 _FAMILIES: dict[str, tuple[str, str]] = {
     "worker_start_time_seconds": ("gauge", "Unix time the worker process started counting."),
-    "requests_total": ("counter", "Requests answered, by status code."),
+    "requests_total": ("counter", "Requests answered, by status code and route."),
     "requests_in_flight": ("gauge", "Requests being served now."),
-    "request_duration_seconds": ("histogram", "Time spent in the application per request."),
+    "request_duration_seconds": ("histogram", "Time spent in the application, by route."),
     "db_pool_connections": ("gauge", "MySQL pool connections by state (in_use, idle)."),
     "db_pool_size": ("gauge", "Configured MySQL pool size (plus max_overflow)."),
     "db_pool_waiting": ("gauge", "Greenlets waiting for a MySQL connection."),
@@ -111,11 +117,12 @@ class Metrics:
         """Zero every counter (a new process, or a test)."""
         self.started = time.time()
         self.pid = os.getpid()
-        self.status_counts: dict[str, int] = {}
-        # One slot per bucket bound plus +Inf; counts are per bucket, made
-        # cumulative only when rendered.
-        self.bucket_counts: list[int] = [0] * (len(self.bounds) + 1)
-        self.latency_sum = 0.0
+        # (route, status code) -> requests.
+        self.status_counts: dict[tuple[str, str], int] = {}
+        # Per route: one slot per bucket bound plus +Inf; counts are per
+        # bucket, made cumulative only when rendered.
+        self.bucket_counts: dict[str, list[int]] = {}
+        self.latency_sum: dict[str, float] = {}
         self.in_flight = 0
         self._next_flush = 0.0 if self.spool_dir else float("inf")
         # True while a trailing flush is scheduled (always True without a spool,
@@ -131,9 +138,10 @@ class Metrics:
         start = time.perf_counter()
         self.in_flight += 1
         code = "500"
+        c = current()
         try:
             result = handler()
-            code = current().status[:3]
+            code = c.status[:3]
             return result
         except HTTPError as e:
             code = e.status[:3]
@@ -141,10 +149,18 @@ class Metrics:
         finally:
             elapsed = time.perf_counter() - start
             self.in_flight -= 1
+            # PERF: the route is the matched row's pattern (a reference kept
+            # by the router, formatted when read): no path normalisation here.
+            route = c.route or UNMATCHED
+            key = (route, code)
             counts = self.status_counts
-            counts[code] = counts.get(code, 0) + 1
-            self.bucket_counts[bisect_left(self.bounds, elapsed)] += 1
-            self.latency_sum += elapsed
+            counts[key] = counts.get(key, 0) + 1
+            buckets = self.bucket_counts.get(route)
+            if buckets is None:
+                buckets = self.bucket_counts[route] = [0] * (len(self.bounds) + 1)
+            buckets[bisect_left(self.bounds, elapsed)] += 1
+            sums = self.latency_sum
+            sums[route] = sums.get(route, 0.0) + elapsed
             if start >= self._next_flush:
                 self.flush(start)
             elif not self._trailing:
@@ -171,15 +187,18 @@ class Metrics:
             out.append((family, f"{ns}_{family}{suffix}{_labels(base, extra)} {_number(value)}"))
 
         add("worker_start_time_seconds", round(self.started, 3))
-        for code, count in sorted(self.status_counts.items()):
-            add("requests_total", count, [("code", code)])
+        for (route, code), count in sorted(self.status_counts.items()):
+            add("requests_total", count, [("code", code), ("route", route)])
         add("requests_in_flight", self.in_flight)
-        cumulative = 0
-        for bound, count in zip((*self.bounds, float("inf")), self.bucket_counts, strict=True):
-            cumulative += count
-            add("request_duration_seconds", cumulative, [("le", _number(bound))], "_bucket")
-        add("request_duration_seconds", round(self.latency_sum, 6), suffix="_sum")
-        add("request_duration_seconds", cumulative, suffix="_count")
+        for route, buckets in sorted(self.bucket_counts.items()):
+            cumulative = 0
+            for bound, count in zip((*self.bounds, float("inf")), buckets, strict=True):
+                cumulative += count
+                add("request_duration_seconds", cumulative,
+                    [("route", route), ("le", _number(bound))], "_bucket")
+            add("request_duration_seconds", round(self.latency_sum[route], 6), [("route", route)],
+                suffix="_sum")
+            add("request_duration_seconds", cumulative, [("route", route)], suffix="_count")
         if self.db is not None:
             self._db_samples(add)
         if self.cache is not None:
