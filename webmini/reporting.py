@@ -71,15 +71,18 @@ def unhandled(c: RequestContext, stage: str = "request", where: str | None = Non
     env = c.env
     if env.get(ENVIRON_KEY) is not exc:
         env[ENVIRON_KEY] = exc
-        if where is None:
-            log.error(_MESSAGES.get(stage, "%s %s"), c.method, c.path, exc_info=exc_info)
-        else:
-            log.error("%s", where, exc_info=exc_info)
+        # The reporters first, then the log line (Flask's order): an SDK that
+        # also turns error log records into events then drops that copy as a
+        # duplicate of the richer event its reporter sent.
         for reporter in tuple(config.get("error_reporters") or ()):
             try:
                 reporter(exc_info, c, stage)
             except Exception:  # a reporter must never change the answer
                 log.exception("error reporter %r failed", reporter)
+        if where is None:
+            log.error(_MESSAGES.get(stage, "%s %s"), c.method, c.path, exc_info=exc_info)
+        else:
+            log.error("%s", where, exc_info=exc_info)
     if stage == "request" and config.get("propagate_exceptions"):
         raise  # noqa: PLE0704 - always called while an exception is handled
     return exc_info  # type: ignore[no-any-return]
