@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from webmini._extras import require
+from webmini.config import config
 from webmini.ctx import RequestContext, current_or_none
 from webmini.reporting import ExcInfo, add_error_reporter
 
@@ -51,22 +52,30 @@ def annotate(span: Any, c: RequestContext) -> None:
     rid = c.env.get("webmini.request_id")
     if rid:
         span.set_attribute("webmini.request_id", rid)
-    if "webmini.upgraded" in c.env:
-        setattr(c, _UPGRADE_SPAN, span.get_span_context())  # parent of its events' spans
 
 
 def processor(handler: Callable[[], Any]) -> Any:
     """Processor: annotate the current span with the route once the request is routed."""
+    c = current_or_none()
+    env = c.env if c is not None else {}  # the server's: a WebSocket keeps only a copy
     try:
         return handler()
     finally:
-        c = current_or_none()
         if c is not None:
-            annotate(trace.get_current_span(), c)
+            span = trace.get_current_span()
+            annotate(span, c)
+            if "webmini.upgraded" in env and span.is_recording():
+                setattr(c, _UPGRADE_SPAN, span.get_span_context())  # its events' parent
+                # The server keeps the connection and never iterates the
+                # answer, so the middleware would never end the span.
+                span.end()
 
 
 def _record(span: Any, exc: BaseException, stage: str) -> None:
-    span.record_exception(exc, attributes={"webmini.stage": stage})
+    # A streamed body's exception, or a propagated one, goes on through the
+    # middleware's trace.use_span, which records it: once is enough.
+    if stage != "stream" and not (stage == "request" and config.get("propagate_exceptions")):
+        span.record_exception(exc, attributes={"webmini.stage": stage})
     span.set_attribute("error.type", type(exc).__qualname__)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 

@@ -11,7 +11,7 @@ Each exception a handler, a streamed body or a WebSocket event lets escape
 (what webmini answers with a 500 or a close code 1011) becomes an event,
 like Flask's: the exception unhandled (``mechanism: webmini``), the request
 (URL, method, query string, headers with ``Cookie``/``Authorization``
-filtered), the transaction named by the route (``/users/(\\d+)``), and the
+and other credentials filtered), the transaction named by the route (``/users/(\\d+)``), and the
 tags ``route``, ``request_id`` and ``webmini.stage`` (request, stream or
 websocket). The client's address (``web.ctx.ip``, which honours
 ``trusted_proxies``) is sent only when the SDK may send personal data.
@@ -37,13 +37,14 @@ with require("sentry", "webmini.contrib.sentry"):
 
 __all__ = ["WebminiIntegration", "instrument", "name_transaction", "report"]
 
-# Request headers whose values are personal data or credentials.
-_SENSITIVE = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-    "x-forwarded-for", "x-real-ip", "forwarded",
+# SECURITY: credentials never leave the process; addresses only as personal data may.
+_CREDENTIALS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-csrf-token",
 })
+_ADDRESSES = frozenset({"x-forwarded-for", "x-real-ip", "forwarded"})
 _FILTERED = "[Filtered]"
-_instrumented = False  # instrument() ran: report even without WebminiIntegration in init
+# Set on an application by instrument(): its errors are sent without WebminiIntegration too.
+_INSTRUMENTED = "_sentry_instrumented"
 
 
 class WebminiIntegration(Integration):  # type: ignore[misc]
@@ -72,7 +73,9 @@ def _request_info(c: RequestContext, pii: bool) -> dict[str, Any]:
     for key, value in env.items():
         if key.startswith("HTTP_"):
             name = key[5:].replace("_", "-").title()
-            headers[name] = value if pii or name.lower() not in _SENSITIVE else _FILTERED
+            lower = name.lower()
+            hidden = lower in _CREDENTIALS or (not pii and lower in _ADDRESSES)
+            headers[name] = _FILTERED if hidden else value
     if env.get("CONTENT_TYPE"):
         headers["Content-Type"] = env["CONTENT_TYPE"]
     info: dict[str, Any] = {
@@ -91,8 +94,8 @@ def _request_info(c: RequestContext, pii: bool) -> dict[str, Any]:
 def report(exc_info: ExcInfo, c: RequestContext, stage: str) -> None:
     """Send the exception as a Sentry event with the request, route and request id."""
     client = sentry_sdk.get_client()
-    if not client.is_active() or (
-            not _instrumented and client.get_integration(WebminiIntegration) is None):
+    if not client.is_active() or (client.get_integration(WebminiIntegration) is None
+                                  and not getattr(c.app, _INSTRUMENTED, False)):
         return  # no client, or one that did not ask for webmini's errors
     event, hint = event_from_exception(exc_info, mechanism={"type": "webmini", "handled": False})
     pii = _send_pii()
@@ -119,6 +122,10 @@ def name_transaction(handler: Callable[[], Any]) -> Any:
         route = c.route if c is not None else None
         if route is not None:
             sentry_sdk.get_current_scope().set_transaction_name(route, source="route")
+            span = sentry_sdk.get_current_span()
+            set_attribute = getattr(span, "set_attribute", None)  # 3.x spans; 2.x: set_data
+            if set_attribute is not None:
+                set_attribute("http.route", route)
 
 
 def instrument(app: Any, **options: Any) -> Callable[..., Any]:
@@ -129,8 +136,7 @@ def instrument(app: Any, **options: Any) -> Callable[..., Any]:
     """
     from sentry_sdk.integrations.wsgi import SentryWsgiMiddleware
 
-    global _instrumented
-    _instrumented = True
+    setattr(app, _INSTRUMENTED, True)
     add_error_reporter(report)
     if name_transaction not in app.processors:
         app.add_processor(name_transaction)
