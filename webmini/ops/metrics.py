@@ -38,6 +38,7 @@ from webmini._extras import gevent_patched
 from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.response import header
+from webmini.routing import SUBAPP
 from webmini.rundir import PrivateDir
 from webmini.serving.uwsgi import worker_id
 
@@ -117,12 +118,13 @@ class Metrics:
         """Zero every counter (a new process, or a test)."""
         self.started = time.time()
         self.pid = os.getpid()
-        # (route, status code) -> requests.
-        self.status_counts: dict[tuple[str, str], int] = {}
-        # Per route: one slot per bucket bound plus +Inf; counts are per
-        # bucket, made cumulative only when rendered.
-        self.bucket_counts: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = {}
+        # PERF: keyed by the matched URL-table row itself (and the sub-app
+        # prefix, None at the top), named only when rendered (see _route_name).
+        # (row, prefix, status code) -> requests.
+        self.status_counts: dict[tuple[Any, str | None, str], int] = {}
+        # (row, prefix) -> one slot per bucket bound plus +Inf (counts per
+        # bucket, made cumulative only when rendered), then the sum of seconds.
+        self.route_stats: dict[tuple[Any, str | None], list[float]] = {}
         self.in_flight = 0
         self._next_flush = 0.0 if self.spool_dir else float("inf")
         # True while a trailing flush is scheduled (always True without a spool,
@@ -133,8 +135,10 @@ class Metrics:
 
     def processor(self, handler: Callable[[], Any]) -> Any:
         """Count the request, its status code and its latency (add with ``app.add_processor``)."""
-        # PERF: runs on every request: process-local ints and one dict update,
-        # no locks, no label formatting, no allocation beyond the float.
+        # PERF: runs on every request: process-local numbers and two dict
+        # updates keyed by the matched row itself (a reference the router
+        # keeps; the route label is made when rendered), no locks, no label
+        # formatting, no allocation beyond the float and the keys.
         start = time.perf_counter()
         self.in_flight += 1
         code = "500"
@@ -149,18 +153,16 @@ class Metrics:
         finally:
             elapsed = time.perf_counter() - start
             self.in_flight -= 1
-            # PERF: the route is the matched row's pattern (a reference kept
-            # by the router, formatted when read): no path normalisation here.
-            route = c.route or UNMATCHED
-            key = (route, code)
+            matched, prefix = c.matched_route, c.route_prefix
+            key = (matched, prefix, code)
             counts = self.status_counts
             counts[key] = counts.get(key, 0) + 1
-            buckets = self.bucket_counts.get(route)
-            if buckets is None:
-                buckets = self.bucket_counts[route] = [0] * (len(self.bounds) + 1)
-            buckets[bisect_left(self.bounds, elapsed)] += 1
-            sums = self.latency_sum
-            sums[route] = sums.get(route, 0.0) + elapsed
+            row = (matched, prefix)
+            stats = self.route_stats.get(row)
+            if stats is None:
+                stats = self.route_stats[row] = [0.0] * (len(self.bounds) + 2)
+            stats[bisect_left(self.bounds, elapsed)] += 1
+            stats[-1] += elapsed
             if start >= self._next_flush:
                 self.flush(start)
             elif not self._trailing:
@@ -187,22 +189,41 @@ class Metrics:
             out.append((family, f"{ns}_{family}{suffix}{_labels(base, extra)} {_number(value)}"))
 
         add("worker_start_time_seconds", round(self.started, 3))
-        for (route, code), count in sorted(self.status_counts.items()):
+        for (route, code), count in sorted(self.request_counts().items()):
             add("requests_total", count, [("code", code), ("route", route)])
         add("requests_in_flight", self.in_flight)
-        for route, buckets in sorted(self.bucket_counts.items()):
+        for route, stats in sorted(self.latency().items()):
             cumulative = 0
-            for bound, count in zip((*self.bounds, float("inf")), buckets, strict=True):
-                cumulative += count
+            for bound, in_bucket in zip((*self.bounds, float("inf")), stats, strict=False):
+                cumulative += int(in_bucket)
                 add("request_duration_seconds", cumulative,
                     [("route", route), ("le", _number(bound))], "_bucket")
-            add("request_duration_seconds", round(self.latency_sum[route], 6), [("route", route)],
+            add("request_duration_seconds", round(stats[-1], 6), [("route", route)],
                 suffix="_sum")
             add("request_duration_seconds", cumulative, [("route", route)], suffix="_count")
         if self.db is not None:
             self._db_samples(add)
         if self.cache is not None:
             self._cache_samples(add)
+        return out
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests so far as ``{(route, status code): count}``."""
+        out: dict[tuple[str, str], int] = {}
+        for (row, prefix, code), count in self.status_counts.items():
+            key = (_route_name(row, prefix), code)
+            out[key] = out.get(key, 0) + count
+        return out
+
+    def latency(self) -> dict[str, list[float]]:
+        """Per route: the per-bucket counts (the last one +Inf), then the sum of seconds."""
+        out: dict[str, list[float]] = {}
+        for (row, prefix), stats in self.route_stats.items():
+            name = _route_name(row, prefix)
+            if name in out:  # e.g. several unmatched prefixes
+                out[name] = [a + b for a, b in zip(out[name], stats, strict=True)]
+            else:
+                out[name] = list(stats)
         return out
 
     def _db_samples(self, add: Callable[..., None]) -> None:
@@ -333,6 +354,13 @@ class Metrics:
                 return metrics.render()
 
         return MetricsHandler
+
+
+def _route_name(row: Any, prefix: str | None) -> str:
+    """The ``route`` label of a matched row (as ``web.ctx.route`` reads it)."""
+    if row is None or row.kind == SUBAPP:
+        return UNMATCHED
+    return (prefix or "") + str(row.pattern)
 
 
 def _alive(pid: int) -> bool:
