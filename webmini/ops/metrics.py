@@ -118,13 +118,12 @@ class Metrics:
         """Zero every counter (a new process, or a test)."""
         self.started = time.time()
         self.pid = os.getpid()
-        # PERF: keyed by the matched URL-table row itself (and the sub-app
-        # prefix, None at the top), named only when rendered (see _route_name).
-        # (row, prefix, status code) -> requests.
-        self.status_counts: dict[tuple[Any, str | None, str], int] = {}
-        # (row, prefix) -> one slot per bucket bound plus +Inf (counts per
-        # bucket, made cumulative only when rendered), then the sum of seconds.
-        self.route_stats: dict[tuple[Any, str | None], list[float]] = {}
+        # PERF: keyed by the matched URL-table row itself (a Route, hashed by
+        # identity; with its sub-app prefix as (row, prefix) under a sub-app),
+        # named only when rendered (see _route_name). Per row: [{status code:
+        # requests}, seconds in total, then one count per bucket bound plus
+        # +Inf (per bucket, made cumulative only when rendered)].
+        self.route_stats: dict[Any, list[Any]] = {}
         self.in_flight = 0
         self._next_flush = 0.0 if self.spool_dir else float("inf")
         # True while a trailing flush is scheduled (always True without a spool,
@@ -153,16 +152,15 @@ class Metrics:
         finally:
             elapsed = time.perf_counter() - start
             self.in_flight -= 1
-            matched, prefix = c.matched_route, c.route_prefix
-            key = (matched, prefix, code)
-            counts = self.status_counts
-            counts[key] = counts.get(key, 0) + 1
-            row = (matched, prefix)
+            prefix = c.route_prefix
+            row = c.matched_route if prefix is None else (c.matched_route, prefix)
             stats = self.route_stats.get(row)
             if stats is None:
-                stats = self.route_stats[row] = [0.0] * (len(self.bounds) + 2)
-            stats[bisect_left(self.bounds, elapsed)] += 1
-            stats[-1] += elapsed
+                stats = self.route_stats[row] = [{}, 0.0, *([0] * (len(self.bounds) + 1))]
+            counts = stats[0]
+            counts[code] = counts.get(code, 0) + 1
+            stats[1] += elapsed
+            stats[2 + bisect_left(self.bounds, elapsed)] += 1
             if start >= self._next_flush:
                 self.flush(start)
             elif not self._trailing:
@@ -210,20 +208,21 @@ class Metrics:
     def request_counts(self) -> dict[tuple[str, str], int]:
         """Requests so far as ``{(route, status code): count}``."""
         out: dict[tuple[str, str], int] = {}
-        for (row, prefix, code), count in self.status_counts.items():
-            key = (_route_name(row, prefix), code)
-            out[key] = out.get(key, 0) + count
+        for row, stats in self.route_stats.items():
+            name = _route_name(row)
+            for code, count in stats[0].items():
+                out[name, code] = out.get((name, code), 0) + count
         return out
 
     def latency(self) -> dict[str, list[float]]:
         """Per route: the per-bucket counts (the last one +Inf), then the sum of seconds."""
         out: dict[str, list[float]] = {}
-        for (row, prefix), stats in self.route_stats.items():
-            name = _route_name(row, prefix)
-            if name in out:  # e.g. several unmatched prefixes
-                out[name] = [a + b for a, b in zip(out[name], stats, strict=True)]
-            else:
-                out[name] = list(stats)
+        for row, stats in self.route_stats.items():
+            mine = [*stats[2:], stats[1]]
+            name = _route_name(row)
+            if name in out:  # e.g. 404s under several sub-applications
+                mine = [a + b for a, b in zip(out[name], mine, strict=True)]
+            out[name] = mine
         return out
 
     def _db_samples(self, add: Callable[..., None]) -> None:
@@ -356,11 +355,14 @@ class Metrics:
         return MetricsHandler
 
 
-def _route_name(row: Any, prefix: str | None) -> str:
-    """The ``route`` label of a matched row (as ``web.ctx.route`` reads it)."""
+def _route_name(row: Any) -> str:
+    """The ``route`` label of a ``route_stats`` key (as ``web.ctx.route`` reads it)."""
+    prefix = ""
+    if type(row) is tuple:
+        row, prefix = row
     if row is None or row.kind == SUBAPP:
         return UNMATCHED
-    return (prefix or "") + str(row.pattern)
+    return prefix + str(row.pattern)
 
 
 def _alive(pid: int) -> bool:
