@@ -2,7 +2,8 @@
 
 Every exception a handler, a streamed body or a WebSocket event lets escape
 goes through :func:`unhandled`: it is logged (with its traceback), stored on
-the WSGI environ as ``environ["webmini.exception"]``, and each callable of
+the WSGI environ as ``environ["webmini.exception"]`` (a request's or a
+streamed body's, for middleware around the app), and each callable of
 ``web.config.error_reporters`` is called as ``reporter(exc_info, ctx, stage)``
 with ``stage`` one of ``"request"``, ``"stream"`` and ``"websocket"`` (what
 Flask's ``got_request_exception`` signal gives Sentry and the like). With
@@ -70,7 +71,8 @@ def unhandled(c: RequestContext, stage: str = "request", where: str | None = Non
     exc = exc_info[1]
     env = c.env
     if env.get(ENVIRON_KEY) is not exc:
-        env[ENVIRON_KEY] = exc
+        if stage != "websocket":  # a connection's event: no WSGI environ to tell any more
+            env[ENVIRON_KEY] = exc
         # The reporters first, then the log line (Flask's order): an SDK that
         # also turns error log records into events then drops that copy as a
         # duplicate of the richer event its reporter sent.
