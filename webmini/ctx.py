@@ -195,8 +195,8 @@ class RequestContext:
         # PERF: one chained store; reading an unset slot would cost an
         # AttributeError and a __getattr__ call each time.
         self.parsed_body = self.parsed_form = self.parsed_query = self.parsed_cookies = None
-        self.session_state = self.in_override = self.built_error = None
-        self.matched_route = self.route_prefix = None
+        self.session_state = self.in_override = self.built_error = self.matched_route = None
+        self.route_prefix = None
         self.parsed_json = UNSET
         self.body_streamed = False
 
