@@ -59,6 +59,12 @@ class Item:
         raise LookupError(f"item {n}")
 
 
+class Order:
+    def POST(self) -> str:
+        order = web.json()
+        return str(order["total"] / order["items"])
+
+
 class Boom(web.WebSocket):
     def on_message(self, data: str | bytes) -> None:
         raise ValueError(f"bad message {data!r}")
@@ -67,7 +73,7 @@ class Boom(web.WebSocket):
 def make_app() -> web.application:
     api = web.application(("/items/([0-9]+)", Item), {})
     return web.application(("/div/([0-9]+)", Div, "/stream", Stream, "/work/([0-9]+)", Work,
-                            "/api", api, "/ws", Boom), {})
+                            "/api", api, "/ws", Boom, "/order", Order), {})
 
 
 @pytest.fixture(autouse=True)
@@ -162,6 +168,15 @@ def test_sentry_integration_sends_the_error_with_request_route_and_id(sink: Sink
     assert event["transaction"] == "/div/([0-9]+)"
     assert event["tags"] == {"route": "/div/([0-9]+)", "request_id": "req-42",
                              "webmini.stage": "request"}
+
+
+def test_sentry_event_has_the_body_the_handler_parsed(sink: Sink) -> None:
+    sentry_sdk.init(dsn=sink.dsn, integrations=[webmini_sentry.WebminiIntegration()])
+    r = TestClient(make_app().wsgifunc()).post("/order", json={"total": 10, "items": 0})
+    assert r.status_code == 500
+    [event] = sink.events()
+    assert event["request"]["method"] == "POST"
+    assert event["request"]["data"] == {"total": 10, "items": 0}
 
 
 def test_sentry_gets_stream_and_websocket_errors_with_the_sub_app_route(sink: Sink) -> None:

@@ -11,7 +11,8 @@ Each exception a handler, a streamed body or a WebSocket event lets escape
 (what webmini answers with a 500 or a close code 1011) becomes an event,
 like Flask's: the exception unhandled (``mechanism: webmini``), the request
 (URL, method, query string, headers with ``Cookie``/``Authorization``
-and other credentials filtered), the transaction named by the route (``/users/(\\d+)``), and the
+and other credentials filtered; the body as the handler parsed it, JSON or form, within the SDK's
+``max_request_body_size``), the transaction named by the route (``/users/(\\d+)``), and the
 tags ``route``, ``request_id`` and ``webmini.stage`` (request, stream or
 websocket). The client's address (``web.ctx.ip``, which honours
 ``trusted_proxies``) is sent only when the SDK may send personal data.
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from webmini._extras import require
-from webmini.ctx import RequestContext, current_or_none
+from webmini.ctx import UNSET, RequestContext, current_or_none
 from webmini.reporting import ExcInfo, add_error_reporter
 
 with require("sentry", "webmini.contrib.sentry"):
@@ -88,7 +89,35 @@ def _request_info(c: RequestContext, pii: bool) -> dict[str, Any]:
         info["query_string"] = env["QUERY_STRING"]
     if pii:
         info["env"]["REMOTE_ADDR"] = env.get("REMOTE_ADDR", "")
+    data = _body(c)
+    if data is not None:
+        info["data"] = data
     return info
+
+
+def _body(c: RequestContext) -> Any:
+    """The request body as the app parsed it (JSON or form), within the SDK's size setting.
+
+    Only what the handler read already: the reporter never reads a body.
+    """
+    options = sentry_sdk.get_client().options
+    collection = options.get("data_collection")
+    if isinstance(collection, dict) and "incoming_request" not in (
+            collection.get("http_bodies") or ()):
+        return None
+    size = {"never": -1, "small": 10**3, "medium": 10**4}.get(
+        options.get("max_request_body_size", "medium"), 1 << 62)
+    try:
+        length = int(c.env.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if size < 0 or length > size:
+        return None
+    if c.parsed_json is not UNSET:
+        return c.parsed_json
+    if c.parsed_form is not None:
+        return dict(c.parsed_form[0])
+    return None
 
 
 def report(exc_info: ExcInfo, c: RequestContext, stage: str) -> None:
