@@ -257,6 +257,13 @@ def test_otel_instrument_records_the_exception_and_names_the_span_by_route(
     assert span.events[0].attributes["exception.type"] == "LookupError"
 
 
+def test_otel_reporter_records_nothing_for_an_app_it_does_not_wrap(
+        spans: InMemorySpanExporter) -> None:
+    otel.instrument(make_app(), tracer_provider=provider)  # the reporter is process-wide
+    assert TestClient(make_app().wsgifunc()).get("/div/0").status_code == 500
+    assert spans.get_finished_spans() == ()
+
+
 def test_otel_streamed_error_is_recorded_on_the_request_span(spans: InMemorySpanExporter) -> None:
     wsgi = otel.instrument(make_app(), tracer_provider=provider)
     with pytest.raises(KeyError):

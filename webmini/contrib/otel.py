@@ -88,6 +88,8 @@ def report(exc_info: ExcInfo, c: RequestContext, stage: str) -> None:
         annotate(span, c)
         _record(span, exc, stage)
         return
+    if stage != "websocket":
+        return  # a request outside any traced middleware: nothing to record on
     # A WebSocket event: the upgrade request's span is over; a child of it.
     upgrade = getattr(c, _UPGRADE_SPAN, None)
     parent = trace.set_span_in_context(trace.NonRecordingSpan(upgrade)) if upgrade else None
