@@ -112,6 +112,12 @@ config = Storage(
     error_renderer=None,
     # web.json() answers 415 unless the Content-Type is JSON.
     json_strict=False,
+    # reporter(exc_info, ctx, stage) callables told of every unhandled exception
+    # (request, streamed body, WebSocket event); see webmini.reporting.
+    error_reporters=[],
+    # True: an unhandled exception is raised out of the application after the
+    # reporters ran, instead of becoming the 500 (tests, APM middleware).
+    propagate_exceptions=False,
     # Level of the root logger webmini sets up when the app configured none.
     log_level="INFO",
     # Peers (addresses or networks, a list or "a,b" string) whose X-Forwarded-

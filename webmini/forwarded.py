@@ -4,6 +4,12 @@ Any client can send ``X-Forwarded-Proto: https``; were it believed, ``ctx.home``
 redirects and ``Secure`` cookie decisions would follow a stranger's word. The
 headers count only when the peer (``REMOTE_ADDR``) is a trusted proxy: an
 address or network listed in ``config.trusted_proxies`` (none by default).
+
+Forwarded headers are applied once: when a proxy middleware in front of the
+app already rewrote the environ from them (werkzeug's ``ProxyFix`` leaves
+``werkzeug.proxy_fix.orig``; any other can set ``webmini.proxy_applied``),
+its ``REMOTE_ADDR``, ``wsgi.url_scheme`` and ``HTTP_HOST`` are the answer
+and the headers it left behind are not read a second time.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from typing import Any
 
 from webmini.config import config
 
-__all__ = ["HOST_SYNTAX", "client_ip", "forwarded_host", "forwarded_proto", "is_trusted"]
+__all__ = [
+    "HOST_SYNTAX", "already_applied", "client_ip", "forwarded_host", "forwarded_proto",
+    "is_trusted",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,10 +60,21 @@ def _trusted_address(address: str) -> bool:
     return any(ip in net for net in nets)
 
 
+#: Environ keys saying a proxy middleware already applied the forwarded headers.
+APPLIED_KEYS = ("werkzeug.proxy_fix.orig", "webmini.proxy_applied")
+
+
+def already_applied(env: dict[str, Any]) -> bool:
+    """True when a proxy middleware (e.g. werkzeug's ProxyFix) rewrote the environ already."""
+    return APPLIED_KEYS[0] in env or APPLIED_KEYS[1] in env
+
+
 def is_trusted(env: dict[str, Any]) -> bool:
     """True when the peer that sent this request is a trusted proxy."""
-    # SECURITY: forwarded headers from anyone else are ignored.
-    return _trusted_address(str(env.get("REMOTE_ADDR", "")))
+    # SECURITY: forwarded headers from anyone else are ignored, and so are
+    # those a proxy middleware already applied: after ProxyFix, REMOTE_ADDR
+    # is its answer, and the headers are not walked a second time.
+    return not already_applied(env) and _trusted_address(str(env.get("REMOTE_ADDR", "")))
 
 
 def _last(value: str) -> str:
@@ -89,7 +109,7 @@ def client_ip(env: dict[str, Any]) -> str:
     """
     peer = str(env.get("REMOTE_ADDR", ""))
     chain = env.get("HTTP_X_FORWARDED_FOR")
-    if not chain or not _trusted_address(peer):
+    if not chain or not is_trusted(env):
         return peer
     hops = [hop.strip() for hop in str(chain).split(",")]
     for hop in reversed(hops):
