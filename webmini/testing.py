@@ -214,6 +214,11 @@ class TestClient:
     __test__ = False  # not a pytest test class
 
     def __init__(self, app: Callable[..., Iterable[bytes]], validate: bool = True) -> None:
+        if callable(getattr(app, "wsgifunc", None)):
+            # An application object serves as its wsgifunc() does: request id, access line.
+            from webmini.logs import AccessLog
+
+            app = AccessLog(app)
         self.app = validator(app) if validate else app
 
     def request(
@@ -249,6 +254,9 @@ class TestClient:
             headers["Content-Type"] = content_type
         environ = build_environ(path, method, data, "localhost:8080", headers, https, env)
         response = Response(*_run_app(self.app, environ))
+        from webmini.logs import flush
+
+        flush()  # the access line is written now, not in the next batch: tests look at it
         self._received(response)
         return response
 

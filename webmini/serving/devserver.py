@@ -147,4 +147,7 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
     except KeyboardInterrupt:
         server.stop()
     finally:
+        from webmini.logs import flush
+
+        flush()  # the access lines still waiting for their batch
         log.info("stopped after %.1f s", time.monotonic() - started)
