@@ -220,3 +220,90 @@ def test_run_refuses_an_app_whose_table_names_nothing(tmp_path):
     proc = _webmini(["run", "typoapp:app", "--port", "0"], tmp_path)
     assert proc.returncode != 0
     assert "did you mean 'Index'?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+OVERLAP_APP = """
+from time import sleep          # imported before app.run() could patch
+import threading
+import webmini as web
+
+state = {"now": 0, "most": 0}
+lock = threading.Lock()
+
+class Wait:
+    def GET(self):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        sleep(0.5)
+        with lock:
+            state["now"] -= 1
+        return "done"
+
+class Most:
+    def GET(self):
+        return str(state["most"])
+
+app = web.application(("/wait", "Wait", "/most", "Most"), globals())
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+def _serve_script(script, port, *flags):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop("WEBMINI_LISTEN_FD", None)
+    proc = subprocess.Popen([sys.executable, *flags, str(script), f"127.0.0.1:{port}"],
+                            cwd=script.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    line = proc.stdout.readline()
+    # the same process (re-run in place, patched first)
+    assert f"webmini: serving on http://127.0.0.1:{port} (pid {proc.pid})" in line, line
+    return proc
+
+
+def test_python_app_py_serves_requests_concurrently(tmp_path):
+    """`python app.py` with `from time import sleep` at the top: three requests overlap
+    (the handler counts them in flight), as under `webmini run`, same pid."""
+    import threading
+
+    script = tmp_path / "overlap.py"
+    script.write_text(OVERLAP_APP)
+    port = free_port()
+    proc = _serve_script(script, port)
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(_get(port, "/wait")))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [(200, b"done")] * 3
+        assert _get(port, "/most") == (200, b"3")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_python_dash_m_app_serves_requests_concurrently(tmp_path):
+    import threading
+
+    (tmp_path / "overlapm.py").write_text(OVERLAP_APP)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "overlapm", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"serving on http://127.0.0.1:{port} (pid {proc.pid})" in line, line
+        threads = [threading.Thread(target=_get, args=(port, "/wait")) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert _get(port, "/most") == (200, b"3")
+    finally:
+        proc.terminate()
+        proc.wait(10)

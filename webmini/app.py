@@ -582,8 +582,8 @@ class application:  # noqa: N801 - web.py's name
         choose the address; ``options`` go to :func:`webmini.serving.devserver.serve`
         (``debug=True``, ``workers=2``, ``reload=True``...).
         """
-        from webmini.serving.devserver import serve
-
+        from webmini.serving.devserver import rerun_patched, serve
+        rerun_patched()  # `python app.py`: run again, patched before the app's imports
         bind_host = "127.0.0.1" if host is None else host
         bind_port = 8080 if port is None else port
         if len(sys.argv) > 1 and host is None and port is None:

@@ -1,4 +1,4 @@
-"""The ``webmini`` command: ``webmini run module:app`` and ``webmini check module:app``.
+"""The ``webmini`` command: ``webmini run``, ``check``, ``routes`` and ``config``.
 
 Also ``python -m webmini``.
 """
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["load_app", "main"]
+__all__ = ["CONFIGS", "config_text", "load_app", "main"]
 
 
 def load_app(target: str, command: str = "run") -> Any:
@@ -97,7 +97,33 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="resolve the URL table and list modules that block the event loop"
     )
     check.add_argument("target", help="module:app")
+
+    conf = sub.add_parser(
+        "config", help="print a production config shipped with webmini (uwsgi.ini, ...)"
+    )
+    conf.add_argument("name", choices=sorted(CONFIGS),
+                      help="uwsgi: uwsgi.ini; gunicorn: gunicorn.conf.py; nginx: nginx site file")
     return parser
+
+
+#: ``webmini config NAME`` -> the file it prints, under the ``webmini`` package.
+CONFIGS = {
+    "uwsgi": "serving/configs/uwsgi.ini",
+    "gunicorn": "serving/gunicorn_conf.py",
+    "nginx": "serving/configs/nginx.conf",
+}
+
+
+def config_text(name: str) -> str:
+    """Return the text of the shipped production config ``name`` (a key of :data:`CONFIGS`)."""
+    from importlib.resources import files
+
+    return files("webmini").joinpath(CONFIGS[name]).read_text(encoding="utf-8")
+
+
+def _config(args: argparse.Namespace) -> int:
+    sys.stdout.write(config_text(args.name))
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -167,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "config":
+        return _config(args)
     return _check(args)
 
 
