@@ -128,7 +128,7 @@ class application:  # noqa: N801 - web.py's name
             self._checked = True
             for line in resolve_or_fail(self._router.routes, self.fvars):
                 log.warning("%s", line)  # e.g. a pattern without a leading "/"
-            if "uwsgi" in sys.modules:  # nothing else sets up logging and the audit there
+            if "uwsgi" in sys.modules or "gunicorn" in sys.modules:  # logging and the audit
                 from webmini.serving.uwsgi_setup import setup_workers
 
                 setup_workers()

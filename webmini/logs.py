@@ -30,8 +30,8 @@ from typing import Any
 from webmini.config import config
 
 __all__ = [
-    "ACCESS_FORMAT", "AccessLog", "FLUSH_AT", "FLUSH_INTERVAL", "LOG_FORMAT", "configure", "flush",
-    "request_id", "worker_label", "write_access",
+    "ACCESS_FORMAT", "AccessLog", "FLUSH_INTERVAL", "FLUSH_LATE", "LOG_FORMAT", "configure",
+    "flush", "request_id", "worker_label", "write_access",
 ]
 
 access_log = logging.getLogger("webmini.access")
@@ -106,8 +106,9 @@ class AccessLog:
 
     The line is recorded as a tuple on the request's path and formatted and
     written later, in batches (:func:`flush`): every ``FLUSH_INTERVAL``
-    seconds by a background thread (a greenlet once gevent patched), when
-    ``FLUSH_AT`` lines are waiting, and at exit.
+    seconds by a background thread (a greenlet once gevent patched), by the
+    next request when that thread could not run for ``FLUSH_LATE`` seconds
+    (a server without threads), and at exit.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]],
@@ -159,9 +160,10 @@ class AccessLog:
             if "webmini.upgraded" in environ:
                 status = "101"
             sent = len(result[0]) if len(result) == 1 else sum(map(len, result))
-            _pending.append((start, _clock(), status, sent, rid, _fields_of(environ)))
-            if len(_pending) > _limits[0]:
-                _kick()
+            end = _clock()
+            _pending.append((start, end, status, sent, rid, _fields_of(environ)))
+            if end > _due[0]:  # no flusher yet in this process, or it is late
+                _kick(end)
             return result
         if environ.get("webmini.upgraded"):
             _record(environ, "101", 0, start, rid)
@@ -192,7 +194,7 @@ def _reseed() -> None:
     _Ids.prefix = os.urandom(8).hex()
     _Ids.counter = itertools.count(1)
     _pending.clear()  # the parent's lines are the parent's to write
-    _limits[0] = 0  # the first line starts this process's flusher
+    _due[0] = 0.0  # the first request starts this process's flusher
 
 
 def _new_id() -> str:
@@ -204,34 +206,36 @@ def _new_id() -> str:
 
 #: Seconds between two batches of access lines written by the flusher.
 FLUSH_INTERVAL = 0.2
-#: Lines waiting that make the next request write them itself (the flusher is late).
-FLUSH_AT = 8192
+#: Seconds after the last batch from which a request writes the waiting lines itself:
+#: the flusher cannot run (a server without threads, a hub kept busy).
+FLUSH_LATE = 1.0
 
 # (start, end, status, bytes, request id, environ fields) of requests not yet written.
 _pending: deque[tuple[Any, ...]] = deque()
-# [n]: a request that leaves more than n lines waiting calls _kick(): 0 until
-# this process's flusher runs (the first line starts it), then FLUSH_AT.
-_limits = [0]
+# [t]: a request ending after perf_counter() t calls _kick(): 0 until this
+# process's flusher runs (the first request starts it), then FLUSH_LATE
+# after the last batch.
+_due = [0.0]
 _flusher_pid = 0
-_flush_lock = threading.Lock()
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reseed)
 
 
 def _record(environ: dict[str, Any], status: Any, sent: int, start: float, rid: str) -> None:
-    _pending.append((start, _clock(), status, sent, rid, _fields_of(environ)))
-    if len(_pending) > _limits[0]:
-        _kick()
+    end = _clock()
+    _pending.append((start, end, status, sent, rid, _fields_of(environ)))
+    if end > _due[0]:
+        _kick(end)
 
 
-def _kick() -> None:
-    """Start this process's flusher, or write the waiting lines now if it is behind."""
+def _kick(now: float) -> None:
+    """Start this process's flusher, or write the waiting lines now if it is late."""
     global _flusher_pid
     pid = os.getpid()
     if _flusher_pid != pid:
         _flusher_pid = pid
-        _limits[0] = FLUSH_AT
+        _due[0] = now + FLUSH_LATE
         thread = threading.Thread(target=_flush_forever, name="webmini-access-log", daemon=True)
         thread.start()
         atexit.register(flush)
@@ -251,6 +255,7 @@ def _flush_forever() -> None:
 
 def flush() -> None:
     """Write the access lines waiting in this process (the flusher and exit do it too)."""
+    _due[0] = _clock() + FLUSH_LATE
     if not _pending:
         return
     batch = []

@@ -34,6 +34,7 @@ __all__ = [
     "is_patched",
     "late_patch_problems",
     "patch",
+    "patch_fix",
     "start_monitor",
     "startup_check",
     "stop_monitor",
@@ -201,7 +202,8 @@ def startup_check(debug: bool | None = None) -> list[Blocking]:
     ``webmini.config.debug``) is on, or when ``config.max_blocking_time`` is set.
     """
     if not is_patched():
-        log.warning("gevent has not patched this process: blocking I/O stops every request")
+        log.warning("gevent has not patched this process: blocking I/O stops every request "
+                    "(requests are served one at a time per worker); %s", patch_fix())
     found = audit()
     for item in found:
         log.warning("%s", item)
@@ -211,6 +213,18 @@ def startup_check(debug: bool | None = None) -> list[Blocking]:
     if threshold or debug:
         start_monitor(float(threshold or 0.1))
     return found
+
+
+def patch_fix() -> str:
+    """Say how to serve this process patched, for the server it runs under."""
+    if "uwsgi" in sys.modules:
+        return ("serve with webmini's uwsgi.ini (`webmini config uwsgi > uwsgi.ini`): gevent "
+                "workers, gevent-early-monkey-patch and lazy-apps patch before the app is imported")
+    if "gunicorn" in sys.modules:
+        return ("run `gunicorn -c python:webmini.serving.gunicorn_conf module:application`: "
+                "gevent workers, patched before the app is imported")
+    return ("start it with `webmini run module:app`, or call webmini.serving.green.patch() "
+            "before anything else is imported")
 
 
 # -- the hub monitor -----------------------------------------------------------
