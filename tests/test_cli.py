@@ -307,3 +307,101 @@ def test_python_dash_m_app_serves_requests_concurrently(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_missing_module_is_one_line_exit_2(tmp_path):
+    for command in (["check", "nosuch:app"], ["run", "nosuch:app", "--port", "0"],
+                    ["routes", "nosuch:app"]):
+        proc = _webmini(command, tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            "webmini: no module named 'nosuch' (from 'nosuch:app'): run from the directory "
+            "that holds it, or put that directory on PYTHONPATH"], proc.stderr
+
+
+def test_an_odd_url_table_names_the_entry_in_one_line_exit_2(tmp_path):
+    (tmp_path / "oddlast.py").write_text(
+        "import webmini as web\nclass A:\n    def GET(self): return 'a'\n"
+        "app = web.application(('/', 'A', '/b'), globals())\n")
+    (tmp_path / "oddmid.py").write_text(
+        "import webmini as web\nclass A:\n    def GET(self): return 'a'\n"
+        "app = web.application(('/', 'A', '/b', '/c', 'A'), globals())\n")
+    proc = _webmini(["check", "oddlast:app"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "webmini: the URL table needs (pattern, target) pairs: item 3 ('/b'), the last, has no "
+        "target (in 'oddlast')"], proc.stderr
+    proc = _webmini(["run", "oddmid:app", "--port", "0"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "webmini: the URL table needs (pattern, target) pairs: item 3 ('/b') has no target: it "
+        "is followed by the pattern '/c' (in 'oddmid')"], proc.stderr
+
+
+def test_a_missing_dependency_of_the_app_keeps_its_traceback(tmp_path):
+    (tmp_path / "baddep.py").write_text("import nosuchdep\n")
+    proc = _webmini(["check", "baddep:app"], tmp_path)
+    assert proc.returncode == 1 and "No module named 'nosuchdep'" in proc.stderr
+
+
+ROUTES_APP = r"""
+import webmini as web
+
+class Users:
+    def GET(self): return "u"
+    def POST(self): return "p"
+
+class One:
+    def GET(self, uid): return uid
+
+admin = web.application(("/stats", "Users"), globals())
+app = web.application((
+    "/users", "Users",
+    r"/users/(\d+)", "One",
+    "/old/(.*)", r"redirect /new/\1",
+    "/admin", admin,
+), globals())
+"""
+
+
+def test_routes_lists_pattern_handler_methods(tmp_path):
+    (tmp_path / "routesapp.py").write_text(ROUTES_APP)
+    proc = _webmini(["routes", "routesapp:app"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert rows[0] == ["Pattern", "Handler", "Methods"]
+    assert rows[2:] == [
+        ["/users", "routesapp.Users", "GET,HEAD,POST,OPTIONS"],
+        [r"/users/(\d+)", "routesapp.One", "GET,HEAD,OPTIONS"],
+        ["/old/(.*)", "redirect", r"/new/\1", "*"],
+        ["/admin/stats", "routesapp.Users", "GET,HEAD,POST,OPTIONS"],
+    ]
+
+
+ASYNC_APP = """
+import webmini as web
+
+class Fine:
+    def GET(self): return "ok"
+
+class Coro:
+    async def GET(self): return "never"
+
+app = web.application(("/", "Fine", "/coro", "Coro"), globals())
+"""
+
+
+def test_an_async_handler_fails_check_and_start_up(tmp_path):
+    (tmp_path / "asyncapp.py").write_text(ASYNC_APP)
+    proc = _webmini(["check", "asyncapp:app"], tmp_path)
+    assert proc.returncode == 1
+    assert ("'/coro' -> asyncapp.Coro.GET is an async def: webmini calls handlers synchronously"
+            in proc.stdout), proc.stdout
+    proc = _webmini(["run", "asyncapp:app", "--port", "0"], tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "asyncapp.Coro.GET is an async def" in proc.stderr
+    # every server's start-up: wsgifunc() refuses it
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+    proc = subprocess.run([sys.executable, "-c", "import asyncapp; asyncapp.app.wsgifunc()"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "asyncapp.Coro.GET is an async def" in proc.stderr
