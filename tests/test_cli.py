@@ -405,3 +405,15 @@ def test_an_async_handler_fails_check_and_start_up(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "import asyncapp; asyncapp.app.wsgifunc()"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "asyncapp.Coro.GET is an async def" in proc.stderr
+
+
+def test_the_loop_monitor_line_carries_the_request_id(webmini_run, tmp_path):
+    (tmp_path / "spinapp.py").write_text(SPIN_APP)
+    debug = webmini_run("spinapp:app", "--debug")
+    conn = http.client.HTTPConnection("127.0.0.1", debug.port, timeout=10)
+    conn.request("GET", "/spin", headers={"X-Request-ID": "spin-42"})
+    assert conn.getresponse().read() == b"spun"
+    conn.close()
+    out = debug.wait_for_output("blocked the event loop")
+    line = next(x for x in out.splitlines() if "blocked the event loop" in x)
+    assert "GET /spin in spinapp.Spin.GET" in line and line.endswith("[rid spin-42]"), line

@@ -29,7 +29,7 @@ def build_environ(
     path = parts.path or "/"
     server_name, _, server_port = host.partition(":")
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": method.upper(),
+        "REQUEST_METHOD": method,  # as given: a lowercase "get" is not GET (405, as in web.py)
         "SCRIPT_NAME": "",
         # PEP 3333: PATH_INFO carries the raw bytes as latin-1 code points.
         "PATH_INFO": _to_wsgi_str(path),

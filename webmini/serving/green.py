@@ -240,6 +240,7 @@ class _Blocker:
     request: str  # "GET /path" or "" outside a request
     handler: str  # "module.Class.GET" or "" when unknown
     where: str  # file:line of the innermost frame
+    request_id: str = "-"  # that request's id (webmini.logs), for the log record
 
     def describe(self) -> str:
         parts = [self.request or "code outside a request"]
@@ -248,7 +249,7 @@ class _Blocker:
         return " ".join(parts)
 
 
-def _request_of(frame: FrameType) -> str:
+def _request_and_id(frame: FrameType) -> tuple[str, str]:
     # Read from another thread: only frames of webmini's own code are asked
     # for their locals, never the innermost (running) one.
     for value in frame.f_locals.values():
@@ -263,8 +264,8 @@ def _request_of(frame: FrameType) -> str:
                 env = candidate
         if env is not None:
             path = str(env.get("SCRIPT_NAME", "")) + str(env.get("PATH_INFO", ""))
-            return f"{env.get('REQUEST_METHOD')} {path}"
-    return ""
+            return f"{env.get('REQUEST_METHOD')} {path}", str(env.get("webmini.request_id", "-"))
+    return "", "-"
 
 
 def _qualname(frame: FrameType) -> str:
@@ -288,13 +289,14 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
         return _Blocker("", "", "?")
     frames.reverse()  # outermost first
     request = ""
+    rid = "-"
     calls: list[FrameType] = []  # frames webmini called into
     innermost = frames[-1]
     for i, f in enumerate(frames):
         filename = f.f_code.co_filename
         if filename.startswith(_PACKAGE_DIR):
             if not request and f is not innermost:
-                request = _request_of(f)
+                request, rid = _request_and_id(f)
         elif (
             i > 0 and frames[i - 1].f_code.co_filename.startswith(_PACKAGE_DIR)
             and not (gevent_dir and filename.startswith(gevent_dir))
@@ -304,7 +306,7 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
     chosen = methods[0] if methods else (calls[0] if calls else None)
     handler = _qualname(chosen) if chosen is not None else ""
     where = f"{innermost.f_code.co_filename}:{innermost.f_lineno} ({innermost.f_code.co_name})"
-    return _Blocker(request, handler, where)
+    return _Blocker(request, handler, where, rid)
 
 
 class _Monitor:
@@ -395,17 +397,24 @@ class _Monitor:
             return
         self.pending_said = True
         blocker = describe_stack(frame, self.gevent_dir)
-        log.warning(
-            "%s has been blocking the event loop for %.1f s, at %s",
-            blocker.describe(), away, blocker.where,
-        )
+        _log_for(blocker, "%s has been blocking the event loop for %.1f s, at %s",
+                 blocker.describe(), away, blocker.where)
 
     def _ended(self, blocker: _Blocker, began: float) -> None:
         # Runs in the hub thread as soon as the loop gets control back.
-        log.warning(
-            "%s blocked the event loop for %.3f s (at %s)", blocker.describe(),
-            perf_counter() - began, blocker.where,
-        )
+        _log_for(blocker, "%s blocked the event loop for %.3f s (at %s)", blocker.describe(),
+                 perf_counter() - began, blocker.where)
+
+
+def _log_for(blocker: _Blocker, message: str, *args: Any) -> None:
+    """Log a warning as part of the request that blocked (its id on the record)."""
+    from webmini.logs import _request_id
+
+    token = _request_id.set(blocker.request_id)
+    try:
+        log.warning(message, *args)
+    finally:
+        _request_id.reset(token)
 
 
 _monitor: _Monitor | None = None
