@@ -417,3 +417,50 @@ def test_the_loop_monitor_line_carries_the_request_id(webmini_run, tmp_path):
     out = debug.wait_for_output("blocked the event loop")
     line = next(x for x in out.splitlines() if "blocked the event loop" in x)
     assert "GET /spin in spinapp.Spin.GET" in line and line.endswith("[rid spin-42]"), line
+
+
+RELOAD_APP = """
+import webmini as web
+
+class Hello:
+    def GET(self):
+        return "{version}"
+
+app = web.application(("/", "Hello"), globals())
+"""
+
+
+def _get_until(port, wanted, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        try:
+            got = _get(port)
+        except (ConnectionError, http.client.HTTPException, TimeoutError) as exc:
+            got = exc
+        if isinstance(got, tuple) and wanted(got):
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"last answer: {got!r}")
+
+
+def test_reload_answers_500_while_the_app_is_broken_then_recovers(webmini_run, tmp_path):
+    import time
+
+    module = tmp_path / "fragile.py"
+    module.write_text(RELOAD_APP.format(version="v1"))
+    for flags, shows in (((), "see the server's log"), (("--debug",), "SyntaxError")):
+        module.write_text(RELOAD_APP.format(version="v1"))
+        server = webmini_run("fragile:app", "--reload", *flags)
+        assert _get(server.port) == (200, b"v1")
+        time.sleep(0.5)  # let the watcher settle
+        module.write_text("class Broken(:\n")  # a syntax error saved
+        status, body = _get_until(server.port, lambda r: r[0] == 500)  # never a hang (timeout 10 s)
+        assert shows.encode() in body, body
+        if not flags:
+            assert b"SyntaxError" not in body and b"fragile.py" not in body
+        module.write_text(RELOAD_APP.format(version="v2"))  # the next good save
+        assert _get_until(server.port, lambda r: r[0] == 200) == (200, b"v2"), server.output()
+        server.stop()
