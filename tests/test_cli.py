@@ -220,3 +220,247 @@ def test_run_refuses_an_app_whose_table_names_nothing(tmp_path):
     proc = _webmini(["run", "typoapp:app", "--port", "0"], tmp_path)
     assert proc.returncode != 0
     assert "did you mean 'Index'?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+OVERLAP_APP = """
+from time import sleep          # imported before app.run() could patch
+import threading
+import webmini as web
+
+state = {"now": 0, "most": 0}
+lock = threading.Lock()
+
+class Wait:
+    def GET(self):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        sleep(0.5)
+        with lock:
+            state["now"] -= 1
+        return "done"
+
+class Most:
+    def GET(self):
+        return str(state["most"])
+
+app = web.application(("/wait", "Wait", "/most", "Most"), globals())
+
+if __name__ == "__main__":
+    app.run()
+"""
+
+
+def _serve_script(script, port, *flags):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop("WEBMINI_LISTEN_FD", None)
+    proc = subprocess.Popen([sys.executable, *flags, str(script), f"127.0.0.1:{port}"],
+                            cwd=script.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    line = proc.stdout.readline()
+    # the same process (re-run in place, patched first)
+    assert f"webmini: serving on http://127.0.0.1:{port} (pid {proc.pid})" in line, line
+    return proc
+
+
+def test_python_app_py_serves_requests_concurrently(tmp_path):
+    """`python app.py` with `from time import sleep` at the top: three requests overlap
+    (the handler counts them in flight), as under `webmini run`, same pid."""
+    import threading
+
+    script = tmp_path / "overlap.py"
+    script.write_text(OVERLAP_APP)
+    port = free_port()
+    proc = _serve_script(script, port)
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(_get(port, "/wait")))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [(200, b"done")] * 3
+        assert _get(port, "/most") == (200, b"3")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_python_dash_m_app_serves_requests_concurrently(tmp_path):
+    import threading
+
+    (tmp_path / "overlapm.py").write_text(OVERLAP_APP)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "overlapm", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"serving on http://127.0.0.1:{port} (pid {proc.pid})" in line, line
+        threads = [threading.Thread(target=_get, args=(port, "/wait")) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert _get(port, "/most") == (200, b"3")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_missing_module_is_one_line_exit_2(tmp_path):
+    for command in (["check", "nosuch:app"], ["run", "nosuch:app", "--port", "0"],
+                    ["routes", "nosuch:app"]):
+        proc = _webmini(command, tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            "webmini: no module named 'nosuch' (from 'nosuch:app'): run from the directory "
+            "that holds it, or put that directory on PYTHONPATH"], proc.stderr
+
+
+def test_an_odd_url_table_names_the_entry_in_one_line_exit_2(tmp_path):
+    (tmp_path / "oddlast.py").write_text(
+        "import webmini as web\nclass A:\n    def GET(self): return 'a'\n"
+        "app = web.application(('/', 'A', '/b'), globals())\n")
+    (tmp_path / "oddmid.py").write_text(
+        "import webmini as web\nclass A:\n    def GET(self): return 'a'\n"
+        "app = web.application(('/', 'A', '/b', '/c', 'A'), globals())\n")
+    proc = _webmini(["check", "oddlast:app"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "webmini: the URL table needs (pattern, target) pairs: item 3 ('/b'), the last, has no "
+        "target (in 'oddlast')"], proc.stderr
+    proc = _webmini(["run", "oddmid:app", "--port", "0"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "webmini: the URL table needs (pattern, target) pairs: item 3 ('/b') has no target: it "
+        "is followed by the pattern '/c' (in 'oddmid')"], proc.stderr
+
+
+def test_a_missing_dependency_of_the_app_keeps_its_traceback(tmp_path):
+    (tmp_path / "baddep.py").write_text("import nosuchdep\n")
+    proc = _webmini(["check", "baddep:app"], tmp_path)
+    assert proc.returncode == 1 and "No module named 'nosuchdep'" in proc.stderr
+
+
+ROUTES_APP = r"""
+import webmini as web
+
+class Users:
+    def GET(self): return "u"
+    def POST(self): return "p"
+
+class One:
+    def GET(self, uid): return uid
+
+admin = web.application(("/stats", "Users"), globals())
+app = web.application((
+    "/users", "Users",
+    r"/users/(\d+)", "One",
+    "/old/(.*)", r"redirect /new/\1",
+    "/admin", admin,
+), globals())
+"""
+
+
+def test_routes_lists_pattern_handler_methods(tmp_path):
+    (tmp_path / "routesapp.py").write_text(ROUTES_APP)
+    proc = _webmini(["routes", "routesapp:app"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert rows[0] == ["Pattern", "Handler", "Methods"]
+    assert rows[2:] == [
+        ["/users", "routesapp.Users", "GET,HEAD,POST,OPTIONS"],
+        [r"/users/(\d+)", "routesapp.One", "GET,HEAD,OPTIONS"],
+        ["/old/(.*)", "redirect", r"/new/\1", "*"],
+        ["/admin/stats", "routesapp.Users", "GET,HEAD,POST,OPTIONS"],
+    ]
+
+
+ASYNC_APP = """
+import webmini as web
+
+class Fine:
+    def GET(self): return "ok"
+
+class Coro:
+    async def GET(self): return "never"
+
+app = web.application(("/", "Fine", "/coro", "Coro"), globals())
+"""
+
+
+def test_an_async_handler_fails_check_and_start_up(tmp_path):
+    (tmp_path / "asyncapp.py").write_text(ASYNC_APP)
+    proc = _webmini(["check", "asyncapp:app"], tmp_path)
+    assert proc.returncode == 1
+    assert ("'/coro' -> asyncapp.Coro.GET is an async def: webmini calls handlers synchronously"
+            in proc.stdout), proc.stdout
+    proc = _webmini(["run", "asyncapp:app", "--port", "0"], tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "asyncapp.Coro.GET is an async def" in proc.stderr
+    # every server's start-up: wsgifunc() refuses it
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+    proc = subprocess.run([sys.executable, "-c", "import asyncapp; asyncapp.app.wsgifunc()"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "asyncapp.Coro.GET is an async def" in proc.stderr
+
+
+def test_the_loop_monitor_line_carries_the_request_id(webmini_run, tmp_path):
+    (tmp_path / "spinapp.py").write_text(SPIN_APP)
+    debug = webmini_run("spinapp:app", "--debug")
+    conn = http.client.HTTPConnection("127.0.0.1", debug.port, timeout=10)
+    conn.request("GET", "/spin", headers={"X-Request-ID": "spin-42"})
+    assert conn.getresponse().read() == b"spun"
+    conn.close()
+    out = debug.wait_for_output("blocked the event loop")
+    line = next(x for x in out.splitlines() if "blocked the event loop" in x)
+    assert "GET /spin in spinapp.Spin.GET" in line and line.endswith("[rid spin-42]"), line
+
+
+RELOAD_APP = """
+import webmini as web
+
+class Hello:
+    def GET(self):
+        return "{version}"
+
+app = web.application(("/", "Hello"), globals())
+"""
+
+
+def _get_until(port, wanted, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        try:
+            got = _get(port)
+        except (ConnectionError, http.client.HTTPException, TimeoutError) as exc:
+            got = exc
+        if isinstance(got, tuple) and wanted(got):
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"last answer: {got!r}")
+
+
+def test_reload_answers_500_while_the_app_is_broken_then_recovers(webmini_run, tmp_path):
+    import time
+
+    module = tmp_path / "fragile.py"
+    module.write_text(RELOAD_APP.format(version="v1"))
+    for flags, shows in (((), "see the server's log"), (("--debug",), "SyntaxError")):
+        module.write_text(RELOAD_APP.format(version="v1"))
+        server = webmini_run("fragile:app", "--reload", *flags)
+        assert _get(server.port) == (200, b"v1")
+        time.sleep(0.5)  # let the watcher settle
+        module.write_text("class Broken(:\n")  # a syntax error saved
+        status, body = _get_until(server.port, lambda r: r[0] == 500)  # never a hang (timeout 10 s)
+        assert shows.encode() in body, body
+        if not flags:
+            assert b"SyntaxError" not in body and b"fragile.py" not in body
+        module.write_text(RELOAD_APP.format(version="v2"))  # the next good save
+        assert _get_until(server.port, lambda r: r[0] == 200) == (200, b"v2"), server.output()
+        server.stop()

@@ -182,3 +182,71 @@ def test_an_app_that_configures_logging_keeps_its_own():
     out, err = _run("logging.basicConfig(level=logging.INFO, format='APP %(message)s')")
     assert out.strip() == "False"
     assert err.strip() == "APP hello from the app"
+
+
+BATCH_SCRIPT = """
+import logging, sys
+import webmini as web
+from webmini import logs
+
+class Hello:
+    def GET(self):
+        logging.getLogger("myapp").info("in the handler")
+        return "hello"
+
+logs.configure()
+calls = []
+original = logging.Logger.handle
+def counting(self, record):
+    calls.append(record.name)
+    return original(self, record)
+logging.Logger.handle = counting
+wsgi = web.application(("/", "Hello"), {"Hello": Hello}).wsgifunc()
+env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_PROTOCOL": "HTTP/1.1",
+       "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": 'ua"x', "wsgi.url_scheme": "http"}
+for i in range(5):
+    body = wsgi(dict(env, QUERY_STRING=f"n={i}"), lambda s, h, e=None: None)
+print(sorted(set(calls)), file=sys.stdout, flush=True)
+"""
+
+
+def test_access_lines_are_written_in_a_batch_at_exit_without_logger_handle():
+    """The access line costs no logging call on the request's path: lines wait in a
+    buffer, written by the flusher or, here, at exit, in configure()'s format."""
+    proc = subprocess.run([sys.executable, "-c", BATCH_SCRIPT], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['myapp']"  # the app's own lines only
+    access = [line for line in proc.stderr.splitlines() if "webmini.access" in line]
+    assert len(access) == 5, proc.stderr
+    for i, line in enumerate(access):
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \[pid \d+ worker 0\] webmini\.access: "
+            rf'127\.0\.0\.1 "GET /\?n={i} HTTP/1\.1" 200 5 [\d.]+ms rid=([0-9a-f]{{32}}) '
+            r'ua="ua\\x22x"', line), line
+    rids = {re.search(r"rid=(\w+)", line).group(1) for line in access}
+    assert len(rids) == 5  # one id per request
+
+
+def test_the_flusher_writes_while_the_process_runs(tmp_path):
+    script = BATCH_SCRIPT + "\nimport time; time.sleep(logs.FLUSH_INTERVAL * 5)\nprint('slept', flush=True)\nimport os; os._exit(0)\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "slept" in proc.stdout
+    assert proc.stderr.count("webmini.access") == 5, proc.stderr  # written before os._exit
+
+
+def test_request_ids_differ_across_forked_workers():
+    script = """
+import os
+from webmini import logs
+first = logs._new_id()
+pid = os.fork()
+if pid == 0:
+    print(logs._new_id(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(logs._new_id(), flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    child, parent = proc.stdout.split()
+    assert child[:16] != parent[:16] and len(child) == len(parent) == 32

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -68,5 +69,104 @@ def test_access_line_request_id_and_app_logs(tmp_path, kind):
                         rf"GET /boom \[rid {rid}\]$")
         _wait_for(read, r"RuntimeError: kaboom")
         _wait_for(read, rf'"GET /boom HTTP/1\.[01]" 500 \d+ [\d.]+ms rid={rid}')
+    finally:
+        server.stop()
+
+
+PLAIN_APP = """
+import logging
+import time
+import webmini as web
+
+log = logging.getLogger("myapp")
+
+
+class Hello:
+    def GET(self):
+        log.info("plain hello")
+        return "hello"
+
+
+application = web.application(("/hello", "Hello"), globals()).wsgifunc()
+"""
+
+
+class _PlainServer:
+    """A server started with its own command line only: none of webmini's configs."""
+
+    def __init__(self, workdir, command, port):
+        import subprocess
+
+        self.port = port
+        self.log_path = workdir / "plain.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+        env["PYTHONPATH"] = str(workdir)
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def read(self):
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path):
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return http_get(self.port, path, headers={"User-Agent": "plain/1"})
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError(self.read()) from None
+                time.sleep(0.2)
+
+    def stop(self):
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def _plain(tmp_path, kind):
+    from localservices import free_port
+    from support.gunicorn import GUNICORN
+    from support.servers import uwsgi_binary
+
+    (tmp_path / "plainapp.py").write_text(PLAIN_APP)
+    port = free_port()
+    commands = {
+        "gunicorn-sync": [GUNICORN, "-b", f"127.0.0.1:{port}", "-w", "1", "plainapp:application"],
+        "gunicorn-gevent": [GUNICORN, "-b", f"127.0.0.1:{port}", "-w", "1", "-k", "gevent",
+                            "plainapp:application"],
+        "uwsgi-gevent": [uwsgi_binary(), "--http-socket", f"127.0.0.1:{port}", "--master",
+                         "--processes", "1", "--gevent", "100", "--module",
+                         "plainapp:application", "--die-on-term", "--need-app"],
+    }
+    return _PlainServer(tmp_path, commands[kind], port)
+
+
+@pytest.mark.parametrize("kind", ["gunicorn-sync", "gunicorn-gevent", "uwsgi-gevent"])
+def test_plain_servers_keep_logs_and_name_the_fix(tmp_path, kind):
+    """Without webmini's configs, the app's lines and the access line still reach the log,
+    and an unpatched process says once what to run instead."""
+    server = _plain(tmp_path, kind)
+    try:
+        for _ in range(2):
+            assert server.get("/hello").status == 200
+        _wait_for(server.read, rf"^{STAMP} INFO \[pid \d+ worker \d+\] myapp: plain hello "
+                               r"\[rid [0-9a-f]{32}\]$")
+        _wait_for(server.read, r'webmini\.access: 127\.0\.0\.1 "GET /hello HTTP/1\.[01]" 200 5 '
+                               r'[\d.]+ms rid=[0-9a-f]{32} ua="plain/1"')
+        log = server.read()
+        warnings = re.findall(r"gevent has not patched this process.*", log)
+        if kind == "gunicorn-gevent":
+            assert warnings == [], log  # patched by gunicorn's gevent worker
+        else:
+            fix = ("gunicorn -c python:webmini.serving.gunicorn_conf" if kind.startswith("gunicorn")
+                   else "webmini config uwsgi > uwsgi.ini")
+            assert len(warnings) == 1 and fix in warnings[0], log
     finally:
         server.stop()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -47,6 +50,8 @@ def test_metadata(dist):
     assert "[pytest11]\nwebmini = webmini.pytest_plugin" in entry_points
     assert "webmini = webmini.cli:main" in entry_points
     assert "webmini/py.typed" in names and "webmini/serving/gunicorn_conf.py" in names
+    assert "webmini/serving/configs/uwsgi.ini" in names
+    assert "webmini/serving/configs/nginx.conf" in names
 
 
 def test_sdist_ships_no_half_test_suite(dist):
@@ -55,6 +60,29 @@ def test_sdist_ships_no_half_test_suite(dist):
         names = [n.split("/", 1)[1] for n in t.getnames() if "/" in n]
     assert "LICENSE" in names and "README.md" in names and "webmini/app.py" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "examples/"))]
+    assert "webmini/serving/configs/uwsgi.ini" in names
+    assert "webmini/serving/configs/nginx.conf" in names
+
+
+def test_the_repository_configs_are_the_shipped_ones():
+    """uwsgi.ini and examples/nginx.conf are the files `webmini config` prints: no drift."""
+    from webmini.cli import config_text
+
+    assert (ROOT / "uwsgi.ini").read_text() == config_text("uwsgi")
+    assert (ROOT / "examples" / "nginx.conf").read_text() == config_text("nginx")
+    assert config_text("gunicorn") == (ROOT / "webmini/serving/gunicorn_conf.py").read_text()
+    # gunicorn.conf.py in the repository is a one-line include of that module
+    assert "from webmini.serving.gunicorn_conf import *" in (ROOT / "gunicorn.conf.py").read_text()
+
+
+def test_webmini_config_prints_each_file():
+    for name, first in (("uwsgi", "; webmini's"), ("gunicorn", '"""webmini'), ("nginx", "# nginx")):
+        proc = subprocess.run([sys.executable, "-m", "webmini", "config", name],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.startswith(first), proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "webmini", "config", "apache"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
 NEWCOMER_APP = """
@@ -96,3 +124,80 @@ def test_fresh_virtualenv_without_extras(dist, tmp_path):
         print("ok")
     """))
     assert got.stdout.strip() == "ok", got.stderr
+
+
+_SHELL = re.compile(r"<!--\s*readme-shell\s*-->\n```sh\n(.*?)^```", re.M | re.S)
+_SERVERS = ("webmini run ", "uwsgi --ini ", "gunicorn ")
+README_APP_START = "```python\nimport webmini as web\n"
+
+
+def readme_shell_blocks() -> list[str]:
+    """The README's shell blocks a newcomer follows (marked ``<!-- readme-shell -->``), in order."""
+    return _SHELL.findall((ROOT / "README.md").read_text())
+
+
+def _quick_start_app() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(README_APP_START, text.index("## Quick start")) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+def _script(block: str) -> str:
+    """A block as bash: each line as written; a server line runs in the background until the
+    next lines ran (the port answered first), then it is stopped (SIGTERM) and waited for."""
+    out = []
+    servers = 0
+    for line in block.splitlines():
+        command = line.strip()
+        if re.sub(r"^(\w+=\S+ )*", "", command).startswith(_SERVERS):
+            servers += 1
+            out += ["{", line, f"}} > server{servers}.log 2>&1 &", f"SERVER{servers}=$!",
+                    "for i in $(seq 300); do curl -s -o /dev/null localhost:8080/ && break; "
+                    f"kill -0 $SERVER{servers} || {{ cat server{servers}.log; exit 1; }}; "
+                    "sleep 0.2; done",
+                    "echo " + shlex.quote(f"# served by: {command}")]
+        else:
+            out.append(line)
+    for n in range(servers, 0, -1):
+        out.append(f"pkill -TERM -P $SERVER{n}; wait $SERVER{n} || true; echo '# stopped'")
+    return "\n".join(out)
+
+
+@pytest.mark.uwsgi
+@pytest.mark.gunicorn
+@pytest.mark.slow
+def test_readme_followed_verbatim_from_a_fresh_virtualenv(dist, tmp_path):
+    """The README's commands for a pip user, as written: venv, the wheel with its extras,
+    `webmini config uwsgi`, the quick-start app under `webmini run`, uWSGI and gunicorn."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.fail("needs root and unshare: the README's servers bind 127.0.0.1:8080, which "
+                    "only a private network namespace guarantees free")
+    _, wheel = dist
+    blocks = readme_shell_blocks()
+    assert len(blocks) == 4, blocks
+    (tmp_path / "app.py").write_text(_quick_start_app())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["WEBMINI_ALLOW_ROOT"] = "1"  # the test runs as root; uwsgi.ini refuses root otherwise
+    # the published name, installed from the wheel just built
+    install = re.sub(r'"webmini(\[[^\]]*\])?"', lambda m: f'"{wheel}{m.group(1) or ""}"',
+                     blocks[0])
+    proc = subprocess.run(["bash", "-ec", install], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / "uwsgi.ini").read_text() == (ROOT / "uwsgi.ini").read_text()
+    serve = "\n".join(["ip link set lo up", ". .venv/bin/activate"]
+                      + [_script(re.sub(r'"webmini(\[[^\]]*\])?"',
+                                        lambda m: f'"{wheel}{m.group(1) or ""}"', b))
+                         for b in blocks[1:]])
+    proc = subprocess.run(["unshare", "--net", "bash", "-ec", serve], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    # the quick start's curl, then each server's answer to `curl -s localhost:8080/`
+    assert '{"user":1,"post":2,"fields":["a"]}' in out, out
+    assert "webmini check: no blocking module loaded by app:app" in out, out
+    assert out.count("Hello, world!") == 2, out
+    for server in ("webmini run app:app", "uwsgi --ini uwsgi.ini", "gunicorn -c python:"):
+        assert f"# served by: {server}" in out or any(
+            line.startswith("# served by:") and server in line for line in out.splitlines()), out
+    assert out.count("# stopped") == 3, out

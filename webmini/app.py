@@ -129,7 +129,7 @@ class application:  # noqa: N801 - web.py's name
             self._checked = True
             for line in resolve_or_fail(self._router.routes, self.fvars):
                 log.warning("%s", line)  # e.g. a pattern without a leading "/"
-            if "uwsgi" in sys.modules:  # nothing else sets up logging and the audit there
+            if "uwsgi" in sys.modules or "gunicorn" in sys.modules:  # logging and the audit
                 from webmini.serving.uwsgi_setup import setup_workers
 
                 setup_workers()
@@ -580,8 +580,8 @@ class application:  # noqa: N801 - web.py's name
         choose the address; ``options`` go to :func:`webmini.serving.devserver.serve`
         (``debug=True``, ``workers=2``, ``reload=True``...).
         """
-        from webmini.serving.devserver import serve
-
+        from webmini.serving.devserver import rerun_patched, serve
+        rerun_patched()  # `python app.py`: run again, patched before the app's imports
         bind_host = "127.0.0.1" if host is None else host
         bind_port = 8080 if port is None else port
         if len(sys.argv) > 1 and host is None and port is None:

@@ -32,7 +32,7 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MappingView
 from typing import Any
 
 from webmini.ctx import RequestContext, bind, unbind
@@ -52,6 +52,9 @@ _EXPECTED = (
     "str, bytes-like, dict/list (JSON), None, an object with __html__(), a file, "
     "an iterable of str/bytes chunks, an HTTPError, or (body, status[, headers])"
 )
+
+
+_UNORDERED = (set, frozenset, MappingView)
 
 
 def kind(result: Any) -> int:
@@ -82,6 +85,10 @@ def kind(result: Any) -> int:
         return TUPLE
     if hasattr(result, "read"):
         return FILE
+    if isinstance(result, _UNORDERED):
+        # A set or a dict view has no order (and a set of str is no body):
+        # refused like any other value webmini cannot send, not streamed.
+        return UNSUPPORTED
     if hasattr(result, "__iter__"):
         return STREAM
     return UNSUPPORTED

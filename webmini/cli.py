@@ -1,4 +1,4 @@
-"""The ``webmini`` command: ``webmini run module:app`` and ``webmini check module:app``.
+"""The ``webmini`` command: ``webmini run``, ``check``, ``routes`` and ``config``.
 
 Also ``python -m webmini``.
 """
@@ -10,9 +10,9 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["load_app", "main"]
+__all__ = ["CONFIGS", "config_text", "load_app", "main"]
 
 
 def load_app(target: str, command: str = "run") -> Any:
@@ -23,10 +23,16 @@ def load_app(target: str, command: str = "run") -> Any:
         try:
             return wsgifunc()
         except ValueError as exc:  # the URL table names what does not exist
-            raise SystemExit(f"{exc}\n(webmini check {target} lists every problem)") from None
+            _fail(f"{exc} (webmini check {target} lists every problem)")
     if not callable(obj):
-        raise SystemExit(f"webmini: {target!r} is not a WSGI callable")
+        _fail(f"webmini: {target!r} is not a WSGI callable")
     return obj
+
+
+def _fail(line: str) -> NoReturn:
+    """Print one line on stderr and exit with status 2 (a usage error, as argparse's)."""
+    print(line, file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def _suggest(target: str) -> str | None:
@@ -43,24 +49,31 @@ def load_object(target: str, command: str = "run") -> Any:
     """Import ``module:attr`` (attr defaults to ``app``) and return that object as is."""
     suggestion = _suggest(target)
     if suggestion is not None:
-        raise SystemExit(
-            f"webmini: {target!r} is a file path; name the module and the app: "
-            f"webmini {command} {suggestion}"
-        )
+        _fail(f"webmini: {target!r} is a file path; name the module and the app: "
+              f"webmini {command} {suggestion}")
     module_name, _, attr = target.partition(":")
     if not module_name:
-        raise SystemExit(f"webmini: expected module:app, got {target!r}")
+        _fail(f"webmini: expected module:app, got {target!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name
+                                    or module_name.startswith(exc.name + ".")):
+            raise  # the module exists; something it imports does not: the traceback says what
+        _fail(f"webmini: no module named {exc.name!r} (from {target!r}): run from the "
+              f"directory that holds it, or put that directory on PYTHONPATH")
+    except ValueError as exc:
+        if not str(exc).startswith("webmini: "):
+            raise
+        _fail(f"{exc} (in {module_name!r})")  # e.g. a URL table webmini refuses
     obj: Any = module
     for part in (attr or "app").split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise SystemExit(
-                f"webmini: {module_name!r} has no attribute {attr or 'app'!r}"
-            ) from None
+            _fail(f"webmini: {module_name!r} has no attribute {attr or 'app'!r}")
     return obj
 
 
@@ -97,7 +110,82 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="resolve the URL table and list modules that block the event loop"
     )
     check.add_argument("target", help="module:app")
+
+    routes = sub.add_parser("routes", help="list the URL table: pattern, handler, methods")
+    routes.add_argument("target", help="module:app")
+
+    conf = sub.add_parser(
+        "config", help="print a production config shipped with webmini (uwsgi.ini, ...)"
+    )
+    conf.add_argument("name", choices=sorted(CONFIGS),
+                      help="uwsgi: uwsgi.ini; gunicorn: gunicorn.conf.py; nginx: nginx site file")
     return parser
+
+
+#: ``webmini config NAME`` -> the file it prints, under the ``webmini`` package.
+CONFIGS = {
+    "uwsgi": "serving/configs/uwsgi.ini",
+    "gunicorn": "serving/gunicorn_conf.py",
+    "nginx": "serving/configs/nginx.conf",
+}
+
+
+def config_text(name: str) -> str:
+    """Return the text of the shipped production config ``name`` (a key of :data:`CONFIGS`)."""
+    from importlib.resources import files
+
+    return files("webmini").joinpath(CONFIGS[name]).read_text(encoding="utf-8")
+
+
+def route_rows(app: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(pattern, handler, methods) of every route of ``app``, sub-applications expanded."""
+    from webmini.app import _allowed_methods
+    from webmini.routing import HANDLER, REDIRECT, SUBAPP
+
+    rows = []
+    for route in app._router.routes:
+        shown = prefix + route.pattern
+        if route.kind == SUBAPP:
+            rows.extend(route_rows(route.target, shown))
+            continue
+        if route.kind == REDIRECT:
+            rows.append((shown, route.target, "*"))
+            continue
+        target = route.target
+        if route.kind == HANDLER and isinstance(target, str):
+            try:
+                target = route.resolve(app.fvars)
+            except LookupError:
+                rows.append((shown, f"{target} (not defined)", "-"))
+                continue
+        if isinstance(target, type):
+            name = f"{target.__module__}.{target.__qualname__}"
+            rows.append((shown, name, ",".join(_allowed_methods(target))))
+        else:
+            name = getattr(target, "__qualname__", None) or repr(target)
+            rows.append((shown, f"{getattr(target, '__module__', '?')}.{name}", "*"))
+    return rows
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from webmini.serving import green
+
+    green.patch()
+    obj = load_object(args.target, "routes")
+    if getattr(obj, "_router", None) is None:
+        _fail(f"webmini: {args.target!r} is not a webmini application (no URL table)")
+    rows = [("Pattern", "Handler", "Methods"), *route_rows(obj)]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for n, (pattern, handler, methods) in enumerate(rows):
+        print(f"{pattern:<{widths[0]}}  {handler:<{widths[1]}}  {methods}".rstrip())
+        if n == 0:
+            print(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * 7}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    sys.stdout.write(config_text(args.name))
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -167,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "config":
+        return _config(args)
+    if args.command == "routes":
+        return _routes(args)
     return _check(args)
 
 

@@ -114,7 +114,7 @@ def _respond(
 
         header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(download_name)}")
     # SECURITY: the browser must not guess another type (e.g. HTML) for the bytes.
-    header("X-Content-Type-Options", "nosniff")
+    # (X-Content-Type-Options: nosniff is on every response already: webmini.ctx)
     byte_range = _range(env, etag, last_modified, size)  # 416 raised here; fd closed by caller
     if content_type is None:
         guessed, encoding = mimetypes.guess_type(relpath)

@@ -14,20 +14,24 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
+import itertools
 import logging
 import os
 import re
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from webmini.config import config
 
 __all__ = [
-    "ACCESS_FORMAT", "AccessLog", "LOG_FORMAT", "configure", "request_id", "worker_label",
-    "write_access",
+    "ACCESS_FORMAT", "AccessLog", "FLUSH_INTERVAL", "FLUSH_LATE", "LOG_FORMAT", "configure",
+    "flush", "request_id", "worker_label", "write_access",
 ]
 
 access_log = logging.getLogger("webmini.access")
@@ -50,6 +54,8 @@ ACCESS_FORMAT = (
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "webmini_request_id", default="-"
 )
+_set_rid = _request_id.set
+_reset_rid = _request_id.reset
 
 # SECURITY: a client-sent id goes into every log line of its request: only
 # short ids of visible, unquoted ASCII are taken (no CR/LF to forge log
@@ -82,6 +88,9 @@ def worker_label() -> str:
 
 
 def _escape(text: str) -> str:
+    # PERF: most fields need no escaping; one C-level scan says so.
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
@@ -93,7 +102,14 @@ class _Fields(dict[str, Any]):
 
 
 class AccessLog:
-    """WSGI middleware: request id in and out, one access-log line per request."""
+    """WSGI middleware: request id in and out, one access-log line per request.
+
+    The line is recorded as a tuple on the request's path and formatted and
+    written later, in batches (:func:`flush`): every ``FLUSH_INTERVAL``
+    seconds by a background thread (a greenlet once gevent patched), by the
+    next request when that thread could not run for ``FLUSH_LATE`` seconds
+    (a server without threads), and at exit.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]],
                  header: str | None = None) -> None:
@@ -105,102 +121,289 @@ class AccessLog:
         self.environ_key = "HTTP_" + name.upper().replace("-", "_")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        """Serve one request, tagged with its id; log it when the body is done."""
-        if not config["access_log"] or "webmini.request_id" in environ:
+        """Serve one request, tagged with its id; record its line when the body is done."""
+        if "webmini.request_id" in environ or not config["access_log"]:
             return self.app(environ, start_response)  # off, or an outer AccessLog has it
-        start = time.perf_counter()
+        start = _clock()
         rid = environ.get(self.environ_key)
-        if rid is None or not _GOOD_ID.fullmatch(rid):
-            # PERF: 128 random bits as hex, like uuid4().hex at a fifth of the cost.
-            rid = os.urandom(16).hex()
+        if rid is None or not _good_id(rid):
+            rid = _new_id()
         environ["webmini.request_id"] = rid
-        token = _request_id.set(rid)
-        state: dict[str, Any] = {"status": "-"}
-        header = self.header
+        token = _set_rid(rid)
+        status = "-"
+        header = (self.header, rid)
         lower = self.header_lower
 
-        def tagged_start_response(status: str, headers: list[tuple[str, str]],
+        def tagged_start_response(st: str, headers: list[tuple[str, str]],
                                   exc_info: Any = None) -> Any:
-            state["status"] = status
+            nonlocal status
+            status = st
+            # PERF: the app's own X-Request-ID is rare: compare names only when
+            # one starts like it.
             for k, _ in headers:
-                if k.lower() == lower:
+                if (k[0] == "X" or k[0] == "x") and k.lower() == lower:
                     break
             else:
-                headers.append((header, rid))
-            if exc_info is not None:
-                return start_response(status, headers, exc_info)
-            return start_response(status, headers)
+                headers.append(header)
+            return start_response(st, headers, exc_info)
 
         try:
             result = self.app(environ, tagged_start_response)
         except BaseException:
-            _request_id.reset(token)
-            state["status"] = "500"
-            self._log(environ, state, 0, start, rid)
+            _reset_rid(token)
+            _record(environ, "500", 0, start, rid)
             raise
-        _request_id.reset(token)
-        if environ.get("webmini.upgraded"):
-            state["status"] = "101"
-            self._log(environ, state, 0, start, rid)
-            return result
+        _reset_rid(token)
         if type(result) is list:
-            # PERF: a list body (the usual case) is counted now, not per chunk.
-            return _ListBody(result, self, environ, state, start, rid)
-        return _CountingBody(result, self, environ, state, start, rid)
+            # PERF: a list body (the usual case) is complete: recorded now,
+            # with its size, and handed to the server as is (no wrapper).
+            if "webmini.upgraded" in environ:
+                status = "101"
+            sent = len(result[0]) if len(result) == 1 else sum(map(len, result))
+            end = _clock()
+            _pending.append((start, end, status, sent, rid, _fields_of(environ)))
+            if end > _due[0]:  # no flusher yet in this process, or it is late
+                _kick(end)
+            return result
+        if environ.get("webmini.upgraded"):
+            _record(environ, "101", 0, start, rid)
+            return result
+        return _CountingBody(result, environ, lambda: status, start, rid)
 
-    def _log(self, environ: dict[str, Any], state: dict[str, Any], sent: int,
-             start: float, rid: str) -> None:
-        write_access(environ, state["status"], sent, (time.perf_counter() - start) * 1000, rid)
+
+def _fields_of(environ: dict[str, Any]) -> tuple[Any, ...]:
+    # The environ values an access line shows, taken when the request ends
+    # (a server may clear or reuse its environ dict after the request).
+    # The mount point too: under a dispatcher at /api the line says /api/json.
+    get = environ.get
+    path = get("PATH_INFO")
+    mount = get("SCRIPT_NAME")
+    if mount:
+        path = mount + (path or "")
+    return (get("REQUEST_METHOD"), path, get("QUERY_STRING"), get("REMOTE_ADDR"),
+            get("HTTP_USER_AGENT"), get("HTTP_REFERER"), get("SERVER_PROTOCOL"))
+
+_clock = time.perf_counter
+_good_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
+
+
+class _Ids:
+    """Request ids: 64 random bits per process, then a counter (32 hex digits in all)."""
+
+    prefix = os.urandom(8).hex()
+    counter = itertools.count(1)
+
+
+def _reseed() -> None:
+    # After a fork, each process gets its own prefix: ids stay unique across workers.
+    _Ids.prefix = os.urandom(8).hex()
+    _Ids.counter = itertools.count(1)
+    _pending.clear()  # the parent's lines are the parent's to write
+    _due[0] = 0.0  # the first request starts this process's flusher
+
+
+def _new_id() -> str:
+    """Return a new request id: unique, not secret (32 hex digits)."""
+    # PERF: a counter after a per-process random prefix, a third of
+    # os.urandom(16).hex()'s cost; ids are for correlation, not secrets.
+    return f"{_Ids.prefix}{next(_Ids.counter):016x}"
+
+
+#: Seconds between two batches of access lines written by the flusher.
+FLUSH_INTERVAL = 0.2
+#: Seconds after the last batch from which a request writes the waiting lines itself:
+#: the flusher cannot run (a server without threads, a hub kept busy).
+FLUSH_LATE = 1.0
+
+# (start, end, status, bytes, request id, environ fields) of requests not yet written.
+_pending: deque[tuple[Any, ...]] = deque()
+# [t]: a request ending after perf_counter() t calls _kick(): 0 until this
+# process's flusher runs (the first request starts it), then FLUSH_LATE
+# after the last batch.
+_due = [0.0]
+_flusher_pid = 0
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)
+
+
+def _record(environ: dict[str, Any], status: Any, sent: int, start: float, rid: str) -> None:
+    end = _clock()
+    _pending.append((start, end, status, sent, rid, _fields_of(environ)))
+    if end > _due[0]:
+        _kick(end)
+
+
+def _kick(now: float) -> None:
+    """Start this process's flusher, or write the waiting lines now if it is late."""
+    global _flusher_pid
+    pid = os.getpid()
+    if _flusher_pid != pid:
+        _flusher_pid = pid
+        _due[0] = now + FLUSH_LATE
+        thread = threading.Thread(target=_flush_forever, name="webmini-access-log", daemon=True)
+        thread.start()
+        atexit.register(flush)
+        return
+    flush()
+
+
+def _flush_forever() -> None:
+    sleep = time.sleep  # gevent's once patched: the flusher is then a greenlet
+    while True:
+        sleep(FLUSH_INTERVAL)
+        try:
+            flush()
+        except Exception:  # never let a bad handler kill the flusher
+            logging.getLogger(__name__).exception("writing access lines failed")
+
+
+def flush() -> None:
+    """Write the access lines waiting in this process (the flusher and exit do it too)."""
+    _due[0] = _clock() + FLUSH_LATE
+    if not _pending:
+        return
+    batch = []
+    popleft = _pending.popleft
+    try:
+        while True:
+            batch.append(popleft())
+    except IndexError:
+        pass
+    if not config.get("access_log", True):
+        return
+    offset = time.time() - _clock()  # perf_counter -> wall clock
+    handler = _direct_handler()
+    if handler is not None:
+        text = _direct_lines(batch, offset)
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        finally:
+            handler.release()
+        return
+    for item in batch:
+        _emit_record(item, offset)
+
+
+def _fields(item: tuple[Any, ...]) -> _Fields:
+    start, end, status, sent, rid, env = item
+    method, path, query, client, agent, referer, protocol = env
+    path = path or ""
+    if query:
+        path += "?" + query
+    return _Fields(
+        client=client or "-",
+        method=_escape(method or "-"),
+        path=_escape(path),
+        status=str(status).split(" ", 1)[0],
+        bytes=sent,
+        duration_ms=(end - start) * 1000,
+        request_id=rid,
+        user_agent=_escape(agent or "-"),
+        referer=_escape(referer or "-"),
+        protocol=protocol or "-",
+    )
+
+
+def _message(fields: _Fields) -> str:
+    fmt = config.get("access_log_format") or ACCESS_FORMAT
+    try:
+        return fmt.format_map(fields)
+    except (ValueError, IndexError, TypeError, KeyError) as exc:
+        return ACCESS_FORMAT.format_map(fields) + f" (bad access_log_format: {exc!r})"
+
+
+def _emit_record(item: tuple[Any, ...], offset: float) -> None:
+    """Hand one waiting line to Python logging (an app or test that set up its own handlers)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    fields = _fields(item)
+    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, _message(fields),
+                                   (), None, extra={"access": fields})
+    created = item[1] + offset
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    record.request_id = item[4]
+    access_log.handle(record)
+
+
+_direct: logging.Handler | None = None  # the handler configure() installed
+_stamp: list[Any] = [-1, ""]  # second -> "YYYY-mm-dd HH:MM:SS" (cached)
+
+
+def _direct_handler() -> Any:
+    """Return configure()'s handler when it alone would write access lines, else None."""
+    handler = _direct
+    if handler is None or logging.root.manager.disable >= logging.INFO:
+        return None
+    root = logging.getLogger()
+    if root.handlers != [handler] or handler.level > logging.INFO or root.filters:
+        return None
+    logger: logging.Logger | None = access_log
+    while logger is not None and logger is not root:
+        if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+            return None
+        logger = logger.parent  # type: ignore[assignment]
+    if not access_log.isEnabledFor(logging.INFO):
+        return None
+    if type(handler.formatter) is not _LineFormatter or handler.filters != [_FILTER]:
+        return None
+    return handler
+
+
+def _direct_lines(batch: list[tuple[Any, ...]], offset: float) -> str:
+    """The batch's access lines in configure()'s format, without LogRecords."""
+    head = f" INFO [pid {os.getpid()} worker {worker_label()}] webmini.access: "
+    custom = config.get("access_log_format")
+    esc = _escape
+    lines = []
+    for item in batch:
+        start, end, status, sent, rid, env = item
+        created = end + offset
+        second = int(created)
+        if _stamp[0] != second:
+            _stamp[0] = second
+            _stamp[1] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        if custom:
+            message = _message(_fields(item))
+        else:
+            # PERF: the default format as one f-string, no fields dict.
+            method, path, query, client, agent, referer, protocol = env
+            if query:
+                path = f"{path}?{query}"
+            status = str(status)
+            message = (
+                f'{client or "-"} "{esc(method or "-")} {esc(path or "")} {protocol or "-"}" '
+                f'{status[:3] if status[3:4] == " " else status.split(" ", 1)[0]} {sent} '
+                f'{(end - start) * 1000:.1f}ms rid={rid} ua="{esc(agent or "-")}"'
+            )
+        lines.append(f"{_stamp[1]},{int((created - second) * 1000):03d}{head}{message}\n")
+    return "".join(lines)
 
 
 def write_access(environ: dict[str, Any], status: Any, sent: int, duration_ms: float,
                  rid: str = "-") -> None:
-    """Write one access line for a request (also used by the dev server for requests
+    """Write one access line for a request now (the dev server uses it for requests
     it answers itself, e.g. 408 or 431, and for apps that are not webmini's)."""
     if not config.get("access_log", True) or not access_log.isEnabledFor(logging.INFO):
         return
-    # The mount point too: under a dispatcher at /api the line says /api/json.
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    query = environ.get("QUERY_STRING")
-    if query:
-        path += "?" + query
-    fields = _Fields(
-        client=environ.get("REMOTE_ADDR") or "-",
-        method=_escape(environ.get("REQUEST_METHOD", "-")),
-        path=_escape(path),
-        status=str(status).split(" ", 1)[0],
-        bytes=sent,
-        duration_ms=duration_ms,
-        request_id=rid,
-        user_agent=_escape(environ.get("HTTP_USER_AGENT", "-")),
-        referer=_escape(environ.get("HTTP_REFERER", "-")),
-        protocol=environ.get("SERVER_PROTOCOL", "-"),
-    )
-    fmt = config.get("access_log_format") or ACCESS_FORMAT
-    try:
-        line = fmt.format_map(fields)
-    except (ValueError, IndexError, TypeError, KeyError) as exc:
-        line = ACCESS_FORMAT.format_map(fields) + f" (bad access_log_format: {exc!r})"
-    # PERF: the record is made here, not by access_log.info(): that walks the
-    # stack to find the caller's file and line (meaningless for this line)
-    # on every request. Filters, handlers and propagation work as usual.
-    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None,
-                                   extra={"access": fields})
-    record.request_id = rid
-    access_log.handle(record)
+    end = _clock()
+    item = (end - duration_ms / 1000, end, status, sent, rid, _fields_of(environ))
+    _emit_record(item, time.time() - end)
 
 
 class _CountingBody:
-    """The response body, counted as the server sends it; logs the request at close()."""
+    """A streamed response body, counted as the server sends it; recorded at close()."""
 
-    __slots__ = ("result", "log", "environ", "state", "start", "rid", "sent", "done")
+    __slots__ = ("result", "environ", "status", "start", "rid", "sent", "done")
 
-    def __init__(self, result: Any, log: AccessLog, environ: dict[str, Any],
-                 state: dict[str, Any], start: float, rid: str) -> None:
+    def __init__(self, result: Any, environ: dict[str, Any], status: Callable[[], str],
+                 start: float, rid: str) -> None:
         self.result = result
-        self.log = log
         self.environ = environ
-        self.state = state
+        self.status = status
         self.start = start
         self.rid = rid
         self.sent = 0
@@ -212,7 +415,7 @@ class _CountingBody:
             yield chunk
 
     def close(self) -> None:
-        """Close the wrapped body, then write the access line (once)."""
+        """Close the wrapped body, then record the access line (once)."""
         try:
             close = getattr(self.result, "close", None)
             if close is not None:
@@ -220,21 +423,7 @@ class _CountingBody:
         finally:
             if not self.done:
                 self.done = True
-                self.log._log(self.environ, self.state, self.sent, self.start, self.rid)
-
-
-class _ListBody(_CountingBody):
-    """A list body: its size is known, iteration is the list's own."""
-
-    __slots__ = ()
-
-    def __init__(self, result: list[bytes], log: AccessLog, environ: dict[str, Any],
-                 state: dict[str, Any], start: float, rid: str) -> None:
-        super().__init__(result, log, environ, state, start, rid)
-        self.sent = sum(map(len, result))
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.result)
+                _record(self.environ, self.status(), self.sent, self.start, self.rid)
 
 
 class _ContextFilter(logging.Filter):
@@ -299,9 +488,11 @@ def configure(level: int | str | None = None, force: bool = False) -> bool:
     # line's 20 us); thread names mean nothing for greenlets, and LOG_FORMAT
     # shows the pid, worker and request id instead.
     logging.logThreads = False
+    global _direct
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter())
     handler.addFilter(_FILTER)
+    _direct = handler
     if force:
         for old in list(root.handlers):
             root.removeHandler(old)

@@ -37,8 +37,20 @@ def pairs(mapping: Any) -> list[tuple[str, Any]]:
     if items and all(isinstance(x, (tuple, list)) and len(x) == 2 for x in items):
         return [(str(p), t) for p, t in items]
     if len(items) % 2:
-        raise ValueError("webmini: the URL table needs an even number of items (pattern, target)")
+        raise ValueError(
+            f"webmini: the URL table needs (pattern, target) pairs: {_unpaired(items)}")
     return [(str(items[i]), items[i + 1]) for i in range(0, len(items), 2)]
+
+
+def _unpaired(items: list[Any]) -> str:
+    """Name the first entry of an odd-length flat URL table that has no target."""
+    for i in range(0, len(items) - 1, 2):
+        target = items[i + 1]
+        if isinstance(target, str) and target.startswith("/") and not target.startswith(
+                "redirect "):
+            return (f"item {i + 1} ({items[i]!r}) has no target: it is followed by the pattern "
+                    f"{target!r}")
+    return f"item {len(items)} ({items[-1]!r}), the last, has no target"
 
 
 class Route:
@@ -206,7 +218,26 @@ def check_table(routes: Iterable[Route], fvars: Mapping[str, Any], prefix: str =
             problems.append(
                 f"error: URL table: {shown!r} -> {target!r} is neither a class nor a callable"
             )
+        elif isinstance(target, type):
+            problems.extend(_async_handlers(target, shown))
     return problems
+
+
+def _async_handlers(cls: type, shown: str) -> list[str]:
+    """Error lines for ``async def`` handler methods: handlers are called synchronously."""
+    import inspect
+
+    found = []
+    for name in dir(cls):
+        if name.isupper() and name.isalpha():
+            func = getattr(cls, name, None)
+            if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+                found.append(
+                    f"error: URL table: {shown!r} -> {cls.__module__}.{cls.__qualname__}.{name} "
+                    "is an async def: webmini calls handlers synchronously (every request would "
+                    "fail); make it a plain def (gevent makes its waits cooperative)"
+                )
+    return found
 
 
 def segment_key(route: Route) -> str | None:

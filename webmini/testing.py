@@ -29,7 +29,7 @@ def build_environ(
     path = parts.path or "/"
     server_name, _, server_port = host.partition(":")
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": method.upper(),
+        "REQUEST_METHOD": method,  # as given: a lowercase "get" is not GET (405, as in web.py)
         "SCRIPT_NAME": "",
         # PEP 3333: PATH_INFO carries the raw bytes as latin-1 code points.
         "PATH_INFO": _to_wsgi_str(path),
@@ -214,6 +214,11 @@ class TestClient:
     __test__ = False  # not a pytest test class
 
     def __init__(self, app: Callable[..., Iterable[bytes]], validate: bool = True) -> None:
+        if callable(getattr(app, "wsgifunc", None)):
+            # An application object serves as its wsgifunc() does: request id, access line.
+            from webmini.logs import AccessLog
+
+            app = AccessLog(app)
         self.app = validator(app) if validate else app
 
     def request(
@@ -249,6 +254,9 @@ class TestClient:
             headers["Content-Type"] = content_type
         environ = build_environ(path, method, data, "localhost:8080", headers, https, env)
         response = Response(*_run_app(self.app, environ))
+        from webmini.logs import flush
+
+        flush()  # the access line is written now, not in the next batch: tests look at it
         self._received(response)
         return response
 

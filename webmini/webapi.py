@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -88,6 +89,12 @@ def autodelegate(prefix: str = "") -> Callable[..., Any]:
         method = getattr(self, func, None)
         if method is None or not callable(method):
             raise notfound()  # the application's notfound hook, as in web.py
+        try:
+            inspect.signature(method).bind(*args)
+        except TypeError:
+            raise notfound() from None  # more path than the method takes: 404, as in web.py
+        except ValueError:
+            pass  # no signature to read (a builtin): call it as is
         return method(*args)
 
     return internal

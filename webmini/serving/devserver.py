@@ -24,7 +24,10 @@ from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, liste
 if TYPE_CHECKING:
     from webmini.serving.pywsgi_handler import DevHandler, DevServer
 
-__all__ = ["DevHandler", "DevServer", "announce", "listen", "make_server", "run_server", "serve"]
+__all__ = [
+    "DevHandler", "DevServer", "announce", "listen", "make_server", "rerun_patched", "run_server",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,53 @@ def serve(
     run_server(app, sock, **options)
 
 
+def rerun_patched(depth: int = 2) -> None:
+    """Run this program again with gevent patching first, when its main module was unpatched.
+
+    ``python app.py`` imports the app module before ``app.run()`` could patch:
+    ``from time import sleep`` or ``import threading`` at its top keep the
+    blocking versions and requests would be served one at a time. So when
+    ``app.run()`` is called from the ``__main__`` module (the frame ``depth``
+    levels up) of an unpatched process, this replaces the process (same pid,
+    same arguments) with one that patches first and then runs the script or
+    module as ``__main__`` again, as ``webmini run`` patches before it imports
+    the app. The script's top level runs again there. Returns when there is
+    nothing to do (already patched, or not called from ``__main__``).
+    """
+    if green.is_patched():
+        return
+    main = sys.modules.get("__main__")
+    caller = sys._getframe(depth).f_globals
+    if main is None or caller is not vars(main):
+        return  # app.run() from an imported module or a test: patched late, with warnings
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        kind, target = "module", spec.name  # python -m package.app
+    elif path:
+        kind, target = "path", os.path.abspath(path)
+    else:
+        return  # an interactive session
+    code = f"from webmini.serving.devserver import _rerun_main; _rerun_main({kind!r}, {target!r})"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-c", code, *sys.argv[1:]])
+
+
+def _rerun_main(kind: str, target: str) -> None:
+    """The re-run of :func:`rerun_patched`: patch, then run ``target`` as ``__main__``."""
+    import runpy
+
+    green.patch()
+    if kind == "module":
+        sys.argv[0] = target
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv[0] = target
+        sys.path[0] = os.path.dirname(target)  # as `python path/to/app.py` puts it
+        runpy.run_path(target, run_name="__main__")
+
+
 def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
     """Serve ``app`` on the listening ``sock`` in this process until SIGTERM or SIGINT."""
     environ = dict(options.pop("environ", None) or {})
@@ -147,4 +197,7 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
     except KeyboardInterrupt:
         server.stop()
     finally:
+        from webmini.logs import flush
+
+        flush()  # the access lines still waiting for their batch
         log.info("stopped after %.1f s", time.monotonic() - started)

@@ -34,6 +34,7 @@ __all__ = [
     "is_patched",
     "late_patch_problems",
     "patch",
+    "patch_fix",
     "start_monitor",
     "startup_check",
     "stop_monitor",
@@ -201,7 +202,8 @@ def startup_check(debug: bool | None = None) -> list[Blocking]:
     ``webmini.config.debug``) is on, or when ``config.max_blocking_time`` is set.
     """
     if not is_patched():
-        log.warning("gevent has not patched this process: blocking I/O stops every request")
+        log.warning("gevent has not patched this process: blocking I/O stops every request "
+                    "(requests are served one at a time per worker); %s", patch_fix())
     found = audit()
     for item in found:
         log.warning("%s", item)
@@ -211,6 +213,18 @@ def startup_check(debug: bool | None = None) -> list[Blocking]:
     if threshold or debug:
         start_monitor(float(threshold or 0.1))
     return found
+
+
+def patch_fix() -> str:
+    """Say how to serve this process patched, for the server it runs under."""
+    if "uwsgi" in sys.modules:
+        return ("serve with webmini's uwsgi.ini (`webmini config uwsgi > uwsgi.ini`): gevent "
+                "workers, gevent-early-monkey-patch and lazy-apps patch before the app is imported")
+    if "gunicorn" in sys.modules:
+        return ("run `gunicorn -c python:webmini.serving.gunicorn_conf module:application`: "
+                "gevent workers, patched before the app is imported")
+    return ("start it with `webmini run module:app`, or call webmini.serving.green.patch() "
+            "before anything else is imported")
 
 
 # -- the hub monitor -----------------------------------------------------------
@@ -226,6 +240,7 @@ class _Blocker:
     request: str  # "GET /path" or "" outside a request
     handler: str  # "module.Class.GET" or "" when unknown
     where: str  # file:line of the innermost frame
+    request_id: str = "-"  # that request's id (webmini.logs), for the log record
 
     def describe(self) -> str:
         parts = [self.request or "code outside a request"]
@@ -234,7 +249,7 @@ class _Blocker:
         return " ".join(parts)
 
 
-def _request_of(frame: FrameType) -> str:
+def _request_and_id(frame: FrameType) -> tuple[str, str]:
     # Read from another thread: only frames of webmini's own code are asked
     # for their locals, never the innermost (running) one.
     for value in frame.f_locals.values():
@@ -249,8 +264,8 @@ def _request_of(frame: FrameType) -> str:
                 env = candidate
         if env is not None:
             path = str(env.get("SCRIPT_NAME", "")) + str(env.get("PATH_INFO", ""))
-            return f"{env.get('REQUEST_METHOD')} {path}"
-    return ""
+            return f"{env.get('REQUEST_METHOD')} {path}", str(env.get("webmini.request_id", "-"))
+    return "", "-"
 
 
 def _qualname(frame: FrameType) -> str:
@@ -274,13 +289,14 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
         return _Blocker("", "", "?")
     frames.reverse()  # outermost first
     request = ""
+    rid = "-"
     calls: list[FrameType] = []  # frames webmini called into
     innermost = frames[-1]
     for i, f in enumerate(frames):
         filename = f.f_code.co_filename
         if filename.startswith(_PACKAGE_DIR):
             if not request and f is not innermost:
-                request = _request_of(f)
+                request, rid = _request_and_id(f)
         elif (
             i > 0 and frames[i - 1].f_code.co_filename.startswith(_PACKAGE_DIR)
             and not (gevent_dir and filename.startswith(gevent_dir))
@@ -290,7 +306,7 @@ def describe_stack(frame: FrameType | None, gevent_dir: str = "") -> _Blocker:
     chosen = methods[0] if methods else (calls[0] if calls else None)
     handler = _qualname(chosen) if chosen is not None else ""
     where = f"{innermost.f_code.co_filename}:{innermost.f_lineno} ({innermost.f_code.co_name})"
-    return _Blocker(request, handler, where)
+    return _Blocker(request, handler, where, rid)
 
 
 class _Monitor:
@@ -381,17 +397,24 @@ class _Monitor:
             return
         self.pending_said = True
         blocker = describe_stack(frame, self.gevent_dir)
-        log.warning(
-            "%s has been blocking the event loop for %.1f s, at %s",
-            blocker.describe(), away, blocker.where,
-        )
+        _log_for(blocker, "%s has been blocking the event loop for %.1f s, at %s",
+                 blocker.describe(), away, blocker.where)
 
     def _ended(self, blocker: _Blocker, began: float) -> None:
         # Runs in the hub thread as soon as the loop gets control back.
-        log.warning(
-            "%s blocked the event loop for %.3f s (at %s)", blocker.describe(),
-            perf_counter() - began, blocker.where,
-        )
+        _log_for(blocker, "%s blocked the event loop for %.3f s (at %s)", blocker.describe(),
+                 perf_counter() - began, blocker.where)
+
+
+def _log_for(blocker: _Blocker, message: str, *args: Any) -> None:
+    """Log a warning as part of the request that blocked (its id on the record)."""
+    from webmini.logs import _request_id
+
+    token = _request_id.set(blocker.request_id)
+    try:
+        log.warning(message, *args)
+    finally:
+        _request_id.reset(token)
 
 
 _monitor: _Monitor | None = None

@@ -24,8 +24,10 @@ from typing import Any
 try:
     from gunicorn.workers.base_async import ALREADY_HANDLED
     from gunicorn.workers.ggevent import GeventWorker as _GunicornGeventWorker
-except ImportError:  # pragma: no cover - exercised only without the extra
-    raise ImportError("webmini.serving.gunicorn needs gunicorn: "
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    if exc.name not in ("gunicorn", "packaging"):
+        raise
+    raise ImportError(f"webmini.serving.gunicorn needs {exc.name}: "
                       "pip install webmini[gunicorn]") from None
 
 __all__ = ["GeventWorker"]

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,12 +76,15 @@ class _Children:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.started: dict[int, float] = {}
         self.stop_grace = _STOP_GRACE
+        self.stderr = _Tail()  # the last child's stderr (its traceback, when it died)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         fd = self.sock.fileno()
         env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), WORKERS_ENV: str(self.count)})
-        proc = subprocess.Popen(self.command, env=env, pass_fds=(fd,))
+        proc = subprocess.Popen(self.command, env=env, pass_fds=(fd,), stderr=subprocess.PIPE)
         self.started[proc.pid] = time.monotonic()
+        self.stderr = _Tail()
+        threading.Thread(target=self.stderr.copy, args=(proc.stderr,), daemon=True).start()
         return proc
 
     def start(self) -> None:
@@ -121,6 +127,98 @@ class _Children:
         return all(proc.poll() is not None for proc in self.procs)
 
 
+class _Tail:
+    """Copies a child's stderr to ours, keeping its last lines (a start-up traceback)."""
+
+    keep = 200
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=self.keep)
+        self.done = threading.Event()
+
+    def copy(self, stream: Any) -> None:
+        """Forward ``stream`` line by line until it closes."""
+        try:
+            for raw in iter(stream.readline, b""):
+                sys.stderr.buffer.write(raw)
+                sys.stderr.buffer.flush()
+                self.lines.append(raw.decode("utf-8", "replace"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.done.set()
+
+    def text(self) -> str:
+        """What the child wrote last (waits briefly for the pipe to drain)."""
+        self.done.wait(2.0)
+        return "".join(self.lines)
+
+
+class _BrokenApp:
+    """Answers on the listening socket while no child can import the application.
+
+    Clients would otherwise wait in the backlog until the next good save: each
+    gets a 500 at once, with the child's traceback in debug mode (a plain
+    message otherwise), and the connection is closed.
+    """
+
+    def __init__(self, sock: socket.socket, traceback: str, debug: bool) -> None:
+        self.sock = sock
+        if debug:
+            # SECURITY: the traceback (paths, source lines) only in debug mode.
+            text = ("webmini: the application cannot be loaded; it is served again after "
+                    "the next change that loads.\n\n" + traceback)
+        else:
+            text = ("The application failed to start; see the server's log. It is served "
+                    "again after the next change that loads.\n")
+        body = text.encode("utf-8", "replace")
+        self.response = (
+            b"HTTP/1.1 500 Internal Server Error\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"X-Content-Type-Options: nosniff\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"Connection: close\r\n\r\n" + body
+        )
+        self.running = threading.Event()
+        self.running.set()
+        self.thread = threading.Thread(target=self._serve, name="webmini-broken-app", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running.is_set():
+            ready, _, _ = select.select([self.sock], [], [], 0.1)
+            if not ready or not self.running.is_set():
+                continue
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # a child (or another poller) took it
+            except OSError:
+                return
+            with conn:
+                self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(2.0)
+        head = b""
+        try:
+            # Read the request head (bounded), so the client sees the answer, not a reset.
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                head += chunk
+            conn.sendall(self.response)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        """Stop answering (within 0.1 s): children serve the socket again."""
+        self.running.clear()
+        self.thread.join(2.0)
+
+
 def _changes(dirs: list[str]) -> Iterator[set[Any]]:
     with require("reload", "auto-reload"):
         from watchfiles import PythonFilter, watch
@@ -156,15 +254,26 @@ def supervise(
         if reload:
             dirs = reload_dirs or [os.getcwd()]
             log.info("watching %s for changes", ", ".join(dirs))
+            broken: _BrokenApp | None = None
             for changed in _changes(dirs):
                 if changed:
                     names = sorted({os.path.relpath(path) for _, path in changed})
                     log.warning("%s changed, restarting", ", ".join(names))
                     print(f"webmini: reloading ({', '.join(names)})", file=sys.stderr, flush=True)
+                    if broken is not None:
+                        broken.stop()
+                        broken = None
                     children.stop()
                     children.start()
-                elif children.all_dead():
-                    continue  # a broken edit: wait for the next change
+                elif broken is None and children.all_dead():
+                    # A broken edit: answer 500 until the next change, never let clients hang.
+                    from webmini.config import config
+
+                    log.error("the application cannot be loaded: answering 500 until the "
+                              "next change")
+                    broken = _BrokenApp(sock, children.stderr.text(), bool(config.get("debug")))
+            if broken is not None:
+                broken.stop()
         else:
             failures = 0
             while True:

@@ -1,7 +1,15 @@
-"""What a uWSGI worker sets up when it loads the app: Python logging and the start-up audit."""
+"""What a uWSGI or gunicorn worker sets up when it loads the app: logging and the start-up audit.
+
+``app.wsgifunc()`` calls :func:`setup_workers` under uWSGI and gunicorn,
+whatever their configuration: with webmini's own (uwsgi.ini, gunicorn_conf)
+as with a plain ``gunicorn app:application`` or ``uwsgi --gevent 100 ...``,
+where nothing else would set up logging (app lines and access lines would
+vanish) or say that gevent never patched the process.
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from webmini import logs
@@ -13,7 +21,9 @@ __all__ = ["setup_workers", "startup_check_in_workers"]
 
 
 def setup_workers() -> None:
-    """Under uWSGI: Python logging (unless the app set it up) and the start-up audit per worker."""
+    """Python logging (unless the app set it up) and the start-up audit, once per worker."""
+    if module() is None and "webmini.serving.gunicorn" in sys.modules:
+        return  # webmini's gunicorn worker sets up both once the app is loaded
     logs.configure()
     startup_check_in_workers()
 
