@@ -27,7 +27,7 @@ from typing import Any
 from webmini import body, errors
 from webmini.body import JSON_TYPE, json_bytes
 from webmini.config import config
-from webmini.ctx import NOSNIFF_ONLY, RequestContext
+from webmini.ctx import NOSNIFF_ONLY, RequestContext, ResponseHeaders
 from webmini.errors import HTTPError
 from webmini.headers import check_header
 from webmini.problem import render as render_error
@@ -44,6 +44,7 @@ log = logging.getLogger("webmini.app")
 StartResponse = Callable[..., Any]
 
 _NO_BODY_STATUS = frozenset({"204", "304"})
+_default_content_type = ResponseHeaders.default_content_type
 _PLAIN = "text/plain; charset=utf-8"
 
 
@@ -187,7 +188,12 @@ def finish(
     elif t is str:
         data = result.encode("utf-8")
     elif t is dict or t is list:
-        data = _json_body(c, result)
+        # PERF: _json_body() and c.default_content_type() inlined (a method
+        # call on the context goes through its __getattr__ hook).
+        if not c.content_typed and (c.headers == NOSNIFF_ONLY or not c.has_content_type()):
+            c.headers.append(("Content-Type", JSON_TYPE))
+            c.content_typed = True
+        data = json_bytes(result)
     else:
         kind = body.kind(result)
         if kind == body.EMPTY:
@@ -226,7 +232,7 @@ def finish(
     if code in _NO_BODY_STATUS:
         start_response(status, [h for h in headers if h[0].lower() != "content-type"])
         return []
-    # PERF: c.default_content_type() inlined: no call once a Content-Type is known.
+    # PERF: c.default_content_type() inlined: no call while the headers are untouched.
     if not c.content_typed and (headers == NOSNIFF_ONLY or not c.has_content_type()):
         headers.append(("Content-Type", config["default_content_type"]))
     head = c.method == "HEAD"  # with the Content-Length its GET has (as Flask): unchunked
@@ -237,8 +243,7 @@ def finish(
 
 
 def _json_body(c: RequestContext, result: Any) -> bytes:
-    if not c.content_typed:  # PERF: no call when the handler set a Content-Type
-        c.default_content_type(JSON_TYPE)
+    _default_content_type(c, JSON_TYPE)
     return json_bytes(result)
 
 
