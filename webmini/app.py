@@ -7,18 +7,22 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from webmini import body, errors
-from webmini.body import JSON_TYPE, json_bytes
+from webmini import errors
 from webmini.config import config
-from webmini.ctx import DEFAULT_STATUS, NOSNIFF, RequestContext, bind, unbind
-from webmini.dropped import apply_dropped_error, resolve_here
+from webmini.ctx import DEFAULT_STATUS, NOSNIFF, NOSNIFF_ONLY, RequestContext, bind, unbind
+from webmini.dropped import resolve_here
 from webmini.errors import HTTPError
-from webmini.headers import check_header
+from webmini.finish import (
+    apply_dropped_error,
+    drain_unread_body,
+    error_result,
+    finish,
+    internal_error,
+    internal_error_response,
+)
 from webmini.logs import AccessLog
 from webmini.problem import render as render_error
-from webmini.redirects import resolve_location
-from webmini.reporting import unhandled
-from webmini.request import drain_unread_body, screen
+from webmini.request import screen
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
 from webmini.storage import Storage
 
@@ -29,7 +33,6 @@ StartResponse = Callable[..., Any]
 
 # Methods tried on handler classes, in the order an Allow header lists them.
 _STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-_NO_BODY_STATUS = frozenset({"204", "304"})
 _PLAIN = "text/plain; charset=utf-8"
 
 
@@ -68,11 +71,6 @@ class _HandlerInfo:
         self.methods: dict[str, Callable[..., Any]] = {}
         self.route = route  # the static path's row, in _static_handlers
 
-
-def _already_logged(e: HTTPError) -> HTTPError:
-    """Mark a 5xx whose cause was logged already (a traceback): not logged again."""
-    setattr(e, "_webmini_logged", True)  # noqa: B010 - a flag, not a declared field
-    return e
 
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
@@ -172,9 +170,9 @@ class application:  # noqa: N801 - web.py's name
                 if c.built_error is not None:
                     apply_dropped_error(c, result)
             except HTTPError as e:
-                result = self._error_result(c, e)
+                result = error_result(c, e)
             except Exception:
-                result = self._internal_error(c)
+                result = internal_error(c)
             if "webmini.upgraded" in environ:
                 return []  # a WebSocket took the connection; its 101 is already sent
             if environ.get("CONTENT_LENGTH"):  # PERF: no call for a request without a body
@@ -183,15 +181,15 @@ class application:  # noqa: N801 - web.py's name
             if (kind is str or kind is bytes) and c.status is DEFAULT_STATUS \
                     and c.method != "HEAD":
                 # PERF: the most common answer, a 200 with a text or bytes
-                # body, without _finish's general case.
+                # body, without finish()'s general case.
                 data = result.encode("utf-8") if kind is str else result
                 headers = c.headers
-                if not c.has_content_type:
+                if not c.content_typed and (headers == NOSNIFF_ONLY or not c.has_content_type()):
                     headers.append(("Content-Type", config["default_content_type"]))
                 headers.append(("Content-Length", str(len(data))))
                 start_response(DEFAULT_STATUS, headers)
                 return [data]
-            return self._finish(c, result, start_response)
+            return finish(c, result, start_response)
         finally:
             unbind(token)
 
@@ -220,7 +218,7 @@ class application:  # noqa: N801 - web.py's name
         except HTTPError:
             raise
         except Exception:
-            raise self._internal_error_response(c, keep) from None
+            raise internal_error_response(c, keep) from None
         if isinstance(result, HTTPError):
             raise result
         return result
@@ -323,231 +321,6 @@ class application:  # noqa: N801 - web.py's name
         else:
             name = getattr(target, "__qualname__", None) or repr(target)
         return f"handler {name} for {where}{around}"
-
-    # -- responses -------------------------------------------------------
-
-    def _error_result(self, c: RequestContext, e: HTTPError) -> Any:
-        if e.status[:1] == "5" and not getattr(e, "_webmini_logged", False):
-            # Every 5xx is logged once, with its cause (a pool timeout, a
-            # store down...): a 503 must never be silent.
-            cause = e.__cause__ or e.__context__
-            log.error("%s %s answered %s: %s%s", c.method, c.path, e.status, e.data,
-                      f" ({type(cause).__name__}: {cause})" if cause is not None else "")
-        headers = e.headers
-        if isinstance(e, errors.Redirect):
-            # The Location is resolved now, against the request served:
-            # relative unless configured otherwise (see webmini.redirects).
-            location = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
-                                        config["allowed_hosts"])
-            headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
-        try:
-            for name, value in headers:
-                check_header(name, value)
-        except ValueError:
-            return self._internal_error(c)
-        c.status = e.status
-        for name, value in headers:
-            if name.lower() == "content-type":
-                c.has_content_type = True
-            c.headers.append((name, value))
-        if not any(name.lower() == "content-type" for name, _ in headers):
-            # SECURITY: an error's text may quote the request ("no such user:
-            # <script>..."): plain text unless the error itself says otherwise
-            # (headers={"Content-Type": "text/html"} for an HTML error page)
-            # or its body is HTML the app built (__html__: a template, whose
-            # values are escaped), as in web.notfound(render.notfound()).
-            if c.has_content_type:
-                c.headers = [h for h in c.headers if h[0].lower() != "content-type"]
-                c.has_content_type = False
-            if hasattr(e.data, "__html__") or isinstance(e.data, (dict, list)):
-                return e.data  # HTML as HTML, a dict or list as JSON
-            rendered = render_error(e, c.env)
-            content_type, data = rendered if rendered is not None else (_PLAIN, e.data)
-            c.headers.append(("Content-Type", content_type))
-            c.has_content_type = True
-            return data
-        return e.data
-
-    def _internal_error(self, c: RequestContext) -> Any:
-        return self._error_result(c, self._internal_error_response(c))
-
-    def _internal_error_response(self, c: RequestContext, keep: int = 0) -> HTTPError:
-        """Log the exception being handled; return the 500 to answer with.
-
-        The headers set so far are dropped, but the first ``keep`` (set by
-        processors before the handler ran) minus any Content-Type; the answer is the innermost
-        ``internalerror`` hook's (a sub-application inherits its parent's),
-        or the debug page when ``config.debug`` is on.
-        """
-        exc_info = unhandled(c)  # logged, reported; raised on when propagate_exceptions
-        c.headers = [h for h in c.headers[:keep] if h[0].lower() != "content-type"]
-        if NOSNIFF not in c.headers:
-            c.headers.append(NOSNIFF)
-        c.has_content_type = False
-        if config.debug:
-            from webmini.serving.debugpage import render
-
-            page = render(exc_info, c.env)
-            return _already_logged(
-                errors.InternalError(page, [("Content-Type", "text/html; charset=utf-8")]))
-        try:
-            e = c.call_hook(c.hook_app("internalerror"), "internalerror")
-        except HTTPError as raised:
-            e = raised
-        except Exception:
-            log.exception("internalerror handler failed")
-            e = errors.InternalError()
-        if not isinstance(e, HTTPError):
-            e = errors.InternalError(e)
-        return _already_logged(e)
-
-    def _unsupported(
-        self, c: RequestContext, error: TypeError | ValueError, start_response: StartResponse,
-        in_error: bool,
-    ) -> Any:
-        """Answer a result webmini cannot send with a logged 500."""
-        try:
-            raise error
-        except (TypeError, ValueError):
-            if in_error:
-                # The internalerror hook's own answer was unsendable: the plain 500.
-                log.exception("unsendable internalerror response")
-                c.headers = [NOSNIFF]
-                c.has_content_type = False
-                result = self._error_result(c, _already_logged(errors.InternalError()))
-            else:
-                result = self._internal_error(c)
-        return self._finish(c, result, start_response, True)
-
-    def _finish(
-        self, c: RequestContext, result: Any, start_response: StartResponse,
-        in_error: bool = False,
-    ) -> Any:
-        # PERF: the common bodies (bytes, str, dict) are tested by exact type first.
-        t = type(result)
-        if t is bytes:
-            data = result
-        elif t is str:
-            data = result.encode("utf-8")
-        elif t is dict or t is list:
-            data = self._json_body(c, result)
-        else:
-            kind = body.kind(result)
-            if kind == body.EMPTY:
-                data = b""
-            elif kind == body.TEXT:
-                data = str(result).encode("utf-8")
-            elif kind == body.BYTES:
-                data = bytes(result)
-            elif kind == body.HTML:
-                data = body.html_bytes(result)
-                if not c.has_content_type:
-                    c.headers.append(("Content-Type", body.HTML_TYPE))
-                    c.has_content_type = True
-            elif kind == body.JSON:
-                data = self._json_body(c, result)
-            elif kind == body.ERROR:
-                return self._finish(c, self._error_result(c, result), start_response, in_error)
-            elif kind == body.TUPLE:
-                try:
-                    inner, status, headers = body.split_tuple(result)
-                except (TypeError, ValueError) as e:
-                    where = self.describe_handler(c)
-                    error = type(e)(f"{where} returned a bad (body, status, headers) tuple: {e}")
-                    return self._unsupported(c, error, start_response, in_error)
-                c.status = status
-                for name, value in headers:
-                    if name.lower() == "content-type":
-                        c.has_content_type = True
-                    c.headers.append((name, value))
-                return self._finish(c, inner, start_response, in_error)
-            elif kind == body.FILE:
-                return self._file_response(c, result, start_response)
-            elif kind == body.STREAM:
-                return self._stream_response(c, result, start_response, in_error)
-            else:
-                error = body.unsupported(self.describe_handler(c), result)
-                return self._unsupported(c, error, start_response, in_error)
-        headers = c.headers
-        status = c.status
-        code = status[:3]
-        if code in _NO_BODY_STATUS:
-            start_response(status, [h for h in headers if h[0].lower() != "content-type"])
-            return []
-        if not c.has_content_type:
-            headers.append(("Content-Type", config["default_content_type"]))
-        head = c.method == "HEAD"  # with the Content-Length its GET has (as Flask): unchunked
-        if not head or not any(h[0].lower() == "content-length" for h in headers):
-            headers.append(("Content-Length", str(len(data))))
-        start_response(status, headers)
-        return [] if head else [data]
-
-    @staticmethod
-    def _json_body(c: RequestContext, result: Any) -> bytes:
-        if not c.has_content_type:
-            c.headers.append(("Content-Type", JSON_TYPE))
-            c.has_content_type = True
-        return json_bytes(result)
-
-    def _file_response(self, c: RequestContext, f: Any, start_response: StartResponse) -> Any:
-        headers = c.headers
-        if not c.has_content_type:
-            headers.append(("Content-Type", body.FILE_TYPE))
-        size = body.remaining_size(f)
-        if size is not None and c.status[:3] not in _NO_BODY_STATUS:
-            headers.append(("Content-Length", str(size)))
-        if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
-            f.close()
-            start_response(c.status, headers)
-            return []
-        start_response(c.status, headers)
-        wrapper = c.env.get("wsgi.file_wrapper")
-        if wrapper is not None:
-            return wrapper(f, body.CHUNK_SIZE)
-        return body.FileIterator(f)
-
-    def _stream_response(
-        self, c: RequestContext, result: Any, start_response: StartResponse, in_error: bool
-    ) -> Any:
-        iterator = iter(result)
-        # Pull the first chunk now, inside the request context, so headers the
-        # generator sets and errors it raises before yielding still count.
-        try:
-            first = next(iterator)
-        except StopIteration:
-            first = b""
-            iterator = iter(())
-        except HTTPError as e:
-            body.close(iterator)
-            return self._finish(c, self._error_result(c, e), start_response, in_error)
-        except Exception:
-            body.close(iterator)
-            return self._finish(c, self._internal_error(c), start_response, True)
-        try:
-            first_bytes = body.encode_chunk(first)
-        except TypeError as e:
-            body.close(iterator)
-            error = TypeError(f"{self.describe_handler(c)} yielded a bad chunk: {e}")
-            return self._unsupported(c, error, start_response, in_error)
-        if not c.has_content_type:
-            c.headers.append(("Content-Type", config.default_content_type))
-        if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
-            body.close(iterator)
-            start_response(c.status, c.headers)
-            return []
-        start_response(c.status, c.headers)
-        return body.StreamingBody(
-            c, first_bytes, iterator, self.stream_failed, self.describe_handler
-        )
-
-    def stream_failed(self, c: RequestContext) -> None:
-        """Report an exception raised while a streamed body was being sent."""
-        unhandled(c, "stream")
-        app = c.app_stack[-1] if c.app_stack else self
-        try:
-            c.call_hook(app, "internalerror")
-        except Exception:  # the hook is for reporting only at this point
-            log.exception("internalerror handler failed")
 
     # -- conveniences ----------------------------------------------------
 

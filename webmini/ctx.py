@@ -29,6 +29,8 @@ UNSET: Any = object()
 DEFAULT_STATUS = "200 OK"
 #: The header every response carries (see RequestContext.headers).
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+#: The headers every response starts with, to compare against (never mutated).
+NOSNIFF_ONLY: list[tuple[str, str]] = [NOSNIFF]
 
 
 def _fullpath(c: RequestContext) -> str:
@@ -87,6 +89,77 @@ def _home(c: RequestContext) -> str:
     return c.homedomain + c.homepath
 
 
+class ResponseHeaders:
+    """The response's headers: the pairs (``headers``) and whether one is a Content-Type.
+
+    The one owner of that pair of facts (``RequestContext`` is one).
+    ``headers`` stays the plain list ``web.ctx.headers`` is; ``content_typed``
+    is a hint, set only as a Content-Type is appended and never trusted when
+    False: :meth:`has_content_type` then looks at the list, so a Content-Type
+    a user appends to ``web.ctx.headers`` directly counts too and the flag
+    cannot fall behind. (``web.header()`` and the str, bytes and JSON hot
+    paths in webmini.app and webmini.finish do the same inline, marked PERF.)
+    """
+
+    # PERF: slots of the context itself, no object of their own per request.
+    __slots__ = ("headers", "content_typed")
+
+    headers: list[tuple[str, str]]
+    #: True once a Content-Type was added through these methods (a hint: see has_content_type).
+    content_typed: bool
+
+    def has_content_type(self) -> bool:
+        """True when the headers hold a Content-Type (however it was added)."""
+        if self.content_typed:
+            return True
+        headers = self.headers
+        if headers == NOSNIFF_ONLY:  # PERF: the list every response starts with
+            return False
+        for name, _ in headers:
+            if name.lower() == "content-type":
+                self.content_typed = True
+                return True
+        return False
+
+    def add_header(self, name: str, value: str) -> None:
+        """Append ``name: value`` (already checked) to the response headers."""
+        if name.lower() == "content-type":
+            self.content_typed = True
+        self.headers.append((name, value))
+
+    def add_headers(self, pairs: list[tuple[str, str]]) -> None:
+        """Append each ``(name, value)`` pair (already checked)."""
+        for name, value in pairs:
+            self.add_header(name, value)
+
+    def default_content_type(self, value: str) -> None:
+        """Add ``Content-Type: value`` unless the response has a Content-Type already."""
+        # PERF: the flag first, then the list, before any call.
+        if not self.content_typed and (self.headers == NOSNIFF_ONLY or not self.has_content_type()):
+            self.headers.append(("Content-Type", value))
+            self.content_typed = True
+
+    def set_content_type(self, value: str) -> None:
+        """Make ``value`` the response's only Content-Type."""
+        self.drop_content_type()
+        self.headers.append(("Content-Type", value))
+        self.content_typed = True
+
+    def drop_content_type(self) -> None:
+        """Remove every Content-Type from the response headers."""
+        if self.has_content_type():
+            self.headers = [h for h in self.headers if h[0].lower() != "content-type"]
+            self.content_typed = False
+
+    def reset_headers(self, keep: int = 0) -> None:
+        """Keep only the first ``keep`` headers, without any Content-Type, and nosniff."""
+        headers = [h for h in self.headers[:keep] if h[0].lower() != "content-type"]
+        if NOSNIFF not in headers:
+            headers.append(NOSNIFF)
+        self.headers = headers
+        self.content_typed = False
+
+
 def _app_stack(c: RequestContext) -> list[Any]:
     return [c.app]
 
@@ -105,7 +178,7 @@ _LAZY = {
 }
 
 
-class RequestContext:
+class RequestContext(ResponseHeaders):
     """Everything webmini and the user know about the request being served.
 
     Common fields are set eagerly; the rest (``home``, ``ip``, ``query``, ...)
@@ -134,14 +207,14 @@ class RequestContext:
     # request); lazy fields and the user's own attributes go to __dict__,
     # made on first use; lazy ones through __getattr__ on first access only.
     __slots__ = (
-        "env", "environ", "app", "method", "path", "status", "headers", "has_content_type",
+        "env", "environ", "app", "method", "path", "status",
         # webmini's per-request state (see _STATE)
         "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
         "parsed_cookies", "session_state", "in_override", "built_error",
         "matched_route", "route_prefix",
         "__dict__", "__weakref__",
     )
-    _EAGER = ("env", "environ", "app", "method", "path", "status", "headers", "has_content_type")
+    _EAGER = ("env", "environ", "app", "method", "path", "status", "headers")
     _STATE = (
         "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
         "parsed_cookies", "session_state", "in_override", "built_error",
@@ -154,8 +227,6 @@ class RequestContext:
     method: str
     path: str
     status: str
-    headers: list[tuple[str, str]]
-    has_content_type: bool
     #: The raw body, once read by ``web.data()``.
     parsed_body: bytes | None
     #: True once a multipart parser consumed ``wsgi.input`` directly.
@@ -191,7 +262,7 @@ class RequestContext:
         # as HTML or script against its declared type. PERF: one constant
         # pair in the list each request starts with.
         self.headers = [NOSNIFF]
-        self.has_content_type = False
+        self.content_typed = False
         # PERF: one chained store; reading an unset slot would cost an
         # AttributeError and a __getattr__ call each time.
         self.parsed_body = self.parsed_form = self.parsed_query = self.parsed_cookies = None

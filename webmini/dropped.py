@@ -5,17 +5,15 @@ built, then dropped, and web.py still redirects because its constructor set
 the status and headers. webmini's errors have no such side effect; instead,
 the last HTTPError built while a request is served is remembered, and if the
 handler returns normally while that error was never raised (not even raised
-and caught) nor returned, its status and headers are applied then.
+and caught) nor returned, its status and headers are applied then
+(:func:`webmini.finish.apply_dropped_error`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from webmini import errors
 from webmini.config import config
 from webmini.ctx import RequestContext, current_or_none
-from webmini.headers import check_header
 from webmini.redirects import resolve_location
 
 
@@ -35,26 +33,6 @@ def resolve_here(e: errors.Redirect, c: RequestContext) -> None:
     e.url = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
                              config["allowed_hosts"])
     e.absolute = True
-
-
-def apply_dropped_error(c: RequestContext, result: Any) -> None:
-    """Apply the status and headers of the error built but never raised nor returned."""
-    e = c.built_error
-    c.built_error = None
-    if e is result or e.__traceback__ is not None:
-        return  # returned, or raised (even if caught): it has done its work
-    headers = e.headers
-    if isinstance(e, errors.Redirect):
-        location = resolve_location(e.url, e.absolute, c, config["absolute_redirects"],
-                                    config["allowed_hosts"])
-        headers = [("Location", location) if n == "Location" else (n, v) for n, v in headers]
-    for name, value in headers:
-        check_header(name, value)
-    c.status = e.status
-    for name, value in headers:
-        if name.lower() == "content-type":
-            c.has_content_type = True
-        c.headers.append((name, value))
 
 
 errors.on_build = remember_built

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json as _json
-from types import GeneratorType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -161,25 +160,6 @@ def _drain(stream: Any, length: int | None) -> None:
             budget -= len(chunk)
     except Exception:  # noqa: BLE001 - a broken body: the connection closes anyway
         return
-
-
-def drain_unread_body(environ: dict[str, Any], result: Any) -> None:
-    """Under uWSGI, read and drop what the app left unread of a request body.
-
-    uWSGI closes the connection over unread request data, the kernel answers
-    RST, and nginx turns the handler's answer into a 502 (a webhook answering
-    204 without reading, a redirect after a POST). gunicorn and the dev server
-    skip unread bodies themselves. Bounded like a refused body (DRAIN_LIMIT);
-    a streamed result (a generator) may still read, and is left alone.
-    """
-    if "uwsgi.version" not in environ or type(result) is GeneratorType:
-        return
-    try:
-        length = _content_length(environ)
-    except BadRequest:
-        return  # the request was answered 400 already, if the app read it
-    if length:
-        _drain(environ["wsgi.input"], length)
 
 
 def _read_body(c: RequestContext) -> bytes:

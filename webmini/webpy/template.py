@@ -95,7 +95,7 @@ class Template:
         c = current_or_none()
         if c is None:
             return  # not serving a request
-        if not c.has_content_type:
+        if not c.has_content_type():
             header("Content-Type", self.content_type)
 
     def __repr__(self) -> str:
