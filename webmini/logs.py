@@ -145,6 +145,8 @@ class AccessLog:
                     break
             else:
                 headers.append(header)
+            if exc_info is None:  # a server's start_response may take two arguments
+                return start_response(st, headers)
             return start_response(st, headers, exc_info)
 
         try:
