@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from webmini.config import config
+from webmini.ctx import current_or_none
 
 __all__ = [
     "ACCESS_FORMAT", "AccessLog", "FLUSH_INTERVAL", "FLUSH_LATE", "LOG_FORMAT", "configure",
@@ -68,7 +69,14 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
 
 def request_id() -> str:
     """Return the current request's id (``-`` outside a request)."""
-    return _request_id.get()
+    rid = _request_id.get()
+    if rid == "-":
+        # A webmini application served the request itself (AccessLine): the
+        # id is in its bound context's environ, no context variable of its own.
+        c = current_or_none()
+        if c is not None:
+            return c.env.get("webmini.request_id", "-")  # type: ignore[no-any-return]
+    return rid
 
 
 _worker: tuple[int, str] = (0, "0")
@@ -171,6 +179,90 @@ class AccessLog:
             _record(environ, "101", 0, start, rid)
             return result
         return _CountingBody(result, environ, lambda: status, start, rid)
+
+
+class AccessLine:
+    """One request's access line, recorded by ``application.__call__`` itself.
+
+    What :class:`AccessLog` does, without a middleware frame around the
+    application nor a closure per request: ``app.wsgifunc()`` turns it on
+    (no other middleware given). The object is also the start_response the
+    application's general paths call (status kept, request id header added);
+    the common 200 goes through :meth:`send`.
+    """
+
+    __slots__ = ("environ", "start_response", "rid", "start", "status", "header")
+
+    def __init__(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                 ids: tuple[str, str]) -> None:
+        self.start = _clock()
+        self.environ = environ
+        self.start_response = start_response
+        rid = environ.get(ids[1])
+        if rid is None or not _good_id(rid):
+            rid = _new_id()
+        environ["webmini.request_id"] = rid
+        self.rid = rid
+        self.header = (ids[0], rid)
+        self.status = "-"
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        """start_response: keep the status, add the request id header, call the server's."""
+        self.status = status
+        _tag(headers, self.header)
+        if exc_info is None:  # a server's start_response may take two arguments
+            return self.start_response(status, headers)
+        return self.start_response(status, headers, exc_info)
+
+    def send(self, status: str, headers: list[tuple[str, str]], data: bytes) -> list[bytes]:
+        """Start a one-chunk response (the common 200), record its line, return the body."""
+        _tag(headers, self.header)
+        self.start_response(status, headers)
+        end = _clock()
+        _pending.append((self.start, end, status, len(data), self.rid,
+                         _fields_of(self.environ)))
+        if end > _due[0]:  # no flusher yet in this process, or it is late
+            _kick(end)
+        return [data]
+
+    def close(self, result: Any) -> Any:
+        """Record the line of the body ``result`` (now, or when a streamed one is closed)."""
+        if type(result) is list:
+            if "webmini.upgraded" in self.environ:
+                self.status = "101"
+            sent = len(result[0]) if len(result) == 1 else sum(map(len, result))
+            _record(self.environ, self.status, sent, self.start, self.rid)
+            return result
+        return _CountingBody(result, self.environ, self._status, self.start, self.rid)
+
+    def _status(self) -> str:
+        return self.status
+
+    def failed(self) -> None:
+        """Record a request the application raised out of (a 500, for the line)."""
+        _record(self.environ, "500", 0, self.start, self.rid)
+
+
+def _tag(headers: list[tuple[str, str]], header: tuple[str, str]) -> None:
+    # PERF: the app's own X-Request-ID is rare: compare names only when one
+    # starts like it.
+    lower = header[0].lower()
+    for k, _ in headers:
+        if (k[0] == "X" or k[0] == "x") and k.lower() == lower:
+            return
+    headers.append(header)
+
+
+def access_line_ids(always: bool = False) -> tuple[str, str] | None:
+    """(response header, environ key) of the request id when the access line is on, else None.
+
+    ``always``: even when it is off now (each request checks the setting).
+    """
+    if not always and not config.get("access_log"):
+        return None
+    install_record_fields()
+    name = config.get("request_id_header", "X-Request-ID")
+    return name, "HTTP_" + name.upper().replace("-", "_")
 
 
 def _fields_of(environ: dict[str, Any]) -> tuple[Any, ...]:
@@ -433,7 +525,7 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = _request_id.get()
+            record.request_id = request_id()
         if not hasattr(record, "worker"):
             record.worker = worker_label()
         return True
@@ -453,7 +545,7 @@ def install_record_fields() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        record.request_id = _request_id.get()
+        record.request_id = request_id()
         record.worker = worker_label()
         return record
 
