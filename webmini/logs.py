@@ -132,63 +132,23 @@ class AccessLog:
         """Serve one request, tagged with its id; record its line when the body is done."""
         if "webmini.request_id" in environ or not config["access_log"]:
             return self.app(environ, start_response)  # off, or an outer AccessLog has it
-        start = _clock()
-        rid = environ.get(self.environ_key)
-        if rid is None or not _good_id(rid):
-            rid = _new_id()
-        environ["webmini.request_id"] = rid
-        token = _set_rid(rid)
-        status = "-"
-        header = (self.header, rid)
-        lower = self.header_lower
-
-        def tagged_start_response(st: str, headers: list[tuple[str, str]],
-                                  exc_info: Any = None) -> Any:
-            nonlocal status
-            status = st
-            # PERF: the app's own X-Request-ID is rare: compare names only when
-            # one starts like it.
-            for k, _ in headers:
-                if (k[0] == "X" or k[0] == "x") and k.lower() == lower:
-                    break
-            else:
-                headers.append(header)
-            if exc_info is None:  # a server's start_response may take two arguments
-                return start_response(st, headers)
-            return start_response(st, headers, exc_info)
-
+        line = AccessLine(environ, start_response, (self.header, self.environ_key))
+        token = _set_rid(line.rid)  # any app: no webmini context to read the id from
         try:
-            result = self.app(environ, tagged_start_response)
+            result = self.app(environ, line)
         except BaseException:
-            _reset_rid(token)
-            _record(environ, "500", 0, start, rid)
+            line.failed()
             raise
-        _reset_rid(token)
-        if type(result) is list:
-            # PERF: a list body (the usual case) is complete: recorded now,
-            # with its size, and handed to the server as is (no wrapper).
-            if "webmini.upgraded" in environ:
-                status = "101"
-            sent = len(result[0]) if len(result) == 1 else sum(map(len, result))
-            end = _clock()
-            _pending.append((start, end, status, sent, rid, _fields_of(environ)))
-            if end > _due[0]:  # no flusher yet in this process, or it is late
-                _kick(end)
-            return result
-        if environ.get("webmini.upgraded"):
-            _record(environ, "101", 0, start, rid)
-            return result
-        return _CountingBody(result, environ, lambda: status, start, rid)
+        finally:
+            _reset_rid(token)
+        return line.close(result)
 
 
 class AccessLine:
-    """One request's access line, recorded by ``application.__call__`` itself.
+    """:class:`AccessLog`'s work for ``application.__call__`` itself: no wrapper frame, no closure.
 
-    What :class:`AccessLog` does, without a middleware frame around the
-    application nor a closure per request: ``app.wsgifunc()`` turns it on
-    (no other middleware given). The object is also the start_response the
-    application's general paths call (status kept, request id header added);
-    the common 200 goes through :meth:`send`.
+    Also the start_response of the application's general paths (status kept,
+    request id header added); the common 200 goes through :meth:`send`.
     """
 
     __slots__ = ("environ", "start_response", "rid", "start", "status", "header")
@@ -209,7 +169,11 @@ class AccessLine:
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         """start_response: keep the status, add the request id header, call the server's."""
         self.status = status
-        _tag(headers, self.header)
+        name = self.header[0]
+        size = len(name)
+        # PERF: the app's own X-Request-ID is rare: names compared only at its length.
+        if not any(len(k) == size and k.lower() == name.lower() for k, _ in headers):
+            headers.append(self.header)
         if exc_info is None:  # a server's start_response may take two arguments
             return self.start_response(status, headers)
         return self.start_response(status, headers, exc_info)
@@ -228,10 +192,7 @@ class AccessLine:
         self.start_response(status, headers)
         end = _clock()
         get = self.environ.get
-        path = get("PATH_INFO")
-        mount = get("SCRIPT_NAME")
-        if mount:
-            path = mount + (path or "")
+        path = get("SCRIPT_NAME") + get("PATH_INFO", "") if get("SCRIPT_NAME") else get("PATH_INFO")
         _pending.append((self.start, end, status, len(data), self.rid,
                          (get("REQUEST_METHOD"), path, get("QUERY_STRING"), get("REMOTE_ADDR"),
                           get("HTTP_USER_AGENT"), get("HTTP_REFERER"), get("SERVER_PROTOCOL"))))
@@ -241,13 +202,16 @@ class AccessLine:
 
     def close(self, result: Any) -> Any:
         """Record the line of the body ``result`` (now, or when a streamed one is closed)."""
+        environ = self.environ
         if type(result) is list:
-            if "webmini.upgraded" in self.environ:
-                self.status = "101"
             sent = len(result[0]) if len(result) == 1 else sum(map(len, result))
-            _record(self.environ, self.status, sent, self.start, self.rid)
-            return result
-        return _CountingBody(result, self.environ, self._status, self.start, self.rid)
+        elif "webmini.upgraded" in environ:
+            sent = 0  # a WebSocket took the connection
+        else:
+            return _CountingBody(result, environ, self._status, self.start, self.rid)
+        status = "101" if "webmini.upgraded" in environ else self.status
+        _record(environ, status, sent, self.start, self.rid)
+        return result
 
     def _status(self) -> str:
         return self.status
@@ -255,17 +219,6 @@ class AccessLine:
     def failed(self) -> None:
         """Record a request the application raised out of (a 500, for the line)."""
         _record(self.environ, "500", 0, self.start, self.rid)
-
-
-def _tag(headers: list[tuple[str, str]], header: tuple[str, str]) -> None:
-    # PERF: the app's own X-Request-ID is rare: compare names only when one
-    # has its length.
-    name = header[0]
-    size = len(name)
-    for k, _ in headers:
-        if len(k) == size and k.lower() == name.lower():
-            return
-    headers.append(header)
 
 
 def access_line_ids(always: bool = False) -> tuple[str, str] | None:
