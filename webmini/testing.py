@@ -220,8 +220,8 @@ class TestClient:
             from webmini.logs import AccessLog, access_line_ids
 
             if hasattr(app, "_access_ids"):  # webmini's application
-                app._access_ids = access_line_ids(always=True)
-                app = app.__call__  # type: ignore[attr-defined]
+                app._access_ids = access_line_ids(always=True)  # type: ignore[attr-defined]
+                app = app.__call__  # type: ignore[attr-defined,operator]
             else:
                 app = AccessLog(app)
         self.app = validator(app) if validate else app
