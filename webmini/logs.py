@@ -1,9 +1,10 @@
 """Logging: one access-log line per request on every server, request ids, and a default setup.
 
-* :class:`AccessLog` is WSGI middleware (``app.wsgifunc()`` applies it when
-  ``web.config.access_log`` is on): it takes the request's ``X-Request-ID``
-  (or makes one), sends it back on the response, and when the body is done
-  writes one line on the ``webmini.access`` logger in
+* :class:`AccessLine` does it inside ``application.__call__`` (``app.wsgifunc()``
+  without middleware, ``web.config.access_log`` on); :class:`AccessLog` is the
+  same as WSGI middleware, around other middleware or any WSGI app. It takes
+  the request's ``X-Request-ID`` (or makes one), sends it back on the
+  response, and when the body is done writes one line on the ``webmini.access`` logger in
   ``web.config.access_log_format``. The same line under uWSGI, gunicorn and
   the dev server, because the app writes it, not the server.
 * Every log record carries ``request_id`` and ``worker`` attributes, so a
