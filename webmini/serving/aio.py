@@ -317,6 +317,8 @@ def _wait(func: Callable[..., Any], args: tuple[Any, ...], c: RequestContext | N
     """Run ``await func(*args)`` as a task on the worker loop; wait in this greenlet for it."""
     w = _worker or _get()
     if gevent.getcurrent() is w.greenlet:
+        if func is _await and asyncio.iscoroutine(args[0]):
+            args[0].close()  # never awaited: closed, without the warning
         raise RuntimeError("webmini.serving.aio: called from a coroutine on the worker loop: "
                            "await the coroutine instead")
     waiter = Waiter(w.hub)
