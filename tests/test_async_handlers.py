@@ -449,3 +449,4 @@ def test_webmini_check_accepts_async_handlers(tmp_path: Any) -> None:
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 route(s) OK" in out.stdout
+    assert "1 async def handler(s) (run on each worker's asyncio loop): Index.GET" in out.stdout

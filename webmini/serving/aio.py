@@ -9,20 +9,21 @@ JSON and streamed results, the handler ``timeout``.
 
 How the loop lives with gevent:
 
-* the loop is an ordinary ``asyncio.SelectorEventLoop`` whose selector waits
-  through the gevent hub (gevent's ``GeventSelector``), running
-  ``run_forever()`` in a greenlet of its own; it is started on the first
-  coroutine, and forgotten in a forked child (``os.register_at_fork``), which
-  starts its own;
-* a request greenlet creates the task itself (same thread, so no pipe write),
-  with a copy of its ``contextvars`` context (``web.ctx`` is a ContextVar),
-  wakes the selector through a gevent Event and waits on a gevent
-  ``AsyncResult``; sync greenlets keep being served while coroutines wait,
-  and the reverse;
+* the loop is an ordinary ``asyncio.SelectorEventLoop`` running
+  ``run_forever()`` in a greenlet of its own; its selector waits through the
+  gevent hub (libev io watchers and a timer), so while coroutines wait every
+  greenlet runs, and the reverse. It is started on the first coroutine and
+  forgotten in a forked child (``os.register_at_fork``), which starts its own;
+* a request greenlet creates the task itself (the loop's thread: no
+  self-pipe), with a copy of its ``contextvars`` context (``web.ctx`` is a
+  ContextVar), wakes the selector and waits in the hub; the task's outcome
+  comes back through one hub callback, exceptions included;
 * anything that ends the wait early (the handler ``timeout``'s
-  ``gevent.Timeout``, the greenlet being killed, the client closing its
-  connection) cancels the task and waits for it to unwind (its ``finally``
-  blocks run) before the request goes on: no task outlives its request.
+  ``gevent.Timeout``, the greenlet being killed) cancels the task and waits
+  for it to unwind (its ``finally`` blocks run) before the request goes on;
+  a client that closes its connection is noticed by a sweep every
+  :data:`SWEEP_INTERVAL` seconds, which cancels the task (the request then
+  ends as a 499 nobody reads). No task outlives its request.
 
 A sync gevent-friendly call made inside a coroutine (the MySQL pool,
 memcached, ``requests``) works: it blocks the loop's greenlet, which under
@@ -41,7 +42,7 @@ import os
 import selectors
 import socket as _stdlib_socket
 from asyncio import events
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from inspect import isasyncgenfunction
 from selectors import EVENT_READ, EVENT_WRITE
 from typing import Any
@@ -72,7 +73,7 @@ _PEEK = _stdlib_socket.MSG_PEEK | _stdlib_socket.MSG_DONTWAIT
 
 
 class ClientGone(HTTPError):
-    """The client closed its connection while an ``async def`` handler ran (not logged)."""
+    """The client closed its connection while an ``async def`` handler ran (a 4xx: not logged)."""
 
     def __init__(self) -> None:
         super().__init__("499 Client Closed Request", None, "client closed the connection")
@@ -172,7 +173,7 @@ class _HubSelector(selectors._BaseSelectorImpl):
         if not self._events:
             return []
         ready = []
-        keys = self._fd_to_key
+        keys: dict[int, selectors.SelectorKey] = self._fd_to_key  # type: ignore[attr-defined]
         for fd, mask in self._events.items():
             key = keys.get(fd)
             if key is not None:
