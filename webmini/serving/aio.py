@@ -143,7 +143,10 @@ class _HubSelector(selectors._BaseSelectorImpl):
     def wake(self) -> None:
         """Make the loop run its ready callbacks soon (call from a greenlet of this thread)."""
         self._woken = True
-        self._resume()
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            self.hub.loop.run_callback(waiting.switch)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """Wait in the hub for I/O, ``timeout`` or :meth:`wake`; always yield to the hub once."""
@@ -202,7 +205,7 @@ class _Worker:
         self.pid = os.getpid()
         self.hub = gevent.get_hub()
         self.greenlet = gevent.spawn(self._run)
-        self.inflight: dict[Any, _InFlight] = {}
+        self.inflight: dict[Any, _Pending] = {}
         self.sweeper = self.hub.loop.timer(SWEEP_INTERVAL, SWEEP_INTERVAL)
         self.sweeper.ref = False  # never keeps a process alive
         self.sweeper.start(_sweep, self.inflight)
@@ -275,21 +278,39 @@ def _client_left(fd: int) -> bool:
         sock.detach()
 
 
-class _InFlight:
-    """A coroutine a request waits for: what the sweep needs to cancel it if its client left."""
+class _Pending:
+    """A coroutine a request's greenlet waits for: its task, how to report and cancel it."""
 
-    __slots__ = ("env", "cancel", "seen", "gone")
+    __slots__ = ("worker", "waiter", "task", "env", "seen", "gone")
 
-    def __init__(self, env: dict[str, Any], cancel: Callable[[], None]) -> None:
-        self.env, self.cancel, self.seen, self.gone = env, cancel, False, False
+    def __init__(self, worker: _Worker, env: dict[str, Any] | None) -> None:
+        self.worker = worker
+        self.waiter = Waiter(worker.hub)
+        self.task: asyncio.Task[None] | None = None
+        self.env, self.seen, self.gone = env, False, False
+
+    def report(self, ok: bool, value: Any) -> None:
+        """Hand the outcome to the waiting greenlet (one hub callback)."""
+        self.worker.hub.loop.run_callback(self.waiter.switch, (ok, value))
+
+    def cancel(self) -> None:
+        """Cancel the task; its outcome is reported even if it never started."""
+        task = self.task
+        if task is not None:
+            task.add_done_callback(self._cancelled)
+            task.cancel()
+            self.worker.selector.wake()
+
+    def _cancelled(self, _: Any) -> None:
+        self.report(False, asyncio.CancelledError())
 
 
-def _sweep(inflight: dict[Any, _InFlight]) -> None:
+def _sweep(inflight: dict[Any, _Pending]) -> None:
     # In the hub, every SWEEP_INTERVAL: a request seen by the previous sweep
     # too (so older than one interval) has its connection looked at.
     # PERF: nothing per request but a dict entry; no watcher, no timer.
     for entry in list(inflight.values()):
-        if entry.gone:
+        if entry.gone or entry.env is None:
             continue
         if not entry.seen:
             entry.seen = True
@@ -301,16 +322,16 @@ def _sweep(inflight: dict[Any, _InFlight]) -> None:
 
 
 async def _call(func: Callable[..., Any], args: tuple[Any, ...], c: RequestContext | None,
-                report: Callable[[bool, Any], None]) -> None:
+                pending: _Pending) -> None:
     # The task's outermost coroutine. ``c`` stays a local of this frame: the
     # hub monitor (webmini.serving.green) reads it to name the request whose
     # handler holds the loop.
     try:
         result = await func(*args)
     except BaseException as exc:  # CancelledError too: reported, not re-raised
-        report(False, exc)
+        pending.report(False, exc)
     else:
-        report(True, result)
+        pending.report(True, result)
 
 
 def _wait(func: Callable[..., Any], args: tuple[Any, ...], c: RequestContext | None,
@@ -322,41 +343,32 @@ def _wait(func: Callable[..., Any], args: tuple[Any, ...], c: RequestContext | N
             args[0].close()  # never awaited: closed, without the warning
         raise RuntimeError("webmini.serving.aio: called from a coroutine on the worker loop: "
                            "await the coroutine instead")
-    waiter = Waiter(w.hub)
-    # PERF: the outcome comes back through one hub callback switching to this
-    # greenlet (no done-callback round, no AsyncResult); the task is created
-    # here, in the loop's thread (call_soon, no self-pipe), and one Event set
-    # wakes the selector.
-    report = functools.partial(w.hub.loop.run_callback, waiter.switch_args)
-    task = w.loop.create_task(_call(func, args, c, report), context=contextvars.copy_context())
+    pending = _Pending(w, env)
+    # PERF: the task is made here, in the loop's thread (call_soon, no
+    # self-pipe), the selector woken by a flag and a hub callback, and the
+    # outcome comes back through one hub callback switching to this greenlet
+    # (no done-callback round, no AsyncResult, no Event).
+    task = pending.task = asyncio.Task(_call(func, args, c, pending), loop=w.loop,
+                                       context=contextvars.copy_context())
     w.selector.wake()
-
-    def cancel() -> None:
-        # Also reported when cancelled before its first step (_call never ran).
-        task.add_done_callback(lambda _: report(False, asyncio.CancelledError()))
-        task.cancel()
-        w.selector.wake()
-
-    entry = None
-    if env is not None:
-        entry = w.inflight[task] = _InFlight(env, cancel)
+    inflight = w.inflight
+    inflight[task] = pending
     try:
-        ok, value = waiter.get()
+        ok, value = pending.waiter.get()
     except BaseException:
         # A timeout, a kill: the task is cancelled and unwinds (its finally
         # blocks run) before the request goes on.
-        cancel()
-        if gevent.with_timeout(CANCEL_GRACE, waiter.get, timeout_value=None) is None:
+        pending.cancel()
+        if gevent.with_timeout(CANCEL_GRACE, pending.waiter.get, timeout_value=None) is None:
             log.error("a cancelled coroutine was still running after %g s: %r",
                       CANCEL_GRACE, task)
         raise
     finally:
-        if entry is not None:
-            del w.inflight[task]
+        del inflight[task]
     if ok:
         return value
     if isinstance(value, asyncio.CancelledError):
-        if entry is not None and entry.gone:
+        if pending.gone:
             raise ClientGone() from None
         raise RuntimeError("the coroutine was cancelled") from value
     raise value
