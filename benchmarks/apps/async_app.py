@@ -79,3 +79,4 @@ class Upstream:
 
 
 application = web.application(urls, globals()).wsgifunc()
+
