@@ -450,3 +450,20 @@ def test_webmini_check_accepts_async_handlers(tmp_path: Any) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 route(s) OK" in out.stdout
     assert "1 async def handler(s) (run on each worker's asyncio loop): Index.GET" in out.stdout
+
+
+def test_loop_timers_order_cancel_and_wait_for() -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+        loop.call_later(0.03, seen.append, "late")
+        loop.call_later(0.01, seen.append, "early")
+        dropped = loop.call_later(0.02, seen.append, "cancelled")
+        dropped.cancel()
+        try:
+            await asyncio.wait_for(asyncio.sleep(10), 0.05)
+        except TimeoutError:
+            seen.append("timed out")
+        return seen
+
+    assert aio.run(scenario()) == ["early", "late", "timed out"]
