@@ -162,7 +162,7 @@ def scenario_mixed(duration: int, rounds: int, workdir: Path) -> tuple[list[Run]
                    "WEBMINI_BENCH_UPSTREAM": f"http://127.0.0.1:{upstream.port}/slow"}
             mini = uwsgi_ini_server("webmini (uwsgi.ini)", APP, workdir, env)
             with mini:
-                conns = 250
+                conns = 200
                 for path in ("/db", "/upstream"):
                     wrk(Run("mixed", "warm-up", path, 50), mini.port, 2)
                 alone: dict[str, Run] = {}

@@ -73,7 +73,7 @@ class Upstream:
 
         if _session is None:
             _session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, force_close=False))
+                connector=aiohttp.TCPConnector(limit=0, force_close=True))
         async with _session.get(os.environ["WEBMINI_BENCH_UPSTREAM"]) as resp:
             return await resp.read()
 
