@@ -80,6 +80,24 @@ def flask_server(workdir: Path) -> Server:
     ], port, workdir=workdir)
 
 
+def worker_cpu(server: Server) -> float:
+    """CPU seconds (user + system) used so far by the server's worker processes."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    total = 0
+    for child in children:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def interleaved(scenario: str, targets: Sequence[tuple[Server, str, str]], connections: int,
                 duration: int, rounds: int) -> list[Run]:
     """``rounds`` turns of wrk over (server, path, label); keep each label's best run."""
@@ -88,14 +106,28 @@ def interleaved(scenario: str, targets: Sequence[tuple[Server, str, str]], conne
         wrk(Run(scenario, "warm-up", path, 100), server.port, 2)
     for _ in range(rounds):
         for server, path, label in targets:
+            before = worker_cpu(server)
             run = wrk(Run(scenario, label, path, connections), server.port, duration)
+            cpu_us = 1e6 * (worker_cpu(server) - before) / max(run.requests, 1)
             run.server_cmd = server.command_line()
             print(f"  {label:<52} {path:<9} c={connections:<5} {run.rps:>9,.0f} req/s  "
                   f"p50 {run.p50_ms:7.1f} ms  p99 {run.p99_ms:7.1f} ms  "
-                  f"failures {_failures(run)}", flush=True)
+                  f"failures {_failures(run)}  worker CPU {cpu_us:6.1f} us/request", flush=True)
+            cpu.setdefault(label, []).append(cpu_us)
             if label not in best or run.rps > best[label].rps:
                 best[label] = run
     return [best[label] for _, _, label in targets]
+
+
+#: label -> worker CPU microseconds per request of each run (the figure a loaded
+#: machine distorts least: it counts the servers' own work, not the waiting).
+cpu: dict[str, list[float]] = {}
+
+
+def cpu_median(label: str) -> float:
+    """The median worker CPU per request of ``label``'s runs."""
+    values = sorted(cpu.get(label, [0.0]))
+    return values[len(values) // 2]
 
 
 def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run], list[str]]:
@@ -116,6 +148,7 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         for server in started:
             server.__exit__()
     a, s, fastapi, flask = runs
+    cpu_a, cpu_s = cpu_median(a.server), cpu_median(s.server)
 
     def ratio(x: Run, y: Run) -> float:
         return x.rps / y.rps if y.rps else float("inf")
@@ -125,6 +158,9 @@ def scenario_slow(duration: int, rounds: int, workdir: Path) -> tuple[list[Run],
         f"slow: webmini async = {a.rps / SLOW_LIMIT:.2f} of the limit {SLOW_LIMIT:,.0f} req/s "
         f"(target >= 0.9: {verdict(a.rps >= 0.9 * SLOW_LIMIT)})",
         f"slow: async / sync = {ratio(a, s):.2f}x (target >= 0.95x: {verdict(ratio(a, s) >= 0.95)})",
+        f"slow: worker CPU per request (median): async {cpu_a:.1f} us, sync {cpu_s:.1f} us "
+        f"(+{cpu_a - cpu_s:.1f} us), FastAPI {cpu_median(fastapi.server):.1f} us, "
+        f"Flask {cpu_median(flask.server):.1f} us",
         f"slow: webmini async / FastAPI = {ratio(a, fastapi):.2f}x "
         f"(target > 1: {verdict(ratio(a, fastapi) > 1)})",
         f"slow: webmini async / Flask async = {ratio(a, flask):.2f}x "

@@ -467,3 +467,18 @@ def test_loop_timers_order_cancel_and_wait_for() -> None:
         return seen
 
     assert aio.run(scenario()) == ["early", "late", "timed out"]
+
+
+def test_sleep_never_returns_before_its_time() -> None:
+    async def late_by() -> float:
+        loop = asyncio.get_running_loop()
+        worst = 0.0
+        for _ in range(20):
+            start = loop.time()
+            await asyncio.sleep(0.005)
+            worst = min(worst, loop.time() - start - 0.005)
+        return worst
+
+    busy = [gevent.spawn(aio.run, late_by()) for _ in range(20)]
+    gevent.joinall(busy, raise_error=True)
+    assert min(g.value for g in busy) >= 0.0

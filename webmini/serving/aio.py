@@ -245,7 +245,11 @@ class _HubLoop(asyncio.SelectorEventLoop):
             return super().call_at(when, callback, *args, context=context)
         loop._check_closed()
         handle: Any = events.TimerHandle(when, callback, args, self, context)
-        watcher = self._hub_selector.hub.loop.timer(max(0.0, when - self.time()))
+        hub_loop = self._hub_selector.hub.loop
+        # libev counts from the time its iteration began: brought up to date
+        # first, so that a timer never fires before ``when``.
+        hub_loop.update_now()
+        watcher = hub_loop.timer(max(0.0, when - self.time()))
         self._timers[id(handle)] = watcher
         handle._scheduled = True
         watcher.start(self._timer_fired, handle)
@@ -302,6 +306,9 @@ class _Worker:
     def __init__(self) -> None:
         self.selector = _HubSelector()
         self.loop = _HubLoop(self.selector)
+        # asyncio's debug mode checks call_soon's thread with threading.get_ident(),
+        # a greenlet id once gevent patched: every request greenlet would fail it.
+        self.loop.set_debug(False)
         self.selector.loop = self.loop
         self.pid = os.getpid()
         self.hub = gevent.get_hub()
