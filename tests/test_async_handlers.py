@@ -482,3 +482,21 @@ def test_sleep_never_returns_before_its_time() -> None:
     busy = [gevent.spawn(aio.run, late_by()) for _ in range(20)]
     gevent.joinall(busy, raise_error=True)
     assert min(g.value for g in busy) >= 0.0
+
+
+def test_async_loadhook_and_unloadhook() -> None:
+    seen: list[str] = []
+
+    async def before() -> None:
+        await asyncio.sleep(0)
+        seen.append("load " + web.ctx.path)
+
+    async def after() -> None:
+        await asyncio.sleep(0)
+        seen.append("unload " + web.ctx.path)
+
+    happ = web.application(("/h", Hello), {})
+    happ.add_processor(web.loadhook(before))
+    happ.add_processor(web.unloadhook(after))
+    assert happ.request("/h").status == "200 OK"
+    assert seen == ["load /h", "unload /h"]
