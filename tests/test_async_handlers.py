@@ -500,3 +500,17 @@ def test_async_loadhook_and_unloadhook() -> None:
     happ.add_processor(web.unloadhook(after))
     assert happ.request("/h").status == "200 OK"
     assert seen == ["load /h", "unload /h"]
+
+
+def test_the_worker_loop_does_not_keep_the_hub_alive() -> None:
+    code = textwrap.dedent("""
+        from gevent import monkey; monkey.patch_all()
+        import asyncio, gevent
+        from webmini.serving import aio
+        print(aio.run(asyncio.sleep(0.01, result="slept")))
+        gevent.wait()  # returns once nothing but the idle loop is left
+        print("hub done")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["slept", "hub", "done"], out.stderr

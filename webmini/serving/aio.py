@@ -118,6 +118,10 @@ class _HubSelector(selectors._BaseSelectorImpl):
         self._io[key.fd] = watcher
         return key
 
+    def watcher(self, fd: int) -> Any:
+        """The io watcher of ``fd``, or None."""
+        return self._io.get(fd)
+
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         """Unregister ``fileobj`` and close its watcher."""
         key = super().unregister(fileobj)
@@ -309,6 +313,11 @@ class _Worker:
         # asyncio's debug mode checks call_soon's thread with threading.get_ident(),
         # a greenlet id once gevent patched: every request greenlet would fail it.
         self.loop.set_debug(False)
+        # asyncio's self-pipe (woken by other threads) must not keep the hub
+        # running on its own: gevent.wait() and a hub with nothing else to do end.
+        pipe = self.selector.watcher(getattr(self.loop, "_ssock").fileno())  # noqa: B009
+        if pipe is not None:
+            pipe.ref = False
         self.selector.loop = self.loop
         self.pid = os.getpid()
         self.hub = gevent.get_hub()
