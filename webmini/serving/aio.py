@@ -286,12 +286,18 @@ class _HubLoop(asyncio.SelectorEventLoop):
         # PERF: what these callbacks make ready (a future's done callbacks, a
         # task's next step) runs in this iteration too, up to a bound: one
         # iteration, not three, from a timer to the coroutine's next step.
+        # Fairness: after BUSY_SLICE of callbacks the rest waits for the next
+        # iteration, which gives the hub a turn first: a batch of coroutines
+        # never keeps sync requests (and I/O) waiting longer than that.
         budget = len(ready) + _DRAIN
+        deadline = _monotonic() + BUSY_SLICE
         while ready and budget:
             budget -= 1
             handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
+            if _monotonic() > deadline:
+                break
 
     def close(self) -> None:
         """Stop the pending timers, then close the loop."""
