@@ -28,6 +28,7 @@ import gevent
 
 import webmini as web
 from webmini.serving import aio
+from webmini.stores.sessions import CookieStore, Session
 
 FLAGS = Path(os.environ["ASYNC_FLAGS"])
 web.config.error_format = "auto"
@@ -107,6 +108,19 @@ class Forever:
             flag("finally-" + tag)
 
 
+class Moved:
+    async def GET(self):
+        await asyncio.sleep(0)
+        raise web.seeother("/?name=moved")
+
+
+class Count:
+    async def GET(self):
+        await asyncio.sleep(0)
+        session.count += 1
+        return {"count": session.count}
+
+
 class Tasks:
     def GET(self):
         return {"pid": os.getpid(), "tasks": len(aio.tasks())}
@@ -114,8 +128,9 @@ class Tasks:
 
 urls = ("/", "Hello", "/boom", "Boom", "/missing", "Missing", "/stream", "Stream",
         "/hold", "Hold", "/synchold", "SyncHold", "/slow", "Slow",
-        "/forever", "Forever", "/tasks", "Tasks")
+        "/forever", "Forever", "/tasks", "Tasks", "/moved", "Moved", "/count", "Count")
 app = web.application(urls, globals())
+session = Session(app, CookieStore(), initializer={"count": 0}, secret="s" * 32)
 application = app.wsgifunc()
 '''
 
@@ -226,6 +241,18 @@ def test_errors_follow_the_normal_path(server: Running) -> None:
     log = server.log()
     assert log.count("unhandled error in GET /boom") == 1, log[-3000:]
     assert log.count("ValueError: async boom once-" + server.kind) == 1
+
+
+def test_redirects_and_sessions(server: Running) -> None:
+    r = server.get("/moved")
+    assert (r.status, r.headers["location"]) == (303, "/?name=moved")
+    cookie = ""
+    counts = []
+    for _ in range(3):
+        r = server.get("/count", headers={"Cookie": cookie} if cookie else {})
+        counts.append(r.json()["count"])
+        cookie = r.headers.get("set-cookie", cookie).split(";")[0] or cookie
+    assert counts == [1, 2, 3]
 
 
 def test_async_generator_streams(server: Running) -> None:
