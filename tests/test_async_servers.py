@@ -22,6 +22,7 @@ from support.servers import UwsgiServer, WebminiRunProcess, http_get
 APP = '''
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import gevent
@@ -32,6 +33,7 @@ from webmini.stores.sessions import CookieStore, Session
 
 FLAGS = Path(os.environ["ASYNC_FLAGS"])
 web.config.error_format = "auto"
+web.config.max_blocking_time = 0.1  # the hub monitor, in every worker
 
 
 def flag(name):
@@ -121,6 +123,14 @@ class Count:
         return {"count": session.count}
 
 
+class Spin:
+    async def GET(self):
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:  # CPU inside a coroutine: holds the hub
+            pass
+        return "spun"
+
+
 class Tasks:
     def GET(self):
         return {"pid": os.getpid(), "tasks": len(aio.tasks())}
@@ -128,7 +138,8 @@ class Tasks:
 
 urls = ("/", "Hello", "/boom", "Boom", "/missing", "Missing", "/stream", "Stream",
         "/hold", "Hold", "/synchold", "SyncHold", "/slow", "Slow",
-        "/forever", "Forever", "/tasks", "Tasks", "/moved", "Moved", "/count", "Count")
+        "/forever", "Forever", "/tasks", "Tasks", "/moved", "Moved", "/count", "Count",
+        "/spin", "Spin")
 app = web.application(urls, globals())
 session = Session(app, CookieStore(), initializer={"count": 0}, secret="s" * 32)
 application = app.wsgifunc()
@@ -253,6 +264,15 @@ def test_redirects_and_sessions(server: Running) -> None:
         counts.append(r.json()["count"])
         cookie = r.headers.get("set-cookie", cookie).split(";")[0] or cookie
     assert counts == [1, 2, 3]
+
+
+def test_hub_monitor_names_the_async_handler(server: Running) -> None:
+    assert server.get("/spin").body == b"spun"
+    wanted = "GET /spin in asyncapp.Spin.GET blocked the event loop for"
+    deadline = time.monotonic() + 10
+    while wanted not in server.log() and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    assert wanted in server.log(), server.log()[-3000:]
 
 
 def test_async_generator_streams(server: Running) -> None:
