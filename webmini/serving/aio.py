@@ -9,11 +9,13 @@ JSON and streamed results, the handler ``timeout``.
 
 How the loop lives with gevent:
 
-* the loop is an ordinary ``asyncio.SelectorEventLoop`` running
-  ``run_forever()`` in a greenlet of its own; its selector waits through the
-  gevent hub (libev io watchers and a timer), so while coroutines wait every
-  greenlet runs, and the reverse. It is started on the first coroutine and
-  forgotten in a forked child (``os.register_at_fork``), which starts its own;
+* the loop is an ``asyncio.SelectorEventLoop`` running ``run_forever()`` in
+  a greenlet of its own; its selector waits through the gevent hub (libev io
+  watchers) and its timers are libev timers, so while coroutines wait every
+  greenlet runs, and the reverse; while coroutines keep it busy, the hub
+  still gets a turn every :data:`BUSY_SLICE` seconds. It is started on the
+  first coroutine and forgotten in a forked child (``os.register_at_fork``),
+  which starts its own;
 * a request greenlet creates the task itself (the loop's thread: no
   self-pipe), with a copy of its ``contextvars`` context (``web.ctx`` is a
   ContextVar), wakes the selector and waits in the hub; the task's outcome
@@ -511,6 +513,7 @@ async def _await(awaitable: Any) -> Any:
 
 
 _END: Any = object()
+_PLAIN_RESULTS = frozenset({str, bytes, dict, list, type(None)})
 
 
 async def _next(iterator: AsyncIterator[Any]) -> Any:
@@ -543,6 +546,8 @@ class AsyncStream:
 
 
 def _as_body(result: Any) -> Any:
+    if type(result) in _PLAIN_RESULTS:  # PERF: the common results, without two hasattr
+        return result
     if hasattr(result, "__aiter__") and not hasattr(result, "__iter__"):
         return AsyncStream(result)
     return result
