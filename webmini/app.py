@@ -34,17 +34,13 @@ StartResponse = Callable[..., Any]
 # Methods tried on handler classes, in the order an Allow header lists them.
 _STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _PLAIN = "text/plain; charset=utf-8"
-
-
 _STANDARD_SET = frozenset(_STANDARD_METHODS)
-
 
 def _is_handler_method(name: str) -> bool:
     # SECURITY: REQUEST_METHOD is looked up on the handler class, so only
     # names made of upper-case ASCII letters may reach getattr (never
     # "__init__" or a helper method).
     return name in _STANDARD_SET or (name.isascii() and name.isalpha() and name.isupper())
-
 
 def _allowed_methods(cls: type) -> list[str]:
     names = [m for m in dir(cls) if _is_handler_method(m) and callable(getattr(cls, m, None))]
@@ -54,7 +50,6 @@ def _allowed_methods(cls: type) -> list[str]:
         names.append("OPTIONS")
     order = {m: i for i, m in enumerate(_STANDARD_METHODS)}
     return sorted(names, key=lambda m: (order.get(m, len(order)), m))
-
 
 class _HandlerInfo:
     """What dispatch needs to know about a handler class, computed once."""
@@ -71,6 +66,13 @@ class _HandlerInfo:
         self.methods: dict[str, Callable[..., Any]] = {}
         self.route = route  # the static path's row, in _static_handlers
 
+def _sync(func: Any) -> Any:
+    """Return ``func``, or a sync stand-in running an ``async def`` one (webmini.serving.aio)."""
+    # PERF: CO_COROUTINE|CO_ASYNC_GENERATOR in the code flags, once per method (kept in methods)
+    if getattr(getattr(func, "__code__", None), "co_flags", 0) & 0x280:
+        from webmini.serving.aio import sync_handler
+        func = sync_handler(func)
+    return func
 
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
@@ -245,7 +247,7 @@ class application:  # noqa: N801 - web.py's name
                 if not args and self._router.has_static(path):
                     self._static_handlers[path] = _HandlerInfo(target, self.timeout, route)
                 return self._call_class(c, target, args)
-            return target(*args)
+            return _sync(target)(*args)
         if kind == REDIRECT:
             url = self._router.expand_redirect(route, c.path)
             query = c.env.get("QUERY_STRING")
@@ -257,12 +259,12 @@ class application:  # noqa: N801 - web.py's name
         info = self._info(cls)
         func = info.methods.get(method)
         if func is None:
-            func = getattr(cls, method, None) if _is_handler_method(method) else None
+            func = _sync(getattr(cls, method, None)) if _is_handler_method(method) else None
             if func is not None:
                 info.methods[method] = func
         if func is None:
             if method == "HEAD":
-                func = getattr(cls, "GET", None)
+                func = _sync(getattr(cls, "GET", None))
             elif method == "OPTIONS":
                 c.headers.append(("Allow", info.allow))
                 return b""

@@ -8,10 +8,12 @@
 - ``green``: the gevent guard: early patching, the blocking-driver audit and
   the event-loop monitor.
 - ``uwsgi``: the uWSGI adapter: worker id, post-fork and at-exit hooks, chained.
+- ``aio``: ``async def`` handlers: one asyncio loop per worker process, run on
+  the gevent hub; each coroutine awaited by its request's greenlet.
 - ``timeouts``: a per-request ``gevent.Timeout`` (uWSGI's harakiri is per worker).
 - ``debugpage``: the escaped HTML traceback page shown only in debug.
 
 The core never imports this wing at import time; it reaches in lazily when a
 server starts (``app.run()``, ``wsgifunc()`` under uWSGI), a handler has a
-``timeout``, or a debug page is wanted.
+``timeout`` or is a coroutine function, or a debug page is wanted.
 """
