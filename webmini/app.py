@@ -245,7 +245,11 @@ class application:  # noqa: N801 - web.py's name
                 target = route.resolve(self.fvars)
             if isinstance(target, type):
                 if not args and self._router.has_static(path):
-                    self._static_handlers[path] = _HandlerInfo(target, self.timeout, route)
+                    static = _HandlerInfo(target, self.timeout, route)
+                    # PERF: the class's method table, shared: what _call_class
+                    # looks up once is found by __call__'s static fast path.
+                    static.methods = self._info(target).methods
+                    self._static_handlers[path] = static
                 return self._call_class(c, target, args)
             return _sync(target)(*args)
         if kind == REDIRECT:
