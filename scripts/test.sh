@@ -87,7 +87,8 @@ run_pytest() {
 # CPU), each into its own log, printed in version order as each one ends;
 # WEBMINI_TEST_JOBS=1 runs them one after another with live output. Every
 # test runs on every Python either way; the built sdist and wheel are shared
-# between them (tests/test_packaging.py).
+# between them (tests/test_packaging.py). A test with a wall-clock bound runs
+# alone: the others wait between two tests meanwhile (tests/support/overlap.py).
 STATUS=0
 if [ "${WEBMINI_TEST_JOBS:-${#VERSIONS[@]}}" -le 1 ] || [ "${#VERSIONS[@]}" -eq 1 ]; then
     for i in "${!VERSIONS[@]}"; do
@@ -98,7 +99,7 @@ else
     LOGS="$(mktemp -d "${TMPDIR:-/tmp}/webmini-test.XXXXXX")"
     PIDS=()
     for i in "${!VERSIONS[@]}"; do
-        run_pytest "${VENVS[$i]}" "$@" >"$LOGS/${VERSIONS[$i]}.log" 2>&1 &
+        WEBMINI_TEST_LOCK="$LOGS/lock" run_pytest "${VENVS[$i]}" "$@" >"$LOGS/${VERSIONS[$i]}.log" 2>&1 &
         PIDS+=("$!")
     done
     echo "webmini: pytest on Python ${VERSIONS[*]} at once, logs in $LOGS" >&2

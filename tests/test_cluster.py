@@ -2,7 +2,7 @@
 
 The cluster runs the shipped deploy/ files (nginx.conf, node1.ini,
 node-common.ini, cluster_app.py) with only addresses and paths rewritten
-(deploy/localcluster.py). Every answer names the node, worker and pid that
+(localservices/cluster.py). Every answer names the node, worker and pid that
 served it, so the tests can see requests move between nodes.
 """
 
@@ -21,9 +21,10 @@ from typing import Any
 import gevent
 import pytest
 import websocket
-from localcluster import DEPLOY, ClusterError, LocalCluster, Node
 from support.mariadb import MariaDBServer
 from support.memcached import MemcachedCluster
+
+from localservices.cluster import DEPLOY, ClusterError, LocalCluster, Node
 
 Reply = tuple[int, dict[str, str], Any]
 

@@ -2,6 +2,7 @@
 package but multipart, and web.py's names still resolve lazily."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -99,3 +100,16 @@ def test_importing_the_dev_server_patches_nothing():
                           "worker": adapter.worker_id(), "ran": ran}))
     """)
     assert seen == {"monkey": False, "gevent": False, "worker": 0, "ran": [1]}
+
+
+def test_timed_tests_named_in_the_overlap_list_exist() -> None:
+    """tests/support/overlap.py's TIMED names tests that exist (a renamed test would overlap)."""
+    from support.overlap import TIMED
+
+    tests = Path(__file__).resolve().parent
+    missing = []
+    for entry in sorted(TIMED):
+        file, name = entry.split("::")
+        if not re.search(rf"^def {name}\(", (tests / file).read_text(), re.M):
+            missing.append(entry)
+    assert missing == []

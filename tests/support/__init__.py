@@ -1,9 +1,10 @@
 """What the tests need around webmini: private services, free ports, fixtures and markers.
 
-- ``mariadb``, ``memcached``, ``servers`` (uWSGI, nginx, ``webmini run``):
-  pytest fixture plugins, loaded by ``tests/conftest.py``; the MariaDB and
-  memcached runners themselves live in ``deploy/localservices.py``, shared
-  with the benchmarks.
+- ``mariadb``, ``memcached``, ``postgres``, ``servers`` (uWSGI, nginx, the
+  todo example, ``webmini run``), ``gunicorn``: pytest fixture plugins,
+  loaded by ``tests/conftest.py``; the runners themselves live in the
+  top-level ``localservices`` package, shared with the benchmarks and the
+  local cluster.
 - :func:`free_port`: the one way to get a free loopback port.
 - :func:`session_server`: a fixture's body around ``start_mariadb``/``start_postgres``.
 - ``markers``: a test using a service's fixture gets that service's marker
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+
 from localservices import LocalServer, ServiceError, free_port
 
 __all__ = ["free_port", "session_server"]

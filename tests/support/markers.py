@@ -14,7 +14,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "memcached_cluster": ("memcached",),
     "start_uwsgi": ("uwsgi",),
     "uwsgi_hello": ("uwsgi",),
-    "uwsgi_todo": ("uwsgi",),
+    "start_todo": ("uwsgi",),  # the todo example under uWSGI (tests/test_todo.py, test_faults.py)
     "start_nginx": ("nginx",),
     "start_gunicorn": ("gunicorn",),
     "cluster": ("uwsgi", "nginx", "slow"),  # tests/test_cluster.py: nginx + three uWSGI nodes
