@@ -57,4 +57,9 @@ def apply_dropped_error(c: RequestContext, result: Any) -> None:
         c.headers.append((name, value))
 
 
-errors.on_build = remember_built
+def install() -> None:
+    """Have every HTTPError built report itself to :func:`remember_built` (``errors.on_build``).
+
+    Called once by ``webmini/__init__.py``; importing this module alone changes nothing.
+    """
+    errors.on_build = remember_built

@@ -1,1 +1,4 @@
-"""web.py's ``web.contrib``: optional integrations (``contrib.template.render_jinja``)."""
+"""web.py's ``web.contrib``: optional integrations.
+
+- ``template``: Jinja2 behind web.py's ``render_jinja`` interface.
+"""
