@@ -12,13 +12,11 @@ test and benchmark; usable by hand:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .process import Service, ServiceError, free_port, stop_process
+from .process import Service, ServiceError, accepts, free_port, stop_process
+from .uwsgi import read_stats
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -144,15 +143,7 @@ class Node(Service):
 
     def stats(self) -> dict[str, Any]:
         """uWSGI's stats JSON (the server sends it on connect, then closes)."""
-        with socket.create_connection(("127.0.0.1", self.stats_port), timeout=5) as s:
-            chunks = []
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        result: dict[str, Any] = json.loads(b"".join(chunks))
-        return result
+        return read_stats(self.stats_port, timeout=5)
 
     def crash(self) -> None:
         """SIGKILL the master (no-orphans takes its workers down); wait until all are gone."""
@@ -242,11 +233,7 @@ class Nginx(Service):
 
     def ready(self) -> bool:
         """True once nginx accepts connections on its port."""
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
+        return accepts(self.port)
 
     def access_log(self) -> str:
         """The access log so far (nginx flushes its buffer every second)."""

@@ -6,13 +6,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from .client import Reply, http_get
-from .process import Service, ServiceError, free_port
+from .process import Service, ServiceError, accepts, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,11 +108,7 @@ class NginxServer(Service):
 
     def ready(self) -> bool:
         """True once nginx accepts connections on its port."""
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
+        return accepts(self.port)
 
     def get(self, path: str = "/", timeout: float = 10.0, **kw: Any) -> Reply:
         """A request to nginx."""

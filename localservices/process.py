@@ -76,6 +76,15 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float,
     proc.wait()
 
 
+def accepts(port: int, timeout: float = 0.5) -> bool:
+    """True when a TCP connection to ``127.0.0.1:port`` succeeds (it is closed at once)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 class Exited(ServiceError):
     """The process ended while we waited for it to answer."""
 

@@ -38,6 +38,19 @@ def uwsgi_binary() -> str:
     return shutil.which("uwsgi") or "uwsgi"
 
 
+def read_stats(port: int, timeout: float = 2.0) -> dict[str, Any]:
+    """uWSGI's stats JSON from ``127.0.0.1:port`` (the server sends it on connect, then closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    result: dict[str, Any] = json.loads(b"".join(chunks))
+    return result
+
+
 class UwsgiServer(Service):
     """uWSGI started with ``uwsgi.ini`` on free loopback ports, files in ``workdir``.
 
@@ -201,14 +214,7 @@ class UwsgiServer(Service):
     # -- introspection ------------------------------------------------------
     def stats(self, timeout: float = 2.0) -> dict[str, Any]:
         """uWSGI's JSON stats (``stats`` socket)."""
-        with socket.create_connection(("127.0.0.1", self.stats_port), timeout=timeout) as s:
-            chunks = []
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        result: dict[str, Any] = json.loads(b"".join(chunks))
+        result = read_stats(self.stats_port, timeout)
         self._seen_pids.update(w["pid"] for w in result.get("workers", ()) if w.get("pid"))
         return result
 

@@ -13,13 +13,13 @@
 """
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from localservices import LocalServer, ServiceError, free_port
 
-__all__ = ["free_port", "session_server"]
+__all__ = ["free_port", "session_server", "started_servers"]
 
 S = TypeVar("S", bound=LocalServer)
 
@@ -34,3 +34,20 @@ def session_server(start: Callable[[], S], what: str) -> Iterator[S]:
         yield server
     finally:
         server.cleanup()
+
+
+def started_servers(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """A factory fixture's body: ``start(...)`` builds a server with ``make(...)`` and starts
+    it; every server started is stopped when the fixture ends."""
+    servers: list[Any] = []
+
+    def start(*args: Any, **kw: Any) -> Any:
+        server = make(*args, **kw)
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

@@ -8,11 +8,11 @@ The runner, ``GunicornServer``, lives in ``localservices/gunicorn.py``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from localservices.gunicorn import GunicornServer
+from support import started_servers
 
 __all__ = ["GunicornServer", "start_gunicorn"]
 
@@ -20,15 +20,5 @@ __all__ = ["GunicornServer", "start_gunicorn"]
 @pytest.fixture
 def start_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., GunicornServer]]:
     """Factory: ``start_gunicorn(**GunicornServer options)`` -> a ready server, stopped after."""
-    servers: list[GunicornServer] = []
-
-    def start(**kw: Any) -> GunicornServer:
-        server = GunicornServer(tmp_path_factory.mktemp("gunicorn"), **kw)
-        servers.append(server)
-        return server.start()
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
+    yield from started_servers(
+        lambda **kw: GunicornServer(tmp_path_factory.mktemp("gunicorn"), **kw))

@@ -22,6 +22,7 @@ from localservices.devserver import DevServer
 from localservices.nginx import NginxServer, nginx_site
 from localservices.todo import todo_server
 from localservices.uwsgi import ROOT, UWSGI_INI, UwsgiServer, uwsgi_binary
+from support import started_servers
 
 __all__ = [
     "ROOT", "UWSGI_INI", "NginxServer", "Reply", "UwsgiServer", "WebminiRunProcess",
@@ -77,20 +78,12 @@ def write_probe_app(directory: Path, name: str = "probe_app") -> dict[str, str]:
 @pytest.fixture
 def start_uwsgi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., UwsgiServer]]:
     """Factory: ``start_uwsgi(**UwsgiServer options)`` -> a ready server, stopped after the test."""
-    servers: list[UwsgiServer] = []
-
-    def start(**kw: Any) -> UwsgiServer:
+    def make(**kw: Any) -> UwsgiServer:
         if not os.access(uwsgi_binary(), os.X_OK):
             pytest.fail(f"uwsgi not found ({uwsgi_binary()}): pip install -e '.[uwsgi]'")
-        server = UwsgiServer(tmp_path_factory.mktemp("uwsgi"), **kw)
-        servers.append(server)
-        return server.start()
+        return UwsgiServer(tmp_path_factory.mktemp("uwsgi"), **kw)
 
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
+    yield from started_servers(make)
 
 
 @pytest.fixture(scope="module")
@@ -116,41 +109,24 @@ def start_todo(mariadb: Any, memcached: Any,
     Its table is dropped first (the app creates it); ``start_todo(**options)``
     takes :class:`UwsgiServer` options (``args=[...]``) and returns it ready.
     """
-    def start(**options: Any) -> UwsgiServer:
+    def make(**options: Any) -> UwsgiServer:
         conn = mariadb.root_connection()
         try:
             with conn.cursor() as cur:
                 cur.execute(f"DROP TABLE IF EXISTS {mariadb.database}.todos")
         finally:
             conn.close()
-        server = todo_server(tmp_path_factory.mktemp("todo"), mysql_url=mariadb.url,
-                             memcached=memcached.addresses, secret=TODO_SECRET, **options)
-        started.append(server)
-        return server.start()
+        return todo_server(tmp_path_factory.mktemp("todo"), mysql_url=mariadb.url,
+                           memcached=memcached.addresses, secret=TODO_SECRET, **options)
 
-    started: list[UwsgiServer] = []
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from started_servers(make)
 
 
 @pytest.fixture
 def start_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], NginxServer]]:
     """Factory: ``start_nginx(<uwsgi socket path>)`` -> a running nginx, stopped after."""
-    servers: list[NginxServer] = []
-
-    def start(uwsgi_socket: str) -> NginxServer:
-        server = NginxServer(tmp_path_factory.mktemp("nginx"), uwsgi_socket)
-        servers.append(server)
-        return server.start()
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
+    yield from started_servers(
+        lambda uwsgi_socket: NginxServer(tmp_path_factory.mktemp("nginx"), uwsgi_socket))
 
 
 @pytest.fixture
