@@ -193,3 +193,20 @@ def test_dropped_errors_are_registered_by_the_package() -> None:
     assert errors.on_build is dropped.remember_built
     init = (ROOT / "webmini" / "__init__.py").read_text()
     assert "dropped.install()" in init and "_webpy_alias.install()" in init
+
+
+def test_modules_that_start_servers_themselves_carry_their_markers() -> None:
+    """A test module building a runner itself is in markers.MODULE_MARKERS (``-m`` stays honest)."""
+    from support.markers import MODULE_MARKERS
+
+    tests = Path(__file__).resolve().parent
+    runners = {"UwsgiServer(": "uwsgi", "NginxServer(": "nginx", "GunicornServer(": "gunicorn"}
+    missing = []
+    for path in sorted(tests.glob("test_*.py")):
+        if path.name == "test_layout.py":
+            continue  # names them only here
+        text = path.read_text()
+        for call, marker in runners.items():
+            if call in text and marker not in MODULE_MARKERS.get(path.name, ()):
+                missing.append(f"{path.name}: {marker}")
+    assert missing == []
