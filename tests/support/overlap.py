@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from typing import IO
 
@@ -35,7 +36,9 @@ TIMED = frozenset({
     "test_devserver.py::test_sigterm_grace_is_bounded",
     "test_devserver.py::test_sigterm_lets_in_flight_requests_finish",
     "test_devserver.py::test_slow_header_client_is_cut_off_while_others_are_served",
+    "test_green.py::test_application_timeout_and_handler_override",
     "test_green.py::test_handler_over_its_timeout_gets_504_while_siblings_are_served",
+    "test_green.py::test_monitor_ignores_cooperative_waits",
     "test_green.py::test_monitor_names_the_request_and_handler_that_blocked",
     "test_metrics.py::test_readiness_is_bounded_when_mysql_hangs",
     "test_mysql_tls.py::test_pool_operations_never_stall_the_hub",
@@ -76,6 +79,11 @@ class _Locks:
             fcntl.flock(self.main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         finally:
             fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+        # The wait blocked the whole process, gevent's loop included: its cached
+        # clock is as old as the wait, and a timer started before the loop turns
+        # again (a test's gevent.Timeout, joinall(timeout=...)) would fire early.
+        if "gevent" in sys.modules:
+            sys.modules["gevent"].get_hub().loop.update_now()
 
     def release(self) -> None:
         fcntl.flock(self.main, fcntl.LOCK_UN)
