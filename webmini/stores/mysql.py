@@ -51,6 +51,7 @@ from webmini.stores.pool import (
     Pooled,
     PoolTimeout,
     TLSContext,
+    _url_bool_or_float,
     is_local,
 )
 from webmini.stores.watchdog import StatementWatchdog
@@ -279,15 +280,6 @@ _URL_TYPES: dict[str, Any] = {
     "ssl": str,
     "ssl_ca": str,
 }
-
-def _url_bool_or_float(value: str) -> bool | float:
-    low = value.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    return float(value)
-
 
 class Database:
     """A lazily created, per-process pool of MySQL/MariaDB connections with query helpers.
