@@ -38,8 +38,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "deploy"))
 
-from localservices import free_port, start_mariadb  # noqa: E402
-
 from benchmarks.e2e import (  # noqa: E402
     SLOW_LIMIT,
     VENV_BIN,
@@ -53,6 +51,7 @@ from benchmarks.e2e import (  # noqa: E402
     uwsgi_ini_server,
     wrk,
 )
+from localservices import free_port, start_mariadb  # noqa: E402
 
 APP = "benchmarks.apps.async_app:application"
 QUIET = {"WEBMINI_ACCESS_LOG": "0"}

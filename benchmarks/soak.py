@@ -1,6 +1,6 @@
 """Soak: the todo example under uwsgi.ini for minutes; RSS and connections per worker over time.
 
-Starts a private MariaDB and three memcached nodes (deploy/localservices.py),
+Starts a private MariaDB and three memcached nodes (localservices/),
 then uWSGI with the repository's uwsgi.ini serving examples/todo, all on
 free loopback ports. ``--clients`` logged-in clients (greenlets here) each
 update one todo and read it back in a loop, and every read is checked
@@ -39,7 +39,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(ROOT))
 
 from localservices import MemcachedCluster, free_port, start_mariadb  # noqa: E402
 

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +20,6 @@ from typing import Any
 import gevent
 import gevent.pool
 import pytest
-from support import free_port
 from support.memcached import raw_command
 
 from examples.todo.app import MAX_TITLE_LENGTH, Settings, make_app
@@ -322,69 +317,15 @@ def test_concurrent_requests_share_one_lazy_pool(todo: Any) -> None:
 # -- under uWSGI ---------------------------------------------------------------
 
 
-def _uwsgi_binary() -> str:
-    local = Path(sys.executable).parent / "uwsgi"
-    return str(local) if local.exists() else "uwsgi"
-
-
-def _wait_http(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"uWSGI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/todos", timeout=2)
-        except urllib.error.HTTPError as e:
-            if e.code == 401:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"uWSGI not answering after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
-def uwsgi_todo(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def uwsgi_todo(start_todo: Any) -> Iterator[tuple[int, Path]]:
     """The todo app served by the repository's uwsgi.ini: 2 lazy gevent workers, free ports."""
-    _root_sql(mariadb, "DROP TABLE IF EXISTS todos")
-    port = free_port()
-    log = tmp_path / "uwsgi.log"
-    env = dict(
-        os.environ,
-        WEBMINI_MODULE="examples.todo.app:application",
-        WEBMINI_HTTP=f"127.0.0.1:{port}",
-        WEBMINI_SOCKET=str(tmp_path / "uwsgi.sock"),
-        WEBMINI_SOCKET_GROUP=str(os.getgid()),
-        WEBMINI_STATS=f"127.0.0.1:{free_port()}",
-        WEBMINI_PROCESSES="2",
-        WEBMINI_GEVENT="100",
-        WEBMINI_LISTEN="128",  # within any host's net.core.somaxconn
-        WEBMINI_TODO_MYSQL_URL=mariadb.url,
-        WEBMINI_TODO_MEMCACHED=",".join(memcached.addresses),
-        WEBMINI_TODO_SECRET=SECRET,
-    )
-    if os.geteuid() == 0:
-        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
-    cmd = [
-        _uwsgi_binary(), "--ini", str(ROOT / "uwsgi.ini"),
+    server = start_todo(args=[
         # The ini turns request logging off; this test reads which worker served what.
         "--set", "disable-logging=false",
         "--logformat", "served-by=%(pid) %(method) %(uri) %(status)",
-        "--logto", str(log),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_http(port, proc, log)
-        yield port, log
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # uWSGI: SIGINT stops the master and workers
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    ])
+    yield server.http_port, server.log_path
 
 
 class _Client:
