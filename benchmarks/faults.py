@@ -65,7 +65,7 @@ class Phase:
     def gap_ms(self) -> float:
         """Longest time between consecutive responses in the phase (its edges included)."""
         points = [self.started, *sorted(self.done), self.ended]
-        return max((b - a for a, b in zip(points, points[1:])), default=0.0) * 1000
+        return max((b - a for a, b in zip(points, points[1:], strict=False)), default=0.0) * 1000
 
     def errors(self) -> dict[str, int]:
         """Answers that are neither 2xx nor an expected 401."""
