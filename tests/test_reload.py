@@ -158,3 +158,42 @@ def test_gunicorn_hup_hands_over_without_a_failure(tmp_path: Path) -> None:
         assert server.proc.pid == master and server.proc.poll() is None
     finally:
         server.stop()
+
+
+DEV_APP = """
+import os
+import time
+
+import gevent
+
+time.sleep(0.5)  # an app that takes a moment to import
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        gevent.sleep(0.3)
+    body = f"{environ['PATH_INFO'][1:]} {os.getpid()}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+# version 1
+"""
+
+
+def test_dev_server_reload_starts_the_new_workers_before_stopping_the_old(webmini_run, tmp_path):
+    module = tmp_path / "devreload.py"
+    module.write_text(DEV_APP)
+    server = webmini_run("devreload:app", "--reload", "--workers", "2")
+    gevent.sleep(1.0)  # the workers import, the watcher settles
+
+    def workers() -> list[int]:
+        path = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    def done(old: set[int]) -> bool:
+        now = set(workers())
+        return len(now) == 2 and not now & old and "reloading (devreload.py)" in server.output()
+
+    seen, old = _under_load(server.port, workers,
+                            lambda: module.write_text(DEV_APP.replace("version 1", "version 2")),
+                            done)
+    _assert_clean(seen, old)
