@@ -99,3 +99,29 @@ def test_an_app_object_on_a_public_http_socket_is_refused_at_start(tmp_path: Pat
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode != 0
     assert "uWSGI http-socket '0.0.0.0:0' is reachable beyond this host" in proc.stdout + proc.stderr
+
+
+def test_an_app_chooses_its_error_format_for_every_error() -> None:
+    """``app.error_format = "json"``: webmini's own errors too (404, 405, 503 from a store)."""
+    import webmini as web
+    from webmini.stores.pool import PoolTimeout
+    from webmini.testing import TestClient
+
+    class Busy:
+        def GET(self):
+            raise PoolTimeout("no connection free in 1s")
+
+    class Problems(web.application):
+        error_format = "json"
+
+    api = Problems(("/busy", "Busy"), {"Busy": Busy})
+    site = web.application(("/busy", "Busy"), {"Busy": Busy})
+    for path, status in (("/nowhere", 404), ("/busy", 503)):
+        r = TestClient(api).get(path)
+        assert r.status_code == status and r.headers["Content-Type"] == "application/problem+json"
+        assert r.json()["status"] == status
+        r = TestClient(site).get(path)  # web.config.error_format: "text" by default
+        assert r.status_code == status and r.headers["Content-Type"].startswith("text/plain")
+    r = TestClient(api).request("PUT", "/busy")
+    assert r.status_code == 405 and r.json()["title"] == "Method Not Allowed"
+    assert r.headers["Allow"] == "GET, HEAD, OPTIONS"

@@ -74,6 +74,9 @@ def _already_logged(e: HTTPError) -> HTTPError:
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
 
+    #: This app's error bodies: "text", "json" or "auto" (None: web.config.error_format).
+    error_format: str | None = None
+
     def __init__(
         self,
         mapping: Iterable[Any] = (),
@@ -332,9 +335,9 @@ class application:  # noqa: N801 - web.py's name
         if e.status[:1] == "5" and not getattr(e, "_webmini_logged", False):
             # Every 5xx is logged once, with its cause (a pool timeout, a
             # store down...): a 503 must never be silent.
-            cause = e.__cause__ or e.__context__
-            log.error("%s %s answered %s: %s%s", c.method, c.path, e.status, e.data,
-                      f" ({type(cause).__name__}: {cause})" if cause is not None else "")
+            cause, kind = e.__cause__ or e.__context__, type(e).__name__  # PoolTimeout...
+            log.error("%s %s answered %s: %s (%s%s)", c.method, c.path, e.status, e.data, kind,
+                      f", caused by {type(cause).__name__}: {cause}" if cause is not None else "")
         headers = e.headers
         if isinstance(e, errors.Redirect):
             # The Location is resolved now, against the request served:

@@ -164,7 +164,8 @@ def _bound() -> _Bound:
 
 
 def _error(cls: Callable[..., web.HTTPError], message: str) -> web.HTTPError:
-    return cls({"error": message})
+    return cls(message)  # sent as RFC 9457 problem details (TodoApp.error_format)
+
 
 
 def _body() -> dict[str, Any]:
@@ -305,6 +306,10 @@ class TodoApp(web.application):
     No connection is opened when it is built; the pools, the memcached client
     and the session engine are set up on first use in each worker.
     """
+
+    # Every error as RFC 9457 problem details, the API's own and webmini's (a
+    # 503 from the database or the session store, 404, 405, 413, 415, 500).
+    error_format = "json"
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(urls, globals(), timeout=10.0)
