@@ -14,9 +14,10 @@ config selects this worker). On top of ``gunicorn -k gevent`` it:
   sends SIGTERM to the old ones, which stop accepting while the new ones
   still import the app (measured: 2.9 s without any answer, 4 workers). An
   old worker here keeps accepting until every younger sibling (started
-  after it) has loaded the app, at most ``graceful_timeout`` seconds, then
-  stops accepting and finishes its requests. A plain stop (no younger
-  sibling) stops accepting at once.
+  after it) has loaded the app (at most ``graceful_timeout`` seconds) and one
+  second more (their first requests open their pools), then stops accepting
+  and finishes its requests. A plain stop (no younger sibling) stops
+  accepting at once.
 
 gunicorn patches each worker with gevent after the fork and before the app
 is imported (``preload_app`` stays off), the equivalent of uWSGI's
@@ -41,6 +42,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 __all__ = ["GeventWorker", "remove_ready_dir"]
 
 _HANDOVER_POLL = 0.05  # seconds between looks at the younger siblings
+_HANDOVER_OVERLAP = 1.0  # seconds an old worker still accepts once the new ones are ready
 
 
 def _start_time(pid: int) -> int:
@@ -149,7 +151,12 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
             return
         while time.monotonic() < deadline:
             younger = {p for p in _children(self.ppid) if _start_time(p) > me}
-            if not younger or all(_is_ready(ready, p) for p in younger):
+            if not younger:
+                break
+            if all(_is_ready(ready, p) for p in younger):
+                # Serve along the new workers a moment: their first requests
+                # open their pools (connects) while this one still accepts.
+                gevent.sleep(_HANDOVER_OVERLAP)
                 break
             gevent.sleep(_HANDOVER_POLL)
         self.alive = False  # gunicorn's loop stops accepting, then finishes the requests
