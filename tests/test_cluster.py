@@ -173,8 +173,8 @@ def test_health_metrics_and_stats_per_node(cluster: LocalCluster) -> None:
         counts = {}
         for worker, code, n in re.findall(
                 r'^webmini_requests_total\{node="node2",worker="(\d)",pid="\d+",'
-                r'code="(\d+)"\} (\d+)$', text, flags=re.M):
-            counts[worker, code] = int(n)
+                r'code="(\d+)",route="[^"]*"\} (\d+)$', text, flags=re.M):
+            counts[worker, code] = counts.get((worker, code), 0) + int(n)
         return text, counts
 
     _, before = scrape()

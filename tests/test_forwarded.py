@@ -71,6 +71,9 @@ def test_trusted_peer_is_followed(trusted: Callable[[object], None]) -> None:
     saved = (config.absolute_redirects, config.allowed_hosts)
     config.absolute_redirects, config.allowed_hosts = True, ("localhost:8080",)
     try:
+        # The proxy's X-Forwarded-Host must be one of ours too (webmini.hosts).
+        assert client.get("/go", headers=SPOOF).status == "400 Bad Request"
+        config.allowed_hosts = ("localhost:8080", "evil.example")
         location = client.get("/go", headers=SPOOF).headers["Location"]
     finally:
         config.absolute_redirects, config.allowed_hosts = saved

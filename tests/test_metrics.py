@@ -106,8 +106,15 @@ def test_processor_counts_status_codes_and_latency() -> None:
     assert value(s, "webmini_request_duration_seconds_bucket", le="0.05") == 10
     assert value(s, "webmini_request_duration_seconds_bucket", le="0.1") == 12
     assert value(s, "webmini_request_duration_seconds_bucket", le="+Inf") == 12
-    buckets = [v for k, v in s.items() if k.startswith("webmini_request_duration_seconds_bucket")]
-    assert buckets == sorted(buckets)
+    for route in ("/ok", "/slow", "/boom", "/deny", "(unmatched)"):
+        buckets = [v for k, v in s.items()
+                   if k.startswith("webmini_request_duration_seconds_bucket")
+                   and f'route="{route}"' in k]
+        assert buckets and buckets == sorted(buckets)
+    # The route label is the URL-table row, never the raw path: the 404s share one series.
+    assert value(s, "webmini_requests_total", code="404", route="(unmatched)") == 3
+    assert value(s, "webmini_requests_total", code="500", route="/boom") == 1
+    assert value(s, "webmini_request_duration_seconds_count", route="/slow") == 2
     # The /metrics request itself is in flight while it renders.
     assert value(s, "webmini_requests_in_flight") == 1
 
@@ -117,9 +124,9 @@ def test_concurrent_requests_in_flight_and_counted() -> None:
     metrics = Metrics()
     client = TestClient(make_app(metrics), validate=False)
     gevent.joinall([gevent.spawn(client.get, "/slow") for _ in range(50)], raise_error=True)
-    assert metrics.status_counts == {"200": 50}
+    assert metrics.request_counts() == {("/slow", "200"): 50}
     assert metrics.in_flight == 0
-    assert sum(metrics.bucket_counts) == 50
+    assert sum(metrics.latency()["/slow"][:-1]) == 50
 
 
 def test_label_values_are_escaped() -> None:

@@ -279,3 +279,45 @@ def test_login_with_the_store_down_is_503_not_a_fake_success(
     # A request that changes nothing in its session still works.
     assert browser.get("/whoami").status_code == 200
     cache.close()
+
+
+def test_cookie_store_keeps_dates_sets_and_tuples() -> None:
+    """One codec for every store: what web.session's stores keep, the cookie keeps too."""
+    import datetime
+
+    app = web.application(("/set", "Set", "/get", "Get"), {})
+    session = Session(app, CookieStore(), secret=SECRET)
+
+    class Set:
+        def GET(self) -> str:
+            session.when = datetime.date(2024, 1, 2)
+            session.tags = {"a"}
+            session.pair = (1, 2)
+            return "ok"
+
+    class Get:
+        def GET(self) -> Any:
+            return repr((session.when, session.tags, session.pair))
+
+    app.fvars.update(Set=Set, Get=Get)
+    b = Browser(app)
+    b.get("/set")
+    assert b.get("/get").text == repr((datetime.date(2024, 1, 2), {"a"}, (1, 2)))
+
+
+def test_two_sessions_on_one_app_keep_their_own_state(cache: Cache) -> None:
+    app = web.application(("/", "Page"), {})
+    first = Session(app, CacheStore(cache), secret=SECRET, cookie_name="one")
+    second = Session(app, CookieStore(), secret=SECRET, cookie_name="two")
+
+    class Page:
+        def GET(self) -> Any:
+            first.n = first.get("n", 0) + 1
+            second.n = second.get("n", 0) + 10
+            return {"first": first.n, "second": second.n, "ids": first.session_id != second.session_id}
+
+    app.fvars["Page"] = Page
+    b = Browser(app)
+    b.get("/")
+    assert b.get("/").json() == {"first": 2, "second": 20, "ids": True}
+    assert set(b.cookies) == {"one", "two"}

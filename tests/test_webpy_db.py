@@ -120,7 +120,11 @@ def _ref_db() -> Any:
 def test_test_sql_equals_webpy(method: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                                tmp_path: Any) -> None:
     mine = web.database(dbn="sqlite", db=str(tmp_path / "x.db"))
-    a = getattr(_ref_db(), method)(*args, _test=True, **kwargs)
+    # On purpose: a string limit/offset becomes an int ("10" -> 10); web.py
+    # sends '10', a syntax error on MySQL. The SQL text is the same.
+    ref_kwargs = {k: int(v) if k in ("limit", "offset") and isinstance(v, str) else v
+                  for k, v in kwargs.items()}
+    a = getattr(_ref_db(), method)(*args, _test=True, **ref_kwargs)
     b = getattr(mine, method)(*args, _test=True, **kwargs)
     assert str(b) == str(a)
     assert repr(b) == repr(a)

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import stat
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,17 +13,17 @@ from support.memcached import MemcachedCluster
 
 import webmini as web
 from webmini.stores.cache import Cache
-from webmini.stores.sessions import CacheStore, CookieStore
+from webmini.stores.sessions import CacheStore, CookieStore, decode, encode
 from webmini.testing import Browser
 from webmini.webpy import session as ws
-from webmini.webpy.session_stores import DiskStore, MemoryStore, decode, encode
+from webmini.webpy.session_stores import DiskStore, MemoryStore
 
 COOKIE = "webpy_session_id"
 
 
 @pytest.fixture(autouse=True)
 def _params() -> Iterator[None]:
-    saved = web.Storage(web.config.session_parameters)
+    saved = type(web.config.session_parameters)(web.config.session_parameters)
     yield
     web.config.session_parameters = saved
 
@@ -123,6 +124,7 @@ def test_unknown_forged_or_traversing_ids_are_never_adopted(tmp_path):
         b = Browser(app)
         b.cookies[COOKIE] = forged
         assert b.get("/whoami").json()["user"] is None
+        assert b.get("/count").text == "1"  # the first write makes a new session
         assert b.cookies[COOKIE] != forged and len(b.cookies[COOKIE]) == 40
 
 
@@ -298,3 +300,78 @@ def test_responses_vary_on_cookie():
     b = Browser(make_app(MemoryStore()))
     assert b.get("/count").headers["Vary"] == "Cookie"
     assert b.post("/logout").headers["Vary"] == "Cookie"
+
+
+# --- one engine: web.session is webmini.stores.sessions with web.py's names -------------
+
+
+def test_web_session_cookie_is_the_engines_signed_cookie(cache):
+    """Same id scheme, same signer: the engine's own Session reads web.session's cookie."""
+    from webmini.stores.sessions import Session, Signer, valid_session_id
+
+    web.config.session_parameters.secret_key = "k" * 32
+    b = Browser(make_app(CacheStore(cache, prefix="webpy:")))
+    b.post("/login", data={"user": "ann"})
+    value = b.cookies[COOKIE]
+    opened = Signer(b"k" * 32, COOKIE).verify(value, time.time(), 3600)
+    assert opened is not None and valid_session_id(opened[0]) and len(opened[0]) == 40
+    # The engine, set up by hand with the same store, secret and cookie name.
+    app = web.application(("/who", "Who"), {})
+    engine = Session(app, CacheStore(cache, prefix="webpy:"), secret="k" * 32, cookie_name=COOKIE)
+
+    class Who:
+        def GET(self):
+            return json.dumps({"user": engine.get("user"), "since": str(engine.since)})
+
+    app.fvars["Who"] = Who
+    other = Browser(app)
+    other.cookies[COOKIE] = value
+    assert other.get("/who").json() == {"user": "ann", "since": "2024-01-02"}  # a date again
+
+
+class OwnStore:
+    """A store written for web.py: its interface only, no webmini base class."""
+
+    def __init__(self):
+        self.rows, self.asked, self.cleaned = {}, [], []
+
+    def __contains__(self, key):
+        self.asked.append(key)
+        return key in self.rows
+
+    def __getitem__(self, key):
+        return json.loads(self.rows[key])
+
+    def __setitem__(self, key, value):
+        self.rows[key] = json.dumps(value)
+
+    def __delitem__(self, key):
+        del self.rows[key]
+
+    def cleanup(self, timeout):
+        self.cleaned.append(timeout)
+
+
+def test_a_store_of_ones_own_with_web_pys_interface():
+    web.config.session_parameters.cleanup_interval = 0
+    store = OwnStore()
+    b = Browser(make_app(store))
+    assert [b.get("/count").text for _ in range(3)] == ["1", "2", "3"]
+    sid = b.cookies[COOKIE]
+    assert list(store.rows) == [sid] and json.loads(store.rows[sid])["count"] == 3
+    assert store.cleaned and set(store.cleaned) == {86400.0}
+    # SECURITY: a forged id never reaches the store; only well-formed ids are asked.
+    for forged in ("../x", "a" * 5000, "zz" * 20):
+        b.cookies[COOKIE] = forged
+        assert b.get("/whoami").json()["user"] is None
+    assert all(len(k) == 40 and int(k, 16) >= 0 for k in store.asked)
+    b.cookies[COOKIE] = sid
+    b.post("/logout")
+    assert store.rows == {}
+
+
+def test_web_session_is_the_engine_subclassed():
+    from webmini.stores import sessions
+
+    assert issubclass(ws.Session, sessions.Session)
+    assert ws.SessionState is sessions.SessionState  # one state class

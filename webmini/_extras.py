@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Import name -> the distribution pip installs it from, where they differ.
-_DISTRIBUTIONS = {"memcache": "python-memcached", "uwsgi": "uWSGI"}
+_DISTRIBUTIONS = {"memcache": "python-memcached", "uwsgi": "uWSGI", "sentry_sdk": "sentry-sdk",
+                  "opentelemetry": "opentelemetry-instrumentation-wsgi"}
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """Make web.py's module names resolve under ``webmini`` without loading them early.
 
 ``web.template``, ``from webmini import form`` and ``import webmini.db`` all
-reach ``webmini.webpy.<name>``, one module object under two names. Top-level
+reach ``webmini.webpy.<name>``, one module object under two names; so does
+web.py's ``web.contrib.template`` (``from webmini.contrib.template import
+render_jinja``), which lives in ``webmini.webpy.contrib.template``. Top-level
 names web.py re-exports (``web.database``, ``web.websafe``, ``web.SQLLiteral``)
 are found in those modules' ``__all__`` on first use. Nothing here imports a
 web.py module until a name from it is asked for, so the core stays light.
@@ -20,12 +22,15 @@ from typing import Any
 #: web.py's module names, in the order their ``__all__`` is searched.
 WEBPY_MODULES = ("utils", "http", "net", "db", "template", "form", "session")
 
+#: web.py's modules below a package of their own: imported by name, never searched.
+WEBPY_SUBMODULES = ("contrib.template",)
+
 _ALIAS_PREFIX = "webmini."
 _TARGET_PREFIX = "webmini.webpy."
 
 
 def load_module(name: str) -> ModuleType:
-    """Import web.py module ``name`` (``"form"``) and register its alias."""
+    """Import web.py module ``name`` (``"form"``, ``"contrib.template"``) and register its alias."""
     module = importlib.import_module(_TARGET_PREFIX + name)
     sys.modules.setdefault(_ALIAS_PREFIX + name, module)
     return module
@@ -60,11 +65,11 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
     """Answers ``import webmini.<web.py module>`` with the alias loader."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        """Claim only ``webmini.db``, ``webmini.template``... and nothing else."""
+        """Claim only ``webmini.db``, ``webmini.contrib.template``... and nothing else."""
         if not fullname.startswith(_ALIAS_PREFIX):
             return None
         leaf = fullname[len(_ALIAS_PREFIX):]
-        if leaf not in WEBPY_MODULES:
+        if leaf not in WEBPY_MODULES and leaf not in WEBPY_SUBMODULES:
             return None
         if importlib.util.find_spec(_TARGET_PREFIX + leaf) is None:
             return None

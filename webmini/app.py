@@ -18,7 +18,8 @@ from webmini.headers import check_header
 from webmini.logs import AccessLog
 from webmini.problem import render as render_error
 from webmini.redirects import resolve_location
-from webmini.request import decode_path, drain_unread_body
+from webmini.reporting import unhandled
+from webmini.request import drain_unread_body, screen
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
 from webmini.storage import Storage
 
@@ -54,9 +55,9 @@ def _allowed_methods(cls: type) -> list[str]:
 class _HandlerInfo:
     """What dispatch needs to know about a handler class, computed once."""
 
-    __slots__ = ("cls", "allow", "timeout", "methods")
+    __slots__ = ("cls", "allow", "timeout", "methods", "route")
 
-    def __init__(self, cls: type, app_timeout: float | None) -> None:
+    def __init__(self, cls: type, app_timeout: float | None, route: Route | None = None) -> None:
         self.cls = cls
         self.allow = ", ".join(_allowed_methods(cls))
         timeout = getattr(cls, "timeout", None)
@@ -64,7 +65,7 @@ class _HandlerInfo:
         # PERF: method name -> function, filled on first use (hits only, so a
         # method added to the class later is still found).
         self.methods: dict[str, Callable[..., Any]] = {}
-
+        self.route = route  # the static path's row, in _static_handlers
 
 def _already_logged(e: HTTPError) -> HTTPError:
     """Mark a 5xx whose cause was logged already (a traceback): not logged again."""
@@ -148,15 +149,13 @@ class application:  # noqa: N801 - web.py's name
 
     def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request: routing, handler, response (no access line)."""
-        path = environ.get("PATH_INFO") or "/"
-        if not path.isascii():
-            try:
-                path = decode_path(path)
-            except HTTPError as bad:
-                content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
-                start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
-                                            ("Content-Length", str(len(text)))])
-                return [text]
+        try:  # SECURITY: path decoded and bounded, Host checked, before any routing
+            path = screen(environ)
+        except HTTPError as bad:
+            content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
+            start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
+                                        ("Content-Length", str(len(text)))])
+            return [text]
         c = RequestContext(environ, self, path)
         token = bind(c)
         try:
@@ -171,6 +170,7 @@ class application:  # noqa: N801 - web.py's name
                         # PERF: a known static path and no processors: the
                         # handler's method directly, without the frames of
                         # handle() and _call_class().
+                        c.matched_route = static.route
                         func = static.methods.get(c.method)
                         if func is not None and not static.timeout:
                             result = func(static.cls())
@@ -237,12 +237,14 @@ class application:  # noqa: N801 - web.py's name
         path = c.path
         static = self._static_handlers.get(path)
         if static is not None:
+            c.matched_route = static.route
             return self._call_class(c, static.cls, ())
         hit = self._router.match(path)
         if hit is None:
             missing = c.call_hook(c.hook_app("notfound"), "notfound")
             raise missing if isinstance(missing, HTTPError) else errors.NotFound(missing)
         route, args = hit
+        c.matched_route = route  # PERF: the reference; ctx.route formats it when read
         kind = route.kind
         if kind == HANDLER:
             target = route.target
@@ -250,7 +252,7 @@ class application:  # noqa: N801 - web.py's name
                 target = route.resolve(self.fvars)
             if isinstance(target, type):
                 if not args and self._router.has_static(path):
-                    self._static_handlers[path] = self._info(target)
+                    self._static_handlers[path] = _HandlerInfo(target, self.timeout, route)
                 return self._call_class(c, target, args)
             return target(*args)
         if kind == REDIRECT:
@@ -384,8 +386,7 @@ class application:  # noqa: N801 - web.py's name
         ``internalerror`` hook's (a sub-application inherits its parent's),
         or the debug page when ``config.debug`` is on.
         """
-        exc_info = sys.exc_info()
-        log.error("unhandled error in %s %s", c.method, c.path, exc_info=exc_info)
+        exc_info = unhandled(c)  # logged, reported; raised on when propagate_exceptions
         c.headers = [h for h in c.headers[:keep] if h[0].lower() != "content-type"]
         if NOSNIFF not in c.headers:
             c.headers.append(NOSNIFF)
@@ -482,12 +483,11 @@ class application:  # noqa: N801 - web.py's name
             return []
         if not c.has_content_type:
             headers.append(("Content-Type", config["default_content_type"]))
-        if c.method == "HEAD":
-            start_response(status, headers)
-            return []
-        headers.append(("Content-Length", str(len(data))))
+        head = c.method == "HEAD"  # with the Content-Length its GET has (as Flask): unchunked
+        if not head or not any(h[0].lower() == "content-length" for h in headers):
+            headers.append(("Content-Length", str(len(data))))
         start_response(status, headers)
-        return [data]
+        return [] if head else [data]
 
     @staticmethod
     def _json_body(c: RequestContext, result: Any) -> bytes:
@@ -501,12 +501,12 @@ class application:  # noqa: N801 - web.py's name
         if not c.has_content_type:
             headers.append(("Content-Type", body.FILE_TYPE))
         size = body.remaining_size(f)
+        if size is not None and c.status[:3] not in _NO_BODY_STATUS:
+            headers.append(("Content-Length", str(size)))
         if c.method == "HEAD" or c.status[:3] in _NO_BODY_STATUS:
             f.close()
             start_response(c.status, headers)
             return []
-        if size is not None:
-            headers.append(("Content-Length", str(size)))
         start_response(c.status, headers)
         wrapper = c.env.get("wsgi.file_wrapper")
         if wrapper is not None:
@@ -549,9 +549,7 @@ class application:  # noqa: N801 - web.py's name
 
     def stream_failed(self, c: RequestContext) -> None:
         """Report an exception raised while a streamed body was being sent."""
-        log.error(
-            "error while streaming the response to %s %s", c.method, c.path, exc_info=True
-        )
+        unhandled(c, "stream")
         app = c.app_stack[-1] if c.app_stack else self
         try:
             c.call_hook(app, "internalerror")

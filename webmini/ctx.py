@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from webmini.forwarded import client_ip, forwarded_host, forwarded_proto
+from webmini.routing import SUBAPP
 
 _current: ContextVar[RequestContext] = ContextVar("webmini.request")
 
@@ -137,12 +138,14 @@ class RequestContext:
         # webmini's per-request state (see _STATE)
         "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
         "parsed_cookies", "session_state", "in_override", "built_error",
+        "matched_route", "route_prefix",
         "__dict__", "__weakref__",
     )
     _EAGER = ("env", "environ", "app", "method", "path", "status", "headers", "has_content_type")
     _STATE = (
         "parsed_body", "body_streamed", "parsed_json", "parsed_form", "parsed_query",
         "parsed_cookies", "session_state", "in_override", "built_error",
+        "matched_route", "route_prefix",
     )
 
     env: dict[str, Any]
@@ -165,7 +168,7 @@ class RequestContext:
     parsed_query: tuple[dict[str, Any], dict[str, list[Any]]] | None
     #: The Cookie header parsed, once asked for.
     parsed_cookies: dict[str, str] | None
-    #: The session's bookkeeping (``webmini.stores.sessions``), when a session is loaded.
+    #: Each loaded session's bookkeeping (``webmini.stores.sessions``), by session.
     session_state: Any
     #: The application hook running now (``"notfound"``...), so web.notfound() inside it
     #: gives the default rather than calling the hook again.
@@ -173,6 +176,10 @@ class RequestContext:
     #: The last HTTPError built while serving this request (see webmini.app): one a
     #: handler builds and neither raises nor returns still sets the status, as in web.py.
     built_error: Any
+    #: The URL-table row that matched (a ``webmini.routing.Route``), None before or without one.
+    matched_route: Any
+    #: The prefixes of the sub-applications delegated to, joined (None at the top).
+    route_prefix: str | None
 
     def __init__(self, environ: dict[str, Any], app: Any, path: str) -> None:
         self.env = self.environ = environ
@@ -188,9 +195,22 @@ class RequestContext:
         # PERF: one chained store; reading an unset slot would cost an
         # AttributeError and a __getattr__ call each time.
         self.parsed_body = self.parsed_form = self.parsed_query = self.parsed_cookies = None
-        self.session_state = self.in_override = self.built_error = None
+        self.session_state = self.in_override = self.built_error = self.matched_route = None
+        self.route_prefix = None
         self.parsed_json = UNSET
         self.body_streamed = False
+
+    @property
+    def route(self) -> str | None:
+        """The URL-table pattern that matched, sub-app prefixes first (``/api/users/(\\d+)``).
+
+        None when no row matched (a 404) or before routing.
+        """
+        r = self.matched_route
+        if r is None or r.kind == SUBAPP:
+            return None
+        prefix = self.route_prefix
+        return prefix + r.pattern if prefix else r.pattern  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:
         compute = _LAZY.get(name)
@@ -219,6 +239,7 @@ class RequestContext:
         ``fullpath`` is computed again from the new path when next read.
         """
         d = self.__dict__
+        self.route_prefix = (self.route_prefix or "") + prefix  # kept after unbase
         self.homepath = self.homepath + prefix
         if "home" in d:
             self.home = self.home + prefix

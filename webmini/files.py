@@ -27,7 +27,10 @@ from webmini.response import header, set_status
 __all__ = ["serve_file"]
 
 _CHUNK = 64 * 1024
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# SECURITY: ASCII digits only (r"\d" would take "١-٣", which int() reads as
+# 1-3) and at most 19 of them (int64 range; int() refuses 4,300+ digits with a
+# ValueError). Anything else is ignored: the whole file, as Werkzeug does.
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def serve_file(
@@ -166,7 +169,7 @@ def _range(
     if_range = env.get("HTTP_IF_RANGE")
     if if_range is not None and if_range.strip() not in (etag, last_modified):
         return None  # the client's copy is stale: send the whole file
-    m = _RANGE.fullmatch(value.strip())
+    m = _RANGE.fullmatch(value.strip(" \t")) if len(value) <= 64 else None
     # Several ranges (multipart/byteranges) or bad syntax: the whole file, as
     # RFC 9110 allows a server to ignore Range.
     if m is None or (not m.group(1) and not m.group(2)):

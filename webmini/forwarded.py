@@ -4,6 +4,12 @@ Any client can send ``X-Forwarded-Proto: https``; were it believed, ``ctx.home``
 redirects and ``Secure`` cookie decisions would follow a stranger's word. The
 headers count only when the peer (``REMOTE_ADDR``) is a trusted proxy: an
 address or network listed in ``config.trusted_proxies`` (none by default).
+
+Forwarded headers are applied once: when a proxy middleware in front of the
+app already rewrote the environ from them (werkzeug's ``ProxyFix`` leaves
+``werkzeug.proxy_fix.orig``; any other can set ``webmini.proxy_applied``),
+its ``REMOTE_ADDR``, ``wsgi.url_scheme`` and ``HTTP_HOST`` are the answer
+and the headers it left behind are not read a second time.
 """
 
 from __future__ import annotations
@@ -14,12 +20,18 @@ from typing import Any
 
 from webmini.config import config
 
-__all__ = ["client_ip", "forwarded_host", "forwarded_proto", "is_trusted"]
+__all__ = [
+    "HOST_SYNTAX", "already_applied", "client_ip", "forwarded_host", "forwarded_proto",
+    "is_trusted",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# RFC 9110 §7.2: uri-host [ ":" port ]
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(:[0-9]{1,5})?")
+#: A Host value webmini accepts (RFC 9110 §7.2 uri-host [":" port], narrowed to
+#: what DNS names and IP literals use): a name of letters, digits, "_", "-"
+#: and ".", or an IPv6 literal in brackets, then an optional port.
+HOST_SYNTAX = re.compile(r"(?:([A-Za-z0-9_][A-Za-z0-9_.\-]{0,252})|\[([0-9A-Fa-f:.]{2,45})\])"
+                         r"(?::([0-9]{1,5}))?")
 
 _cache: tuple[Any, tuple[Network, ...]] = ((), ())
 
@@ -48,10 +60,21 @@ def _trusted_address(address: str) -> bool:
     return any(ip in net for net in nets)
 
 
+#: Environ keys saying a proxy middleware already applied the forwarded headers.
+APPLIED_KEYS = ("werkzeug.proxy_fix.orig", "webmini.proxy_applied")
+
+
+def already_applied(env: dict[str, Any]) -> bool:
+    """True when a proxy middleware (e.g. werkzeug's ProxyFix) rewrote the environ already."""
+    return APPLIED_KEYS[0] in env or APPLIED_KEYS[1] in env
+
+
 def is_trusted(env: dict[str, Any]) -> bool:
     """True when the peer that sent this request is a trusted proxy."""
-    # SECURITY: forwarded headers from anyone else are ignored.
-    return _trusted_address(str(env.get("REMOTE_ADDR", "")))
+    # SECURITY: forwarded headers from anyone else are ignored, and so are
+    # those a proxy middleware already applied: after ProxyFix, REMOTE_ADDR
+    # is its answer, and the headers are not walked a second time.
+    return not already_applied(env) and _trusted_address(str(env.get("REMOTE_ADDR", "")))
 
 
 def _last(value: str) -> str:
@@ -74,7 +97,7 @@ def forwarded_host(env: dict[str, Any]) -> str | None:
     if not value or not is_trusted(env):
         return None
     host = _last(str(value))
-    return host if _HOST.fullmatch(host) else None
+    return host if HOST_SYNTAX.fullmatch(host) else None
 
 
 def client_ip(env: dict[str, Any]) -> str:
@@ -86,7 +109,7 @@ def client_ip(env: dict[str, Any]) -> str:
     """
     peer = str(env.get("REMOTE_ADDR", ""))
     chain = env.get("HTTP_X_FORWARDED_FOR")
-    if not chain or not _trusted_address(peer):
+    if not chain or not is_trusted(env):
         return peer
     hops = [hop.strip() for hop in str(chain).split(",")]
     for hop in reversed(hops):

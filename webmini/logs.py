@@ -159,7 +159,8 @@ def write_access(environ: dict[str, Any], status: Any, sent: int, duration_ms: f
     it answers itself, e.g. 408 or 431, and for apps that are not webmini's)."""
     if not config.get("access_log", True) or not access_log.isEnabledFor(logging.INFO):
         return
-    path = environ.get("PATH_INFO", "")
+    # The mount point too: under a dispatcher at /api the line says /api/json.
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     query = environ.get("QUERY_STRING")
     if query:
         path += "?" + query

@@ -16,7 +16,7 @@
   ``web.config.absolute_redirects = True`` for web.py's absolute form; the
   host is then used only if it is in ``web.config.allowed_hosts``.
 
-A leaf of the core: it imports nothing of webmini (``webmini.errors`` checks
+Near a leaf of the core: it imports only ``webmini.hosts`` (``webmini.errors`` checks
 targets with :func:`clean_target` when a redirect is built; the application
 resolves them with :func:`resolve_location` when it is sent).
 """
@@ -27,6 +27,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from webmini.hosts import host_allowed
 
 __all__ = ["clean_target", "is_safe_url", "resolve_location"]
 
@@ -123,7 +125,7 @@ def resolve_location(
     absolute: bool = False,
     c: Any = None,
     absolute_redirects: bool = False,
-    allowed_hosts: Iterable[str] = (),
+    allowed_hosts: Iterable[str] | str = (),
 ) -> str:
     """The ``Location`` for a :func:`clean_target` ``target`` in request ``c``.
 
@@ -142,10 +144,10 @@ def resolve_location(
         path = _LEADING_SLASHES.sub("/", path)
     else:
         path = c.homepath + c.path
-    if absolute_redirects:
+    if absolute_redirects and allowed_hosts:
         host = (c.env.get("HTTP_HOST") or "").lower()
         # SECURITY: the Host header is the client's: an absolute Location is
         # built from it only when it is one of ours.
-        if host and host in {h.lower() for h in allowed_hosts}:
+        if host and host_allowed(host, allowed_hosts):
             return f"{c.protocol}://{host}{path}"
     return path

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, unquote
 
 from webmini.config import config
 from webmini.ctx import UNSET, RequestContext, current, current_or_none
-from webmini.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from webmini.errors import BadRequest, HTTPError, PayloadTooLarge, UnsupportedMediaType
+from webmini.hosts import PASSED, check_host
 from webmini.storage import Storage
 
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -432,3 +433,28 @@ def getheader(name: str, default: str | None = None) -> str | None:
 def decode_path(path: str) -> str:
     """Return PATH_INFO decoded as UTF-8, or raise 400."""
     return _to_utf8(path, "the request path")
+
+
+def screen(environ: dict[str, Any]) -> str:
+    """The request's path (PATH_INFO decoded) once its length and Host pass; else a 4xx.
+
+    Run once per request before routing: a path longer than
+    ``config.max_path_length`` is a 414, a path that is not UTF-8 or a
+    ``Host`` that :func:`webmini.hosts.check_host` refuses a 400.
+    """
+    path: str = environ.get("PATH_INFO") or "/"
+    # SECURITY: route regexes run on the path in the event loop, where no
+    # timeout can stop them: a long path never reaches one (a bound, not a
+    # cure, for a pattern that backtracks: `webmini check` names those).
+    if len(path) > config["max_path_length"]:
+        raise HTTPError("414 URI Too Long", None, "URI too long")
+    if not path.isascii():
+        path = decode_path(path)
+    # PERF: a Host that already passed under this very allowed_hosts object:
+    # one dict lookup, no call (webmini.hosts.PASSED).
+    if PASSED.get(environ.get("HTTP_HOST")) is not config["allowed_hosts"] \
+            or "HTTP_X_FORWARDED_HOST" in environ:
+        refused = check_host(environ)
+        if refused is not None:
+            raise BadRequest(refused)
+    return path

@@ -19,6 +19,11 @@ SUBAPP = 2
 
 _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 _BACKREF = re.compile(r"\\[1-9]|\(\?P=")
+# The regex parser's tree (re._parser, sre_parse before 3.11): private, so
+# imported by name and read defensively.
+_sre: Any = importlib.import_module("re._parser")
+_REPEATS = frozenset(str(getattr(_sre, n, n)) for n in ("MAX_REPEAT", "MIN_REPEAT"))
+_UNBOUNDED = int(getattr(_sre, "MAXREPEAT", 2**32 - 1))
 
 
 def is_static(pattern: str) -> bool:
@@ -97,6 +102,63 @@ def unresolved_message(pattern: str, name: str, fvars: Mapping[str, Any]) -> str
     return message + " (defined after web.application(...)? or in another module: 'pkg.mod.Class')"
 
 
+def _children(op: str, av: Any) -> list[Any]:
+    """The sub-patterns of one parsed regex node (what may repeat inside it)."""
+    if op in _REPEATS or op == "POSSESSIVE_REPEAT":
+        return [av[2]]
+    if op == "SUBPATTERN":
+        return [av[-1]]
+    if op == "BRANCH":
+        return list(av[1])
+    if op == "ATOMIC_GROUP":
+        return [av]
+    if op in ("ASSERT", "ASSERT_NOT"):
+        return [av[1]]
+    if op == "GROUPREF_EXISTS":
+        return [p for p in av[1:] if p is not None]
+    return []
+
+
+def _has_unbounded(items: Any) -> bool:
+    for op, av in items:
+        name = str(op)
+        if name in _REPEATS and av[1] == _UNBOUNDED:
+            return True
+        if any(_has_unbounded(child) for child in _children(name, av)):
+            return True
+    return False
+
+
+def _nested_unbounded(items: Any) -> bool:
+    for op, av in items:
+        name = str(op)
+        # An unbounded repeat of something that itself repeats without bound:
+        # (a+)+, (\w+\s?)*, ((?:[a-z]+)+). A path that almost matches makes the
+        # matcher try every way of splitting it: time doubles per character.
+        # Possessive repeats and atomic groups never backtrack: not flagged.
+        if name in _REPEATS and av[1] == _UNBOUNDED and _has_unbounded(av[2]):
+            return True
+        if name != "POSSESSIVE_REPEAT" and name != "ATOMIC_GROUP" and any(
+                _nested_unbounded(child) for child in _children(name, av)):
+            return True
+    return False
+
+
+def backtracks(pattern: str) -> bool:
+    """True if ``pattern`` repeats without bound something that repeats without bound.
+
+    Such a regex (``/item/((?:[a-z]+)+)/edit``) may take exponential time on a
+    path that nearly matches; it runs in the event loop, where no timeout
+    stops it. A heuristic on the parsed regex: ``(?:[a-z]+/)*`` is flagged too
+    although its "/" keeps it linear.
+    """
+    try:
+        tree = _sre.parse(pattern)
+    except Exception:  # re.compile reports a bad pattern; this is only a warning
+        return False
+    return _nested_unbounded(tree)
+
+
 def resolve_or_fail(routes: Iterable[Route], fvars: Mapping[str, Any]) -> list[str]:
     """Resolve every handler name now; raise ValueError naming the missing; return warnings."""
     problems = check_table(routes, fvars)
@@ -119,6 +181,12 @@ def check_table(routes: Iterable[Route], fvars: Mapping[str, Any], prefix: str =
             problems.append(
                 f"warning: URL table pattern {shown!r} does not start with '/' "
                 "(every path does: it matches none, or not what it seems)"
+            )
+        if route.kind != SUBAPP and backtracks(route.pattern):
+            problems.append(
+                f"warning: URL table pattern {shown!r} nests unbounded repeats (as in (a+)+): "
+                "matching a long path that nearly fits can take seconds in the event loop; "
+                "bound the inner repeat ({1,64}) or make it possessive (a++, Python 3.11+)"
             )
         if route.kind == SUBAPP:
             sub = route.target

@@ -1,1 +1,6 @@
-"""web.py's ``web.contrib``: optional integrations (``contrib.template.render_jinja``)."""
+"""web.py's ``web.contrib``: optional integrations.
+
+- ``template``: ``contrib.template.render_jinja``.
+- ``sentry``: Sentry events for unhandled exceptions, transactions named by route.
+- ``otel``: OpenTelemetry server spans named by route, exceptions recorded on them.
+"""

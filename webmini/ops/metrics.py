@@ -3,9 +3,12 @@
 ``metrics = Metrics(db=db, cache=cache, spool_dir="/run/webmini-metrics")``;
 ``app.add_processor(metrics.processor)``; ``("/metrics", metrics.handler)``
 in the URL table. Every worker process counts its own requests (by status
-code), a latency histogram, requests in flight, and reports its MySQL pool
+code and route), a latency histogram per route, requests in flight, and reports its MySQL pool
 and memcached ring state; every sample carries ``worker`` (the uWSGI worker
-id, 0 outside uWSGI) and ``pid`` labels.
+id, 0 outside uWSGI) and ``pid`` labels. ``route`` is the URL-table pattern
+that matched (``web.ctx.route``, e.g. ``/users/([0-9]+)``), never the raw path,
+so the series stay as few as the table's rows; a request no row matched
+(a 404) counts under ``route="(unmatched)"``.
 
 Why labels and not uWSGI's metrics subsystem: a request to ``/metrics``
 reaches one worker chosen by the kernel, so a worker alone can only tell
@@ -35,10 +38,14 @@ from webmini._extras import gevent_patched
 from webmini.ctx import current
 from webmini.errors import HTTPError
 from webmini.response import header
+from webmini.routing import SUBAPP
 from webmini.rundir import PrivateDir
 from webmini.serving.uwsgi import worker_id
 
-__all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "Metrics", "worker_id"]
+__all__ = ["CONTENT_TYPE", "DEFAULT_BUCKETS", "UNMATCHED", "Metrics", "worker_id"]
+
+#: The ``route`` label of requests no URL-table row matched.
+UNMATCHED = "(unmatched)"
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -50,9 +57,9 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
 # family name suffix -> (type, help); rendered in this order.
 _FAMILIES: dict[str, tuple[str, str]] = {
     "worker_start_time_seconds": ("gauge", "Unix time the worker process started counting."),
-    "requests_total": ("counter", "Requests answered, by status code."),
+    "requests_total": ("counter", "Requests answered, by status code and route."),
     "requests_in_flight": ("gauge", "Requests being served now."),
-    "request_duration_seconds": ("histogram", "Time spent in the application per request."),
+    "request_duration_seconds": ("histogram", "Time spent in the application, by route."),
     "db_pool_connections": ("gauge", "MySQL pool connections by state (in_use, idle)."),
     "db_pool_size": ("gauge", "Configured MySQL pool size (plus max_overflow)."),
     "db_pool_waiting": ("gauge", "Greenlets waiting for a MySQL connection."),
@@ -111,11 +118,12 @@ class Metrics:
         """Zero every counter (a new process, or a test)."""
         self.started = time.time()
         self.pid = os.getpid()
-        self.status_counts: dict[str, int] = {}
-        # One slot per bucket bound plus +Inf; counts are per bucket, made
-        # cumulative only when rendered.
-        self.bucket_counts: list[int] = [0] * (len(self.bounds) + 1)
-        self.latency_sum = 0.0
+        # PERF: keyed by the matched URL-table row itself (a Route, hashed by
+        # identity; with its sub-app prefix as (row, prefix) under a sub-app),
+        # named only when rendered (see _route_name). Per row: [{status code:
+        # requests}, seconds in total, then one count per bucket bound plus
+        # +Inf (per bucket, made cumulative only when rendered)].
+        self.route_stats: dict[Any, list[Any]] = {}
         self.in_flight = 0
         self._next_flush = 0.0 if self.spool_dir else float("inf")
         # True while a trailing flush is scheduled (always True without a spool,
@@ -126,14 +134,17 @@ class Metrics:
 
     def processor(self, handler: Callable[[], Any]) -> Any:
         """Count the request, its status code and its latency (add with ``app.add_processor``)."""
-        # PERF: runs on every request: process-local ints and one dict update,
-        # no locks, no label formatting, no allocation beyond the float.
+        # PERF: runs on every request: process-local numbers and two dict
+        # updates keyed by the matched row itself (a reference the router
+        # keeps; the route label is made when rendered), no locks, no label
+        # formatting, no allocation beyond the float and the keys.
         start = time.perf_counter()
         self.in_flight += 1
         code = "500"
+        c = current()
         try:
             result = handler()
-            code = current().status[:3]
+            code = c.status[:3]
             return result
         except HTTPError as e:
             code = e.status[:3]
@@ -141,10 +152,15 @@ class Metrics:
         finally:
             elapsed = time.perf_counter() - start
             self.in_flight -= 1
-            counts = self.status_counts
+            prefix = c.route_prefix
+            row = c.matched_route if prefix is None else (c.matched_route, prefix)
+            stats = self.route_stats.get(row)
+            if stats is None:
+                stats = self.route_stats[row] = [{}, 0.0, *([0] * (len(self.bounds) + 1))]
+            counts = stats[0]
             counts[code] = counts.get(code, 0) + 1
-            self.bucket_counts[bisect_left(self.bounds, elapsed)] += 1
-            self.latency_sum += elapsed
+            stats[1] += elapsed
+            stats[2 + bisect_left(self.bounds, elapsed)] += 1
             if start >= self._next_flush:
                 self.flush(start)
             elif not self._trailing:
@@ -171,19 +187,42 @@ class Metrics:
             out.append((family, f"{ns}_{family}{suffix}{_labels(base, extra)} {_number(value)}"))
 
         add("worker_start_time_seconds", round(self.started, 3))
-        for code, count in sorted(self.status_counts.items()):
-            add("requests_total", count, [("code", code)])
+        for (route, code), count in sorted(self.request_counts().items()):
+            add("requests_total", count, [("code", code), ("route", route)])
         add("requests_in_flight", self.in_flight)
-        cumulative = 0
-        for bound, count in zip((*self.bounds, float("inf")), self.bucket_counts, strict=True):
-            cumulative += count
-            add("request_duration_seconds", cumulative, [("le", _number(bound))], "_bucket")
-        add("request_duration_seconds", round(self.latency_sum, 6), suffix="_sum")
-        add("request_duration_seconds", cumulative, suffix="_count")
+        for route, stats in sorted(self.latency().items()):
+            cumulative = 0
+            for bound, in_bucket in zip((*self.bounds, float("inf")), stats, strict=False):
+                cumulative += int(in_bucket)
+                add("request_duration_seconds", cumulative,
+                    [("route", route), ("le", _number(bound))], "_bucket")
+            add("request_duration_seconds", round(stats[-1], 6), [("route", route)],
+                suffix="_sum")
+            add("request_duration_seconds", cumulative, [("route", route)], suffix="_count")
         if self.db is not None:
             self._db_samples(add)
         if self.cache is not None:
             self._cache_samples(add)
+        return out
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests so far as ``{(route, status code): count}``."""
+        out: dict[tuple[str, str], int] = {}
+        for row, stats in self.route_stats.items():
+            name = _route_name(row)
+            for code, count in stats[0].items():
+                out[name, code] = out.get((name, code), 0) + count
+        return out
+
+    def latency(self) -> dict[str, list[float]]:
+        """Per route: the per-bucket counts (the last one +Inf), then the sum of seconds."""
+        out: dict[str, list[float]] = {}
+        for row, stats in self.route_stats.items():
+            mine = [*stats[2:], stats[1]]
+            name = _route_name(row)
+            if name in out:  # e.g. 404s under several sub-applications
+                mine = [a + b for a, b in zip(out[name], mine, strict=True)]
+            out[name] = mine
         return out
 
     def _db_samples(self, add: Callable[..., None]) -> None:
@@ -314,6 +353,16 @@ class Metrics:
                 return metrics.render()
 
         return MetricsHandler
+
+
+def _route_name(row: Any) -> str:
+    """The ``route`` label of a ``route_stats`` key (as ``web.ctx.route`` reads it)."""
+    prefix = ""
+    if type(row) is tuple:
+        row, prefix = row
+    if row is None or row.kind == SUBAPP:
+        return UNMATCHED
+    return prefix + str(row.pattern)
 
 
 def _alive(pid: int) -> bool:

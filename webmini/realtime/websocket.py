@@ -66,6 +66,7 @@ from webmini.realtime.ws_handshake import (
     _choose_subprotocol,
     _kept_environ,
 )
+from webmini.reporting import unhandled
 
 __all__ = [
     "ENVIRON_KEEP", "WebSocket", "broadcast", "close_all", "connections", "group_size",
@@ -376,8 +377,16 @@ class WebSocket:
         try:
             func(*args)
         except Exception:
-            log.exception("error in %s.%s", type(self).__name__, func.__name__)
+            self._failed(func.__name__)
             self.close(INTERNAL_ERROR, "internal error")
+
+    def _failed(self, event: str) -> None:
+        """Log the exception being handled and give it to ``web.config.error_reporters``."""
+        where = f"error in {type(self).__name__}.{event}"
+        if self._ctx is None:
+            log.exception("%s", where)
+        else:
+            unhandled(self._ctx, "websocket", where)
 
     # -- writing: never blocks, callable from any greenlet -----------------
 
@@ -510,7 +519,7 @@ class WebSocket:
         try:
             self.on_close(code, self.close_reason)
         except Exception:
-            log.exception("error in %s.on_close", type(self).__name__)
+            self._failed("on_close")
 
     def _path(self) -> str:
         return self._ctx.path if self._ctx is not None else "?"

@@ -2,15 +2,18 @@
 
 The counterpart of ``uwsgi.ini``, with the same environment overrides:
 
-=====================  ============================  =========================
-variable               setting                       default
-=====================  ============================  =========================
-WEBMINI_MODULE         the app (unless given as arg)  examples.hello:application
-WEBMINI_HTTP           ``bind``                      127.0.0.1:8080
-WEBMINI_PROCESSES      ``workers``                   2 x the number of cores
-WEBMINI_GEVENT         ``worker_connections``        1000
-WEBMINI_LISTEN         ``backlog``                   4096 (<= net.core.somaxconn)
-=====================  ============================  =========================
+=======================  =============================  =========================
+variable                 setting                        default
+=======================  =============================  =========================
+WEBMINI_MODULE           the app (unless given as arg)  examples.hello:application
+WEBMINI_HTTP             ``bind``                       127.0.0.1:8080
+WEBMINI_PROCESSES        ``workers``                    2 x the number of cores
+WEBMINI_GEVENT           ``worker_connections``         1000
+WEBMINI_LISTEN           ``backlog``                    4096 (<= net.core.somaxconn)
+WEBMINI_TRUSTED_PROXIES  ``forwarded_allow_ips`` and    127.0.0.1,::1
+                         webmini's ``trusted_proxies``
+WEBMINI_ALLOWED_HOSTS    webmini's ``allowed_hosts``    none (any well-formed Host)
+=======================  =============================  =========================
 
 Anything else: gunicorn's own command-line options, which override this file.
 ``kill -HUP <master>``: graceful reload (new workers start; each old one keeps
@@ -20,6 +23,7 @@ most ``graceful_timeout``). ``kill -TERM``: graceful stop.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any
 
@@ -59,8 +63,19 @@ proc_name = "webmini"
 # No control socket (gunicorn >= 24 opens one in $HOME by default): nothing to
 # secure, and several instances on one machine do not share it.
 control_socket_disable = True
-# Headers from a proxy (X-Forwarded-*) are trusted from loopback only.
-forwarded_allow_ips = "127.0.0.1,::1"
+# SECURITY: one list of trusted proxies for gunicorn and webmini alike:
+# WEBMINI_TRUSTED_PROXIES (default loopback, i.e. nginx on this host, which
+# must set X-Forwarded-Proto/-For/-Host itself: README's nginx snippet). It is
+# put back in the environment, so the workers' webmini.config reads the same
+# (a --forwarded-allow-ips on the command line would split them: use the variable).
+_proxies = [str(ipaddress.ip_network(item.strip(), strict=False))
+            for item in _env("WEBMINI_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+            if item.strip()]
+os.environ["WEBMINI_TRUSTED_PROXIES"] = ",".join(_proxies)
+forwarded_allow_ips = ",".join(_proxies)
+# Only X-Forwarded-Proto says https (gunicorn also believes X-Forwarded-Ssl and
+# X-Forwarded-Protocol by default, which nginx passes through untouched).
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 
 
 def pre_fork(server: Any, worker: Any) -> None:

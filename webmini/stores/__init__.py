@@ -1,14 +1,22 @@
 """Stores wing: the upstreams an API waits on, made cooperative under gevent.
 
 - ``mysql``: a bounded pymysql pool that never hands a broken connection on.
-- ``pool``: the driver-independent pool under it (and ``web.database``'s
-  SQLite and PostgreSQL backends), with one TLS context per pool.
+- ``pool``: the driver-independent pool under it and under the SQLite and
+  PostgreSQL backends, with one TLS context per pool and the URL options.
+- ``backend``: one statement at a time on a pooled connection, for any driver
+  (what ``web.database`` runs on).
+- ``sqlite``: SQLite connections, each running in its own native thread.
+- ``postgres``: PostgreSQL over pg8000 (pure Python, cooperative).
+- ``watchdog``: a time limit for statements, one greenlet per pool instead of a
+  timer per socket wait.
 - ``cache``: memcached over python-memcached, pooled per node on a ketama ring.
 - ``ketama``: libmemcached-compatible consistent hashing.
-- ``sessions``: signed session ids with memcached or cookie storage.
+- ``sessions``: the session engine (ids, signer, codec, store interface), with
+  memcached and cookie stores; ``web.session`` is a layer over it.
 
 Each module imports its third-party driver through ``webmini._extras.require``
 when the module itself is imported (the core never does), so a missing extra
 fails with the ``pip install webmini[...]`` line that fixes it.
-web.py's own ``web.db`` and ``web.session`` APIs live in ``webmini.webpy``.
+web.py's ``web.db`` and ``web.session`` APIs are a face over these, in
+``webmini.webpy``; nothing here imports it.
 """

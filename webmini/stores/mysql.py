@@ -31,10 +31,10 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from types import ModuleType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from webmini._extras import gevent_patched, require
 
@@ -44,6 +44,7 @@ with require("mysql", "webmini.stores.mysql"):
 
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
+from webmini.stores.backend import Backend, Link, Outcome, run_statement
 from webmini.stores.pool import (
     SSL_MODES,
     ConnectError,
@@ -52,11 +53,13 @@ from webmini.stores.pool import (
     PoolTimeout,
     TLSContext,
     is_local,
+    url_options,
 )
 from webmini.stores.watchdog import StatementWatchdog
 
 __all__ = [
-    "ConnectError", "Connection", "Database", "DatabaseUnavailable", "ExecResult", "PoolTimeout",
+    "ConnectError", "Connection", "Database", "DatabaseUnavailable", "ExecResult", "MySQLBackend",
+    "PoolTimeout",
 ]
 
 log = logging.getLogger(__name__)
@@ -266,27 +269,11 @@ def _exec_result(cursor: Any) -> ExecResult:
     return ExecResult(cursor.rowcount, cursor.lastrowid)
 
 
-_URL_TYPES: dict[str, Any] = {
-    "pool_size": int,
-    "max_overflow": int,
-    "acquire_timeout": float,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "write_timeout": float,
-    "recycle": float,
-    "charset": str,
-    "unix_socket": str,
-    "ssl": str,
-    "ssl_ca": str,
-}
-
-def _url_bool_or_float(value: str) -> bool | float:
-    low = value.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    return float(value)
+#: The URL options ``Database.from_url`` takes (typed by ``pool.url_options``).
+_URL_OPTIONS = frozenset({
+    "pool_size", "max_overflow", "acquire_timeout", "connect_timeout", "read_timeout",
+    "write_timeout", "recycle", "pre_ping", "charset", "unix_socket", "ssl", "ssl_ca",
+})
 
 
 class Database:
@@ -455,13 +442,7 @@ class Database:
             "password": unquote(parts.password or ""),
             "database": unquote(parts.path.lstrip("/")) or None,
         }
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key == "pre_ping":
-                kwargs[key] = _url_bool_or_float(value)
-            elif key in _URL_TYPES:
-                kwargs[key] = _URL_TYPES[key](value)
-            else:
-                raise ValueError(f"unknown database URL option {key!r}")
+        kwargs.update(url_options(parts.query, _URL_OPTIONS))
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -623,3 +604,50 @@ class Database:
             watchdog.stop()  # once the statements still running are over
         if pool is not None:
             pool.close_idle()
+
+
+# ------------------------------------------------------------ web.database
+
+
+class _MySQLLink(Link):
+    __slots__ = ()
+
+    def run(self, sql: str, params: Sequence[Any]) -> Outcome:
+        # The pool's statement watchdog bounds it (webmini.stores.watchdog).
+        return self.pooled._timed(  # type: ignore[no-any-return]
+            lambda raw: run_statement(raw, sql, params))
+
+
+class MySQLBackend(Backend):
+    """``dbn="mysql"`` over webmini's cooperative pymysql pool."""
+
+    dbname = "mysql"
+    paramstyle = "pyformat"
+
+    def __init__(self, pool: Database) -> None:
+        self.pool = pool
+        err = pymysql.err
+        self.clean_errors = (
+            err.IntegrityError, err.ProgrammingError, err.DataError, err.NotSupportedError,
+            err.InternalError,
+        )
+
+    def checkout(self) -> Link:
+        """Check out a pool connection (joining one this greenlet already holds)."""
+        cm: AbstractContextManager[Any] = self.pool.connection()
+        conn = cm.__enter__()
+        return _MySQLLink(None, conn, cm)  # statements go through conn._timed()
+
+    def checkin(self, link: Link, ok: bool) -> None:
+        """Return the connection to the pool (discarded when broken)."""
+        if link.broken or not ok:
+            link.pooled._pooled.broken = True
+        link.extra.__exit__(None, None, None)
+
+    def close(self) -> None:
+        """Close the pool's idle connections."""
+        self.pool.close()
+
+    def driver_connection(self, link: Link) -> Any:
+        """The pymysql connection (bounded by pymysql's socket timeouts, see Connection.raw)."""
+        return link.pooled.raw

@@ -1,12 +1,13 @@
 """A bounded, gevent-cooperative connection pool, independent of the database driver.
 
 ``Pool`` keeps the slots and idle connections of one process for a
-``PoolOwner`` (``webmini.stores.mysql.Database``, ``web.database``'s SQLite and
-PostgreSQL backends): the owner opens (``_open``), checks (``_ping``) and names
+``PoolOwner`` (``mysql.Database``; ``backend.PooledBackend`` for SQLite and
+PostgreSQL): the owner opens (``_open``), checks (``_ping``) and names
 (``_where``) its connections; the pool bounds the wait for a slot
 (``acquire_timeout``, ``PoolTimeout``) and for opening or pinging a connection
 (``connect_timeout``, ``ConnectError``), hands slots FIFO to waiters, recycles
-old connections and never returns a connection that saw an error.
+old connections and never returns a connection that saw an error. The options
+of every driver's database URL are typed here too (``url_options``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import os
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from webmini._extras import require
 
@@ -31,7 +34,7 @@ from webmini.storage import Storage
 
 __all__ = [
     "SSL_MODES", "ConnectError", "Pool", "PoolOwner", "PoolTimeout", "Pooled", "TLSContext",
-    "build_tls_context", "force_close", "is_local", "quit_politely",
+    "URL_OPTIONS", "build_tls_context", "force_close", "is_local", "quit_politely", "url_options",
 ]
 
 
@@ -64,7 +67,7 @@ def build_tls_context(mode: str, cafile: str | None) -> ssl.SSLContext:
     return ctx
 
 
-def _url_bool_or_float(value: str) -> bool | float:
+def _bool_or_float(value: str) -> bool | float:
     """A URL option that is a yes/no word or a number of seconds (``pre_ping``)."""
     low = value.lower()
     if low in ("1", "true", "yes", "on"):
@@ -72,6 +75,37 @@ def _url_bool_or_float(value: str) -> bool | float:
     if low in ("0", "false", "no", "off"):
         return False
     return float(value)
+
+
+#: Every database URL option (``?pool_size=10&pre_ping=30``) and its type.
+URL_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "pool_size": int,
+    "max_overflow": int,
+    "acquire_timeout": float,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "write_timeout": float,
+    "recycle": float,
+    "pre_ping": _bool_or_float,
+    "timeout": float,
+    "port": int,
+    "charset": str,
+    "unix_socket": str,
+    "unix_sock": str,
+    "ssl": str,
+    "ssl_ca": str,
+    "application_name": str,
+}
+
+
+def url_options(query: str, allowed: Collection[str] = URL_OPTIONS.keys()) -> dict[str, Any]:
+    """Typed keywords from a database URL's query string (ValueError for an unknown option)."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in allowed or key not in URL_OPTIONS:
+            raise ValueError(f"unknown database URL option {key!r}")
+        out[key] = URL_OPTIONS[key](value)
+    return out
 
 
 class TLSContext:

@@ -12,17 +12,21 @@ from typing import Any
 
 import gevent
 
-from webmini.webpy._dbconn import Backend, Link, Outcome
+from webmini.ctx import current_or_none
+from webmini.stores.backend import Backend, Link, Outcome
 from webmini.webpy._dbresults import ResultSet, SqliteResultSet
 from webmini.webpy._sql import (
+    SQLInputError,
     SQLParam,
     SQLQuery,
+    _assignments,
     _query,
     reparam,
+    sqlcount,
     sqllist,
+    sqlname,
     sqlparam,
     sqlquote,
-    sqlwhere,
 )
 
 __all__ = ["DB", "DBContext", "SQLProducer", "Transaction", "TransactionError", "UnknownDB"]
@@ -280,6 +284,12 @@ class DB:
         """``SELECT what FROM tables WHERE ... GROUP BY ... ORDER BY ... LIMIT ... OFFSET ...``."""
         if vars is None:
             vars = {}
+        _check_test(_test)
+        # SECURITY: limit and offset become whole numbers (or a 400) before any SQL.
+        if limit is not None:
+            limit = sqlcount(limit, "limit")
+        if offset is not None:
+            offset = sqlcount(offset, "offset")
         qout = self._select_text(tables, vars, what, where, order, group, limit, offset)
         if qout is None:
             clauses = [
@@ -319,7 +329,7 @@ class DB:
         for keyword, val in ((" LIMIT ", limit), (" OFFSET ", offset)):
             if val is None:
                 continue
-            if type(val) not in (int, str) or not val:
+            if type(val) is not int or not val:
                 return None
             tail += [keyword, SQLParam(val)]
         q = reparam(" ".join(parts), vars)
@@ -329,6 +339,9 @@ class DB:
     def where(self, table: str, what: Any = "*", order: Any = None, group: Any = None,
               limit: Any = None, offset: Any = None, _test: bool = False, **kwargs: Any) -> Any:
         """Select rows of ``table`` whose columns equal the keyword values."""
+        _check_test(_test)
+        if what != "*" or order is not None or group is not None:
+            _not_spread_from_request(what=what, order=order, group=group)
         return self.select(table, what=what, order=order, group=group, limit=limit,
                            offset=offset, _test=_test, where=self._where_dict(kwargs))
 
@@ -341,7 +354,7 @@ class DB:
             ("WHERE", where),
             ("GROUP BY", group),
             ("ORDER BY", order),
-            # SECURITY: limit and offset often come from the request: parameters.
+            # SECURITY: limit and offset are parameters (select() made them ints).
             ("LIMIT", limit and SQLParam(limit).sqlquery()),
             ("OFFSET", offset and SQLParam(offset).sqlquery()),
         )
@@ -374,16 +387,21 @@ class DB:
             return where
         return reparam(where, vars)
 
-    @staticmethod
-    def _where_dict(where: Mapping[str, Any]) -> SQLQuery | None:
-        clauses = [_column(k) + " = " + sqlquote(v) for k, v in sorted(where.items())]
+    def _where_dict(self, where: Mapping[str, Any]) -> SQLQuery | None:
+        clauses = [self._column(k) + " = " + sqlquote(v) for k, v in sorted(where.items())]
         return SQLQuery.join(clauses, " AND ") if clauses else None
+
+    def _column(self, name: str) -> str:
+        """``name`` if it is a column name in this database's dialect, else ``SQLInputError``."""
+        # SECURITY: keyword and dict-key names are SQL text; see sqlname().
+        return sqlname(name, self.dbname)
 
     def insert(self, tablename: str, seqname: Any = None, _test: bool = False,
                **values: Any) -> Any:
         """Insert one row; return its id (``seqname=False``: None)."""
+        _check_test(_test)
         if values:
-            keys = [_column(k) for k in sorted(values)]
+            keys = [self._column(k) for k in sorted(values)]
             items: list[Any] = [f"INSERT INTO {tablename} (", ", ".join(keys), ") VALUES ("]
             for i, k in enumerate(keys):
                 if i:
@@ -422,8 +440,9 @@ class DB:
         if seqname is None:
             guess = tablename + "_id_seq"
             return guess if guess in self._get_all_sequences() else None
-        if not _SEQNAME.match(seqname):
-            raise ValueError(f"Invalid sequence name: {seqname}")
+        if type(seqname) is not str or not _SEQNAME.fullmatch(seqname):
+            raise SQLInputError(f"Invalid sequence name: {seqname!r:.80}",
+                                "bad request: not a sequence name")
         return seqname
 
     def _get_all_sequences(self) -> set[str]:
@@ -449,7 +468,7 @@ class DB:
         for v in values:
             if v.keys() != keys:
                 raise ValueError("Not all rows have the same keys")
-        names = [_column(k) for k in sorted(keys)]
+        names = [self._column(k) for k in sorted(keys)]
         q = SQLQuery(f"INSERT INTO {tablename} ({', '.join(names)}) VALUES ")
         for i, row in enumerate(values):
             if i:
@@ -464,8 +483,10 @@ class DB:
     def update(self, tables: Any, where: Any, vars: Mapping[str, Any] | None = None,
                _test: bool = False, **values: Any) -> Any:
         """Set the keyword columns on rows matching ``where``; return the rowcount."""
+        _check_test(_test)
+        _check_vars(vars)
+        sets = _assignments([(self._column(k), v) for k, v in sorted(values.items())], ", ")
         where_q = self._where(where, vars or {})
-        sets = sqlwhere([(_column(k), v) for k, v in sorted(values.items())], ", ")
         q = _query(["UPDATE ", sqllist(tables), " SET ", *sets.items, " WHERE ", *where_q.items])
         if _test:
             return q
@@ -474,6 +495,7 @@ class DB:
     def delete(self, table: str, where: Any, using: Any = None,
                vars: Mapping[str, Any] | None = None, _test: bool = False) -> Any:
         """Delete rows matching ``where``; return the rowcount."""
+        _check_vars(vars)
         where_q = self._where(where, vars or {})
         q: Any = "DELETE FROM " + table
         if using:
@@ -504,24 +526,41 @@ class DB:
 SQLProducer = DB
 
 _SEQNAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_$]*$")
-_NAME = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"\x00]+"|`[^`\x00]+`)'
-_COLUMN = re.compile(rf"{_NAME}(?:\.{_NAME})?")
-_COLUMNS_SEEN: set[str] = set()
 
 
-def _column(name: str) -> str:
-    """``name`` if it is a column name (``col``, ``t.col``, ``"quoted"``), else ValueError."""
-    # SECURITY: column names are SQL text, not parameters. An app that passes
-    # a request's fields as **values (db.insert("t", **web.input())) would let
-    # a client write SQL through a field name; web.py splices them unchecked.
-    if name in _COLUMNS_SEEN:  # PERF: the same few names, checked once
-        return name
-    if type(name) is not str or not _COLUMN.fullmatch(name):
-        raise ValueError(f"not a column name: {name!r}")
-    if len(_COLUMNS_SEEN) >= 4096:
-        _COLUMNS_SEEN.clear()
-    _COLUMNS_SEEN.add(name)
-    return name
+def _check_test(_test: Any) -> None:
+    # SECURITY: a request spread into where()/insert()/update() can name
+    # "_test"; its string value must not silently turn the call into a no-op.
+    if type(_test) is str:
+        raise SQLInputError(f"_test must be a bool, not {_test!r:.80}",
+                            "bad request: _test is not a column name")
+
+
+def _not_spread_from_request(**sql: Any) -> None:
+    """Refuse a request field arriving unchanged as where()'s argument of the same name."""
+    # SECURITY: db.where("t", **web.input()) hands the client where()'s own
+    # what/order/group, which are SQL ("?what=(SELECT v FROM secrets) AS x").
+    # A field of that name whose very object (identity, not equality) is the
+    # argument came from the request: refused, the app never wrote that SQL.
+    c = current_or_none()
+    if c is None:
+        return
+    fields = [parsed[0] for parsed in (c.parsed_query, c.parsed_form) if parsed]
+    if type(c.parsed_json) is dict:
+        fields.append(c.parsed_json)
+    for name, value in sql.items():
+        if value is not None and any(f.get(name) is value for f in fields):
+            raise SQLInputError(
+                f"where()'s {name}= is SQL and came from the request's field {name!r}:"
+                " pick the request's columns (or use web.db.order_by for sorting)",
+                f"bad request: {name} is not a column name")
+
+
+def _check_vars(vars: Any) -> None:
+    # A request spread into update() can name "vars": a 400, not a TypeError.
+    if vars is not None and not isinstance(vars, Mapping):
+        raise SQLInputError(f"vars must be a mapping, not {vars!r:.80}",
+                            "bad request: vars is not a column name")
 
 
 def _pair_query(pair: Any) -> SQLQuery:

@@ -4,39 +4,12 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from webmini.stores.pool import _url_bool_or_float
+from webmini.stores.pool import url_options
 from webmini.webpy._dbapi import DB, UnknownDB
 
 __all__ = ["database", "dburl2dict", "register_database"]
-
-
-_POOL_TYPES: dict[str, Any] = {
-    "pool_size": int,
-    "max_overflow": int,
-    "acquire_timeout": float,
-    "connect_timeout": float,
-    "read_timeout": float,
-    "write_timeout": float,
-    "recycle": float,
-    "timeout": float,
-    "port": int,
-    "charset": str,
-    "unix_socket": str,
-    "unix_sock": str,
-    "ssl": str,
-    "ssl_ca": str,
-    "application_name": str,
-}
-
-
-def _url_value(key: str, value: str) -> Any:
-    if key == "pre_ping":
-        return _url_bool_or_float(value)
-    if key not in _POOL_TYPES:
-        raise ValueError(f"unknown database URL option {key!r}")
-    return _POOL_TYPES[key](value)
 
 
 def dburl2dict(url: str) -> dict[str, Any]:
@@ -54,14 +27,12 @@ def dburl2dict(url: str) -> dict[str, Any]:
             "host": parts.hostname,
             "port": parts.port,
         }
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        out[key] = _url_value(key, value)
+    out.update(url_options(parts.query))
     return out
 
 
 def _mysql(**kw: Any) -> DB:
-    from webmini.stores.mysql import Database
-    from webmini.webpy._dbconn import MySQLBackend
+    from webmini.stores.mysql import Database, MySQLBackend
 
     pool = kw.pop("pool", None)
     if pool is None:
@@ -83,7 +54,7 @@ def _mysql(**kw: Any) -> DB:
 
 
 def _sqlite(**kw: Any) -> DB:
-    from webmini.webpy._dbconn import SqliteBackend
+    from webmini.stores.sqlite import SqliteBackend
 
     kw.pop("pooling", None)
     driver = kw.pop("driver", None)
@@ -96,7 +67,7 @@ def _sqlite(**kw: Any) -> DB:
 
 
 def _postgres(**kw: Any) -> DB:
-    from webmini.webpy._dbconn import PostgresBackend
+    from webmini.stores.postgres import PostgresBackend
 
     kw.pop("pooling", None)
     driver = kw.pop("driver", None)

@@ -16,6 +16,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from webmini.errors import BadRequest
+from webmini.headers import as_status
+
 __all__ = [
     "SQLLiteral",
     "SQLParam",
@@ -300,6 +303,11 @@ def _is_iterator(obj: Any) -> bool:
 
 def sqlwhere(data: Iterable[tuple[str, Any]], grouping: str = " AND ") -> SQLQuery:
     """``k1 = v1 AND k2 = v2`` from (name, value) pairs, each value a parameter."""
+    return _assignments([(sqlname(k), v) for k, v in data], grouping)
+
+
+def _assignments(data: Iterable[tuple[str, Any]], grouping: str) -> SQLQuery:
+    """``sqlwhere`` for names already checked."""
     items: list[Any] = []
     for k, v in data:
         if items:
@@ -450,3 +458,142 @@ def reparam(string_: str, dictionary: Mapping[str, Any]) -> SQLQuery:
         else:
             items.append(SQLParam(value))
     return _query(items)
+
+
+# ------------------------------------------------------- names, counts and sort keys
+
+
+class SQLInputError(BadRequest, ValueError):
+    """A column name, limit, offset or sort key unfit for SQL: a ValueError answered as 400.
+
+    Raised before anything reaches the database. Coming from a handler it is
+    a 400 Bad Request (its body names the problem, never the value); in other
+    code it is a ``ValueError``.
+    """
+
+    def __init__(self, message: str, public: str = "bad request") -> None:
+        # Not HTTPError.__init__: this error is always raised, never built to
+        # be dropped, so it must not become the request's "built" error.
+        Exception.__init__(self, message)
+        self.status = as_status(400)
+        self.headers = []
+        self.data = public
+
+
+_PLAIN = r"[A-Za-z_][A-Za-z0-9_$]*"
+_PLAIN_NAME = re.compile(rf"{_PLAIN}(?:\.{_PLAIN})?")
+# Inside identifier quotes: no quote of either kind, no backslash (an escape
+# in MySQL strings), no NUL or control character, no % ? : ; (parameter
+# markers and statement ends in some paramstyle or driver).
+_INSIDE = r"[^\x00-\x1f\x7f\"`'\\%?:;]+"
+_QUOTED_NAME = {
+    q: re.compile(rf"(?:{_PLAIN}|{q}{_INSIDE}{q})(?:\.(?:{_PLAIN}|{q}{_INSIDE}{q}))?")
+    for q in ('"', "`")
+}
+#: The identifier quote a name may already carry, per dialect (others: plain names only).
+#: SQLite takes backticks: it reads a double-quoted name that matches no column
+#: as a string, so ``"x" = 'x'`` would be true for every row.
+IDENTIFIER_QUOTE = {"mysql": "`", "postgres": '"', "sqlite": "`"}
+_PLAIN_SEEN: set[str] = set()
+
+
+def sqlname(name: Any, dbname: str | None = None) -> str:
+    """``name`` unchanged if it is a column name, else ``SQLInputError`` (400).
+
+    A name is ``col`` or ``table.col`` (ASCII letters, digits, ``_``, ``$``;
+    not starting with a digit), or, when ``dbname`` is given, a part already
+    quoted in its identifier quotes (MySQL and SQLite `` `Col` ``, PostgreSQL
+    ``"Col"``) holding no quote, backslash, control character or ``% ? : ;``.
+    Nothing is quoted or rewritten.
+    """
+    # SECURITY: names are SQL text, never parameters; web.py splices them
+    # unchecked, so db.where("t", **web.input()) let a field name write SQL
+    # (in MySQL "..." is a string and \" escapes: `"\"." OR 1=1 UNION ... -- "`).
+    if type(name) is not str:
+        raise SQLInputError(f"not a column name: {name!r:.80}", "bad request: not a column name")
+    if name in _PLAIN_SEEN:  # PERF: the same few names, checked once
+        return name
+    if _PLAIN_NAME.fullmatch(name):
+        if len(_PLAIN_SEEN) >= 4096:
+            _PLAIN_SEEN.clear()
+        _PLAIN_SEEN.add(name)
+        return name
+    q = IDENTIFIER_QUOTE.get(dbname or "")
+    if q is not None and _QUOTED_NAME[q].fullmatch(name):
+        return name
+    raise SQLInputError(f"not a column name: {name!r:.80}", "bad request: not a column name")
+
+
+_MAX_COUNT = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def sqlcount(value: Any, keyword: str = "limit") -> Any:
+    """``value`` as a whole number >= 0 for LIMIT/OFFSET ("10" -> 10), else ``SQLInputError``.
+
+    An ``SQLLiteral`` is the application's own SQL and passes unchanged.
+    """
+    # SECURITY: limit and offset often come straight from the query string;
+    # web.py sends them raw (a string is a syntax error on MySQL: a 500).
+    if isinstance(value, SQLLiteral):
+        return value
+    number = -1
+    if (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and _DIGITS.fullmatch(value)):
+        number = int(value)
+    if not 0 <= number <= _MAX_COUNT:
+        raise SQLInputError(f"{keyword} must be a whole number from 0, not {value!r:.80}",
+                            f"bad request: {keyword} must be a whole number")
+    return number
+
+
+_DIRECTIONS = {"asc": "", "desc": " DESC"}
+
+
+def order_by(
+    spec: str | None,
+    allowed: Iterable[str] | Mapping[str, str],
+    default: str | None = None,
+    *,
+    strict: bool = True,
+) -> str | None:
+    """A safe ``order=`` from a client's sort key, checked against ``allowed`` columns.
+
+    ``spec`` is ``"name"``, ``"-name"`` (descending), ``"name desc"`` /
+    ``"name asc"``, or several of them separated by commas. ``allowed`` lists
+    the column names a client may sort by, or maps each public key to the SQL
+    it stands for (``{"age": "people.age"}``). An empty or missing ``spec``
+    gives ``default`` (the application's own SQL, returned as is). An unknown
+    key or a malformed spec raises ``SQLInputError`` (400), or with
+    ``strict=False`` gives ``default``.
+    """
+    columns: Mapping[str, str] = (
+        allowed if isinstance(allowed, Mapping) else {sqlname(c): c for c in allowed})
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return default
+    terms = spec.split(",") if isinstance(spec, str) else []
+    out: list[str] = []
+    # SECURITY: only the application's column text reaches the SQL; the
+    # client's string merely selects among it.
+    for term in terms if 0 < len(terms) <= len(columns) else ():
+        words = term.split()
+        if len(words) == 1 and words[0][:1] in "+-" and len(words[0]) > 1:
+            key, direction = words[0][1:], ("desc" if words[0][0] == "-" else "asc")
+        elif len(words) == 1:
+            key, direction = words[0], "asc"
+        elif len(words) == 2 and words[1].lower() in _DIRECTIONS:
+            key, direction = words[0], words[1].lower()
+        else:
+            break
+        column = columns.get(key)
+        if column is None:
+            break
+        out.append(column + _DIRECTIONS[direction])
+    else:
+        if out:
+            return ", ".join(out)
+    if strict:
+        keys = ", ".join(map(str, columns))
+        raise SQLInputError(f"cannot sort by {spec!r:.80}: allowed are {keys}",
+                            "bad request: cannot sort by that")
+    return default

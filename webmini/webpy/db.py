@@ -9,7 +9,10 @@
         db.update("todo", where="id = $id", vars={"id": new_id}, done=True)
 
 The API, the results and the SQL text (``_test=True``) are web.py 0.76's.
-Values always travel as driver parameters. ``dbn="mysql"`` runs on
+Values always travel as driver parameters; column names given as keywords or
+dict keys must be names (else ``SQLInputError``, a ValueError answered as 400);
+``what``, ``where`` text, ``order``, ``group`` and table names are SQL, as in
+web.py (``order_by()`` builds a safe ``order=`` from a client's sort key). ``dbn="mysql"`` runs on
 ``webmini.stores.mysql.Database``'s pool, ``"postgres"`` on pg8000 (pure
 Python, so gevent's sockets make it cooperative), ``"sqlite"`` with each
 connection's calls in its own native thread, so none blocks the gevent hub.
@@ -30,14 +33,18 @@ from webmini.webpy._dbapi import (
 from webmini.webpy._dbopen import database, dburl2dict, register_database
 from webmini.webpy._dbresults import BaseResultSet
 from webmini.webpy._sql import (
+    SQLInputError,
     SQLLiteral,
     SQLParam,
     SQLQuery,
     UnknownParamstyle,
+    order_by,
     reparam,
+    sqlcount,
     sqlify,
     sqllist,
     sqlliteral,
+    sqlname,
     sqlors,
     sqlparam,
     sqlquote,
@@ -63,5 +70,7 @@ __all__ = [
     "DBContext",
 ]
 
-# Names of web.py's db module that are web.db.<name> without being web.<name>.
-_MODULE_ONLY = (sqlify, sqlwhere, dburl2dict, register_database, BaseResultSet, Transaction)
+# Names of web.py's db module that are web.db.<name> without being web.<name>,
+# and webmini's own: order_by, sqlname, sqlcount, SQLInputError.
+_MODULE_ONLY = (sqlify, sqlwhere, dburl2dict, register_database, BaseResultSet, Transaction,
+                order_by, sqlname, sqlcount, SQLInputError)

@@ -1,99 +1,27 @@
 """Session stores with web.py's interface (``store[id]``, ``id in store``, ``cleanup``).
 
-Data is JSON (web.py pickles it). Types sessions commonly hold survive the
-round trip: dicts come back as ``Storage``, and datetimes, dates, sets,
-tuples and bytes are tagged so they come back as themselves.
+Data is JSON (web.py pickles it), in the session engine's one codec
+(``webmini.stores.sessions.encode``): dicts come back as ``Storage``, and
+datetimes, dates, sets, tuples and bytes come back as themselves. Ids have
+the engine's one shape (``valid_session_id``). ``StoreAdapter`` lets the
+engine use any store with this interface, a user's own included.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
 import errno
-import json
 import os
-import re
-import secrets
 import stat
 import tempfile
 import threading
 import time
 from typing import Any
 
-from webmini.storage import Storage
+from webmini.stores.sessions import decode, encode, valid_session_id
 
-__all__ = ["Store", "DiskStore", "DBStore", "MemoryStore", "encode", "decode",
-           "new_session_id", "valid_session_id"]
-
-# web.py's ids are 40 hex digits (sha1); webmini's are 40 random hex digits.
-# SECURITY: only hex ids of a sane length ever reach a store: no path
-# separators, dots or NULs for DiskStore, nothing odd for a database.
-_SESSION_ID = re.compile(r"[0-9a-fA-F]{32,128}")
-_TAG = "__webmini_type__"
-
-
-def new_session_id() -> str:
-    """Return a new random session id: 160 bits from ``secrets``, as 40 hex digits."""
-    return secrets.token_hex(20)
-
-
-def valid_session_id(session_id: Any) -> bool:
-    """Return whether ``session_id`` has the shape of a session id."""
-    return isinstance(session_id, str) and _SESSION_ID.fullmatch(session_id) is not None
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime.datetime):
-        return {_TAG: "datetime", "v": obj.isoformat()}
-    if isinstance(obj, datetime.date):
-        return {_TAG: "date", "v": obj.isoformat()}
-    if isinstance(obj, (set, frozenset)):
-        return {_TAG: "set", "v": list(obj)}
-    if isinstance(obj, bytes):
-        return {_TAG: "bytes", "v": base64.b64encode(obj).decode("ascii")}
-    raise TypeError(f"a session cannot hold {type(obj).__name__} (JSON-compatible data only)")
-
-
-def _tag_tuples(obj: Any) -> Any:
-    if isinstance(obj, tuple):
-        return {_TAG: "tuple", "v": [_tag_tuples(x) for x in obj]}
-    if isinstance(obj, list):
-        return [_tag_tuples(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _tag_tuples(v) for k, v in obj.items()}
-    return obj
-
-
-def _hook(obj: dict[str, Any]) -> Any:
-    kind = obj.get(_TAG)
-    if kind is None:
-        return Storage(obj)
-    value: Any = obj.get("v")
-    if kind == "datetime":
-        return datetime.datetime.fromisoformat(value)
-    if kind == "date":
-        return datetime.date.fromisoformat(value)
-    if kind == "set":
-        return set(value)
-    if kind == "tuple":
-        return tuple(value)
-    if kind == "bytes":
-        return base64.b64decode(value)
-    return Storage(obj)
-
-
-def encode(data: dict[str, Any]) -> str:
-    """Serialise session data as JSON text."""
-    return json.dumps(_tag_tuples(data), default=_default, separators=(",", ":"))
-
-
-def decode(text: str | bytes) -> dict[str, Any]:
-    """Parse :func:`encode`'s JSON; ValueError for anything else (e.g. web.py's pickles)."""
-    data = json.loads(text, object_hook=_hook)
-    if not isinstance(data, dict):
-        raise ValueError("session data is not a JSON object")
-    return data
+__all__ = ["Store", "DiskStore", "DBStore", "MemoryStore", "StoreAdapter", "as_session_store"]
 
 
 class Store:
@@ -125,18 +53,32 @@ class Store:
 
 
 class MemoryStore(Store):
-    """Sessions in this process's memory: for tests and single-process development."""
+    """Sessions in this process's memory: for tests and single-process development.
+
+    A session idle for longer than the session ``timeout`` reads as missing.
+    """
 
     def __init__(self, timeout: float | None = None) -> None:
         self._data: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self.timeout = timeout
 
+    def _text(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        text, written = entry
+        if self.timeout is not None and time.time() - written > self.timeout:
+            return None  # idle past the timeout: gone, as in DiskStore
+        return text
+
     def __contains__(self, key: str) -> bool:
-        return key in self._data
+        return self._text(key) is not None
 
     def __getitem__(self, key: str) -> dict[str, Any]:
-        text, _ = self._data[key]
+        text = self._text(key)
+        if text is None:
+            raise KeyError(key)
         return self.decode(text)
 
     def __setitem__(self, key: str, value: dict[str, Any]) -> None:
@@ -306,3 +248,50 @@ class DBStore(Store):
         """Delete rows not accessed for ``timeout`` seconds."""
         limit = datetime.datetime.now() - datetime.timedelta(seconds=timeout)
         self.db.delete(self.table, where="atime < $limit", vars={"limit": limit})
+
+
+class StoreAdapter:
+    """A store with web.py's interface, as the session engine's ``SessionStore``.
+
+    The cookie carries the bare id (as in web.py): it is random and looked up
+    here, so nothing needs signing.
+    """
+
+    signed = False
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def load(self, token: str) -> tuple[str, dict[str, Any]] | None:
+        """The data stored under id ``token``, or None."""
+        # SECURITY: only well-formed ids reach the store (a user's store too).
+        if not valid_session_id(token) or token not in self.store:
+            return None
+        try:
+            data = self.store[token]
+        except KeyError:
+            return None
+        return (token, data) if isinstance(data, dict) else None
+
+    def save(self, session_id: str, data: dict[str, Any], timeout: int) -> str:
+        """``store[session_id] = data``; the id is the token."""
+        self.store[session_id] = data
+        return session_id
+
+    def delete(self, session_id: str) -> None:
+        """``del store[session_id]`` if it is there."""
+        if session_id in self.store:
+            del self.store[session_id]
+
+    def cleanup(self, timeout: float) -> None:
+        """The store's ``cleanup(timeout)``, if it has one."""
+        cleanup = getattr(self.store, "cleanup", None)
+        if cleanup is not None:
+            cleanup(timeout)
+
+
+def as_session_store(store: Any) -> Any:
+    """``store`` as the engine's ``SessionStore``: web.py-style stores get a ``StoreAdapter``."""
+    if isinstance(store, Store) or hasattr(store, "__contains__") and hasattr(store, "__getitem__"):
+        return StoreAdapter(store)
+    return store  # already load/save/delete (CacheStore, CookieStore...)

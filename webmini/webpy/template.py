@@ -4,8 +4,9 @@
 ``render.index(posts)`` or ``render.admin.posts(...)`` renders
 ``templates/index.html`` inside ``templates/layout.html``. The language,
 its escaping (``.html``/``.xml``/``.xhtml`` and ``filter=`` escape ``$x``;
-``$:x`` never does), its restricted builtins and its safety checks are
-web.py 0.76's; see README "Templates" for the few differences.
+``$:x`` never does) and its restricted builtins are web.py 0.76's; its
+safety checks are a sandbox on Jinja2's model (:mod:`.templetor.sandbox`);
+see README "Templates" for the few differences.
 """
 
 from __future__ import annotations

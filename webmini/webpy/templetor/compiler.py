@@ -12,10 +12,10 @@ page point at the template line.
 from __future__ import annotations
 
 import ast
+import copy
 import linecache
 import os
 import re
-import string
 from collections.abc import Iterator
 from types import CodeType
 
@@ -34,6 +34,12 @@ from webmini.webpy.templetor.parser import (
     normalize_text,
     parse,
 )
+from webmini.webpy.templetor.sandbox import (
+    SecurityError,
+    format_refusal,
+    unsafe_attribute,
+    unsafe_key,
+)
 
 __all__ = ["SecurityError", "compile_template", "generate_source"]
 
@@ -42,10 +48,6 @@ _LOOP_NAME = re.compile(r"\bloop\b")
 # The preamble of every template function and ``$def``: output goes to a list.
 _PREAMBLE = "self = new_result_(); out_ = []; extend_ = out_.extend; append_ = out_.append"
 _EPILOGUE = "return finish_(self, out_)"
-
-
-class SecurityError(Exception):
-    """The template tried something a template may not do (import, exec, ``_`` attributes...)."""
 
 
 class _Source:
@@ -213,8 +215,23 @@ _ALLOWED_NODES = frozenset((
 _CODE_RUNNERS = frozenset(("exec", "eval", "compile", "execfile"))
 
 
+_FORMAT_METHODS = frozenset(("format", "format_map"))
+
+
+def _literal_format(node: ast.Attribute) -> bool:
+    """``"...".format``: a literal, well-formed format string (checked at compile time)."""
+    value = node.value
+    if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+        return False
+    try:
+        format_refusal(value.value)
+    except ValueError:
+        return False  # malformed: left to the run-time formatter
+    return True
+
+
 class _SafetyCheck(ast.NodeVisitor):
-    """web.py's safety rules: allowed node types, no ``__`` names, no ``_`` attributes."""
+    """The sandbox's compile-time rules: node types, ``__`` names, unsafe attributes and keys."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
@@ -236,24 +253,49 @@ class _SafetyCheck(ast.NodeVisitor):
         if node.id.startswith("__") or node.id in _CODE_RUNNERS:
             self.fail(node, f"access to name '{node.id}' is denied")
 
+    def _definition(self, node: ast.AST, name: str) -> None:
+        # SECURITY: a parameter or function named like the run-time checks
+        # (``__item__``...) would shadow them; ``__`` names are never defined.
+        if name.startswith("__") and name != "__template__":  # the generated function
+            self.fail(node, f"access to name '{name}' is denied")
+
+    def visit_arg(self, node: ast.arg) -> None:
+        self._definition(node, node.arg)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._definition(node, node.name)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._definition(node, node.name)
+        self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        # SECURITY: no obj.__class__.__mro__ walks to reach unrestricted code.
-        if node.attr.startswith(("_", "func_", "im_")):
+        # SECURITY: no obj.__class__.__mro__ walks to reach unrestricted code,
+        # no frame, code, traceback, generator or coroutine internals
+        # ((x for x in y).gi_frame.f_builtins), checked here once so that a
+        # literal attribute costs nothing at render time.
+        if unsafe_attribute(node.attr):
             self.fail(node, f"access to attribute '{node.attr}' is denied")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             self.fail(node, f"access to attribute '{node.attr}' is denied")
-        super().generic_visit(node)
-
-    def visit_Call(self, node: ast.Call) -> None:
         # SECURITY: "{0.__class__.__mro__}".format(x) walks attributes inside
         # the string, out of sight of the rule above (web.py lets it through);
-        # a literal format string gets the same ``_`` rule.
-        func = node.func
-        if (isinstance(func, ast.Attribute) and func.attr in ("format", "format_map")
-                and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
-            for attr in _format_attributes(func.value.value):
-                if attr.startswith("_"):
-                    self.fail(node, f"access to attribute '{attr}' is denied")
+        # a literal format string is checked here, any other at run time.
+        if node.attr in _FORMAT_METHODS and _literal_format(node):
+            assert isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            refused = format_refusal(node.value.value)
+            if refused is not None:
+                self.fail(node, f"access to attribute '{refused}' is denied")
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        # SECURITY: x['__globals__'], x['__builtins__']: a literal ``__`` key
+        # is refused here; a computed key is checked at run time.
+        key = node.slice
+        if isinstance(key, ast.Constant) and unsafe_key(key.value):
+            self.fail(node, f"access to key {key.value!r} is denied")
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
@@ -262,16 +304,96 @@ class _SafetyCheck(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def _format_attributes(fmt: str) -> Iterator[str]:
-    """Attribute and index names a format string's fields reach (``{0.a[b]}``: a, b)."""
-    try:
-        fields = [f for _, f, spec, _ in string.Formatter().parse(fmt) if f is not None]
-        fields += [f for _, _, spec, _ in string.Formatter().parse(fmt) if spec
-                   for _, f, _, _ in string.Formatter().parse(spec) if f is not None]
-    except ValueError:
-        return  # str.format will refuse it too
-    for field in fields:
-        yield from (part for part in re.split(r"[.\[\]]", field)[1:] if part)
+def _static_key(node: ast.expr) -> bool:
+    """A subscript key fixed at compile time (a constant, a slice of constants...)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        return not isinstance(node.operand.value, str)
+    if isinstance(node, ast.Slice):
+        return all(part is None or _static_key(part) for part in (node.lower, node.upper,
+                                                                    node.step))
+    if isinstance(node, ast.Tuple):
+        return all(_static_key(element) for element in node.elts)
+    return False
+
+
+def _helper(name: str, args: list[ast.expr], keywords: list[ast.keyword],
+            where: ast.AST) -> ast.Call:
+    call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=keywords)
+    ast.copy_location(call.func, where)
+    return ast.copy_location(call, where)
+
+
+# PERF: where the key or the receiver is a plain name (``row[col]``,
+# ``fmt.format(x)``), the check is inlined: a str key not starting with "_"
+# (sorted outside ["_", "`"): no slice, no call), an int key, a format string
+# already found safe cost a comparison or two. Anything else (a key starting
+# with "_" included) goes through the sandbox helper.
+_KEY_CHECK = ast.parse(
+    "K if K.__class__ is __strtype__ and (K >= '`' or K < '_') or K.__class__ is __inttype__ "
+    "else __key__(K)", mode="eval").body
+_FORMAT_CHECK = ast.parse(
+    "R.A if R.__class__ is __strtype__ and R in __safe_formats__ else __format_attr__(R, 'A')",
+    mode="eval").body
+
+
+def _expand(pattern: ast.expr, name: ast.Name, attr: str, where: ast.AST) -> ast.expr:
+    """``pattern`` with ``K``/``R`` replaced by ``name`` and ``A`` by ``attr``, at ``where``."""
+    tree = copy.deepcopy(pattern)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in ("K", "R"):
+            node.id = name.id
+        elif isinstance(node, ast.Attribute) and node.attr == "A":
+            node.attr = attr
+        elif isinstance(node, ast.Constant) and node.value == "A":
+            node.value = attr
+        if isinstance(node, (ast.expr, ast.stmt)):
+            ast.copy_location(node, where)
+    return tree
+
+
+class _RunTimeChecks(ast.NodeTransformer):
+    """Routes what the compiler cannot check through the sandbox's run-time checks.
+
+    ``x[k]`` with a computed key becomes ``x[__key__(k)]``; ``s.format(...)``
+    ``__format__(s, ...)`` (``format_map`` likewise) and a bare ``s.format``
+    ``__format_attr__(s, "format")``, unless ``s`` is a literal string,
+    already checked; plain names get the same checks inlined. Literal
+    attributes and keys stay as they are: they cost nothing at render time.
+    """
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in _FORMAT_METHODS
+                and isinstance(func.ctx, ast.Load) and not _literal_format(func)):
+            receiver = self.visit(func.value)
+            args = [self.visit(arg) for arg in node.args]
+            keywords = [self.visit(keyword) for keyword in node.keywords]
+            if isinstance(receiver, ast.Name):
+                method = _expand(_FORMAT_CHECK, receiver, func.attr, func)
+                return ast.copy_location(ast.Call(method, args, keywords), node)
+            return _helper(f"__{func.attr}__", [receiver, *args], keywords, node)
+        return self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        if (node.attr in _FORMAT_METHODS and isinstance(node.ctx, ast.Load)
+                and not _literal_format(node)):
+            if isinstance(node.value, ast.Name):
+                return _expand(_FORMAT_CHECK, node.value, node.attr, node)
+            return _helper("__format_attr__", [node.value, ast.Constant(node.attr)], [], node)
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        self.generic_visit(node)
+        key = node.slice
+        if isinstance(node.ctx, ast.Load) and not _static_key(key):
+            if isinstance(key, ast.Name):
+                node.slice = _expand(_KEY_CHECK, key, "", key)
+            else:
+                node.slice = _helper("__key__", [key], [], key)
+        return node
 
 
 def _check(tree: ast.AST, filename: str) -> None:
@@ -320,6 +442,7 @@ def compile_template(text: str, filename: str = "<template>") -> CodeType:
             node.lineno, node.end_lineno = start, max(start, end)
             node.col_offset, node.end_col_offset = 0, 0
     _check(module, filename)
+    module = ast.fix_missing_locations(_RunTimeChecks().visit(module))
     try:
         code = compile(module, filename, "exec")
     except SyntaxError as exc:

@@ -2,28 +2,63 @@
 
 from __future__ import annotations
 
-import builtins as _builtins
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from webmini.webpy.templetor.sandbox import (
+    SAFE_FORMATS,
+    SecurityError,
+    checked_format,
+    checked_format_map,
+    checked_key,
+    format_attribute,
+)
 
 __all__ = [
     "TEMPLATE_BUILTINS", "ForLoop", "ForLoopContext", "TemplateResult", "make_env", "text",
     "websafe",
 ]
 
-# web.py's restricted builtins: what a template may call by name.
+# web.py's restricted builtins: what a template may call by name (web.py
+# 0.76's list, minus its real ``__import__``). Nothing here reaches code,
+# files, attributes by name or namespaces: no open, getattr, vars, type...
 TEMPLATE_BUILTIN_NAMES = (
     "dict", "enumerate", "float", "int", "bool", "list", "long", "reversed", "set", "slice",
     "tuple", "xrange", "abs", "all", "any", "callable", "chr", "cmp", "divmod", "filter", "hex",
     "id", "isinstance", "iter", "len", "max", "min", "oct", "ord", "pow", "range", "round",
     "True", "False", "None",
-    "__import__",  # C extensions (datetime) import through it; templates cannot name it
 )
-TEMPLATE_BUILTINS: dict[str, Any] = {
-    name: getattr(_builtins, name) for name in TEMPLATE_BUILTIN_NAMES
-    if name in _builtins.__dict__
-}
+
+# Modules C code imports lazily while a template runs (datetime's strftime,
+# strptime, timetuple, date.today import time and _strptime through the
+# running frame's ``__import__``).
+_C_IMPORTS = frozenset(("time", "_strptime"))
+
+
+def _import_for_c_code(name: str, globals: Any = None, locals: Any = None,
+                       fromlist: Any = (), level: int = 0) -> None:
+    """The template ``__import__``: loads only what C code asks for, and returns nothing."""
+    # SECURITY: web.py hands templates the real __import__. C code (through
+    # PyImport_Import) ignores what __import__ returns and reads sys.modules,
+    # so this one loads only a few stdlib modules and gives none back.
+    if name not in _C_IMPORTS or level:
+        raise SecurityError(f"import of {name!r} is denied in templates")
+    import importlib
+
+    importlib.import_module(name)
+
+
+def _template_builtins() -> dict[str, Any]:
+    # Imported here: the real builtins module is no global of this module.
+    import builtins
+
+    found = {name: getattr(builtins, name) for name in TEMPLATE_BUILTIN_NAMES
+             if name in builtins.__dict__}
+    return {**found, "__import__": _import_for_c_code}
+
+
+TEMPLATE_BUILTINS: dict[str, Any] = _template_builtins()
 
 
 def text(value: Any) -> Any:
@@ -277,4 +312,13 @@ def make_env(
         text_=text,
         join_=_join,
         finish_=_finish,
+        # The compiler routes computed subscripts and every .format /
+        # .format_map through these (names a template cannot write).
+        __key__=checked_key,
+        __format__=checked_format,
+        __format_map__=checked_format_map,
+        __format_attr__=format_attribute,
+        __safe_formats__=SAFE_FORMATS,
+        __strtype__=str,
+        __inttype__=int,
     )

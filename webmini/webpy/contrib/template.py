@@ -1,5 +1,8 @@
 """``web.contrib.template``: Jinja2 behind web.py's ``render_jinja`` interface.
 
+Imported as in web.py, ``from webmini.contrib.template import render_jinja``
+(the same module object as ``webmini.webpy.contrib.template``).
+
 ``render = render_jinja("templates")`` then ``render.hello(name="x")``
 renders ``templates/hello.html``. Needs Jinja2: ``pip install webmini[jinja]``.
 """
