@@ -45,6 +45,11 @@ def todo_uwsgi(start_todo: Any) -> Iterator[tuple[int, Path, Any]]:
     yield server.http_port, server.log_path, server.proc
 
 
+#: Content-Type of the answers seen, by status; answers without a request id.
+CONTENT_TYPES: dict[int, set[str]] = {}
+UNTAGGED: list[str] = []
+
+
 def _call(port: int, method: str, path: str, body: Any = None,
           cookie: str = "") -> tuple[int, Any, str]:
     """One request on a new connection: (status, JSON body or None, Set-Cookie value)."""
@@ -57,6 +62,9 @@ def _call(port: int, method: str, path: str, body: Any = None,
         resp = conn.getresponse()
         raw = resp.read()
         set_cookie = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
+        CONTENT_TYPES.setdefault(resp.status, set()).add(resp.getheader("Content-Type") or "")
+        if not resp.getheader("X-Request-ID"):
+            UNTAGGED.append(f"{method} {path} {resp.status}")
     except OSError:
         return 0, None, ""  # refused or reset (a reload in progress): retried
     finally:
@@ -198,6 +206,16 @@ def test_faults_under_load(todo_uwsgi: tuple[int, Path, Any], mariadb: Any, memc
     assert logged_5xx >= tally.fivexx, summary + "\n" + text[-3000:]
     # The workers that exited at the reload closed their MariaDB connections.
     assert _status_var(mariadb, "Aborted_clients") == aborted, summary
-    # Every logged 5xx names its cause: "answered 503: <why>" or a traceback.
-    for line in re.findall(r"answered 5\d\d:.*", text):
-        assert len(line) > len("answered 503: "), line
+    # Every logged 5xx names its cause: "answered 503: <why>" or a traceback,
+    # with webmini's class (the one README names), the driver's error as its cause.
+    for line in re.findall(r"answered 5\d\d .*", text):
+        assert re.search(r": service unavailable \((ConnectError|DatabaseUnavailable|PoolTimeout)"
+                         r"(, caused by \w+: .+)?\)", line), line
+    # Every error in the app's one format (RFC 9457), webmini's 503s included.
+    for status, types in CONTENT_TYPES.items():
+        if status >= 400:
+            assert types == {"application/problem+json"}, (status, types)
+    # The app object served directly: request ids and access lines, under uWSGI.
+    assert UNTAGGED == [], UNTAGGED[:5]
+    assert re.search(r'^\S+ \S+ INFO \[pid \d+ worker \d\] webmini\.access: 127\.0\.0\.1 '
+                     r'"PATCH /todos/\d+ HTTP/1\.[01]" 200 ', text, re.M), text[-2000:]

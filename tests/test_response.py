@@ -271,9 +271,9 @@ def test_wsgifunc_applies_middleware(monkeypatch):
         return wrapped
 
     assert callable(app.wsgifunc(mw))
-    assert app.wsgifunc().app == app.__call__  # inside the access log (webmini.logs)
+    assert app.wsgifunc().app == app._serve  # inside the access log (webmini.logs)
     monkeypatch.setitem(web.config, "access_log", False)
-    assert app.wsgifunc() == app.__call__  # the app itself, as a bound method
+    assert app.wsgifunc() == app._serve  # the app itself, as a bound method
 
 
 def test_large_file_streams_in_chunks():

@@ -130,10 +130,29 @@ def test_not_logged_in_is_401(todo: Any) -> None:
     ]:
         r = b.request(method, path, json=body)
         assert r.status_code == 401, (method, path, r)
-        assert r.json() == {"error": "login required"}
+        assert _detail(r) == "login required"
     # A forged cookie (bad signature) is no login either.
     r = b.get("/todos", headers={"Cookie": f"{COOKIE}=abc.{int(time.time())}.forged"})
     assert r.status_code == 401
+
+
+def _detail(r: Any) -> Any:
+    """An error's ``detail``, after checking it is RFC 9457 problem details."""
+    assert r.headers["Content-Type"] == "application/problem+json", r
+    problem = r.json()
+    assert problem["status"] == r.status_code and problem["type"] == "about:blank", problem
+    return problem.get("detail")
+
+
+def test_every_error_is_problem_details(todo: Any) -> None:
+    """The API's own errors and webmini's (unknown URL, method, body type) share one format."""
+    b = Browser(todo)
+    assert _detail(b.get("/nowhere")) is None  # webmini's 404, its default title
+    r = b.request("PUT", "/todos")
+    assert r.status_code == 405 and _detail(r) is None
+    _login(b, "carol")
+    r = b.post("/todos", data=b"x" * 10, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and _detail(r) == "invalid JSON body"
 
 
 def test_validation(todo: Any) -> None:
@@ -150,7 +169,7 @@ def test_validation(todo: Any) -> None:
     for body in bad_logins:
         r = b.post("/login", data=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, (body, r)
-        assert "error" in r.json()
+        assert "detail" in r.json()
     assert COOKIE not in b.cookies  # nothing was logged in
     _login(b, "alice")
 
@@ -174,7 +193,7 @@ def test_validation(todo: Any) -> None:
     for body, message in cases:
         r = post(body)
         assert r.status_code == 400, (body, r)
-        assert r.json() == {"error": message}, body
+        assert _detail(r) == message, body
     assert b.get("/todos").json() == {"todos": []}  # nothing was stored
 
     longest = "é" * MAX_TITLE_LENGTH  # characters, not bytes
@@ -189,11 +208,11 @@ def test_validation(todo: Any) -> None:
     ]:
         r = b.patch(f"/todos/{made['id']}", data=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, (body, r)
-        assert r.json() == {"error": message}
+        assert _detail(r) == message
     assert b.get(f"/todos/{made['id']}").json() == made
     # Ids beyond BIGINT and unknown ids are plain 404s.
     assert b.get("/todos/" + "9" * 30).status_code == 404
-    assert b.get("/todos/999999").json() == {"error": "no such todo"}
+    assert _detail(b.get("/todos/999999")) == "no such todo"
     assert b.get("/todos/abc").status_code == 404
 
 
@@ -209,7 +228,7 @@ def test_others_todos_are_404(todo: Any, mariadb: Any) -> None:
         bob.delete(f"/todos/{mine['id']}"),
     ]:
         assert r.status_code == 404, r
-        assert r.json() == {"error": "no such todo"}  # same as a missing one
+        assert _detail(r) == "no such todo"  # same as a missing one
     assert bob.get("/todos").json() == {"todos": []}
     assert alice.get(f"/todos/{mine['id']}").json() == mine
     assert _root_sql(mariadb, "SELECT title FROM todos") == (("alice's secret",),)

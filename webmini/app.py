@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any
 
 from webmini import errors
@@ -77,6 +78,9 @@ def _sync(func: Any) -> Any:
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
 
+    #: This app's error bodies: "text", "json" or "auto" (None: web.config.error_format).
+    error_format: str | None = None
+
     def __init__(
         self,
         mapping: Iterable[Any] = (),
@@ -96,6 +100,9 @@ class application:  # noqa: N801 - web.py's name
         # autoreload is accepted for web.py compatibility; the dev server reloads.
         self.autoreload = autoreload
         self._checked = False
+        self._entry: Callable[..., Iterable[bytes]] | None = None  # __call__'s, once set up
+        if "uwsgi" in sys.modules:  # SECURITY: refused at import, as by wsgifunc(): uWSGI exits
+            import_module("webmini.serving.uwsgi_setup").refuse_public_http()
 
     # -- configuration -------------------------------------------------
 
@@ -130,18 +137,21 @@ class application:  # noqa: N801 - web.py's name
             for line in resolve_or_fail(self._router.routes, self.fvars):
                 log.warning("%s", line)  # e.g. a pattern without a leading "/"
             if "uwsgi" in sys.modules or "gunicorn" in sys.modules:  # logging and the audit
-                from webmini.serving.uwsgi_setup import setup_workers
-
-                setup_workers()
-        # PERF: the bound method, not the instance: a server calling it goes
-        # straight to __call__'s code instead of looking __call__ up per request.
-        func: Any = self.__call__
+                import_module("webmini.serving.uwsgi_setup").setup_workers()
+        # PERF: the bound method, not the instance: no hop through __call__ per request.
+        func: Any = self._serve
         for m in middleware:
             func = m(func)
-        return AccessLog(func) if config.get("access_log") else func
+        entry = AccessLog(func) if config.get("access_log") else func
+        self._entry = self._entry or (None if middleware else entry)
+        return entry
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request (PEP 3333)."""
+        """Serve one request (PEP 3333) as ``wsgifunc()``'s callable does (set-up, access line)."""
+        return (self._entry or self.wsgifunc())(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request: routing, handler, response (no access line)."""
         try:  # SECURITY: path decoded and bounded, Host checked, before any routing
             path = screen(environ)
         except HTTPError as bad:
@@ -330,16 +340,9 @@ class application:  # noqa: N801 - web.py's name
 
     # -- conveniences ----------------------------------------------------
 
-    def request(
-        self,
-        localpart: str = "/",
-        method: str = "GET",
-        data: Any = None,
-        host: str = "0.0.0.0:8080",
-        headers: dict[str, str] | None = None,
-        https: bool = False,
-        **kw: Any,
-    ) -> Storage:
+    def request(self, localpart: str = "/", method: str = "GET", data: Any = None,
+                host: str = "0.0.0.0:8080", headers: dict[str, str] | None = None,
+                https: bool = False, **kw: Any) -> Storage:
         """Make a request to the application in-process; return status, headers, data."""
         from webmini.testing import build_environ, call_app
 
