@@ -25,11 +25,14 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
 #: Modules whose tests start a service themselves (a runner built in the test or in a
 #: module fixture of their own): every test in them gets these markers.
 MODULE_MARKERS: dict[str, tuple[str, ...]] = {
+    "test_async_servers.py": ("uwsgi", "gunicorn"),
     "test_exposure.py": ("uwsgi", "nginx"),
     "test_forwarded.py": ("uwsgi", "nginx"),
     "test_gunicorn.py": ("gunicorn",),
     "test_hostile.py": ("uwsgi", "nginx"),
     "test_logs_servers.py": ("uwsgi", "gunicorn"),
+    "test_operations.py": ("uwsgi", "gunicorn"),
+    "test_reload.py": ("uwsgi", "gunicorn", "slow"),
     "test_security_core.py": ("uwsgi", "nginx"),
     "test_security_uwsgi.py": ("uwsgi",),
     "test_security_websocket.py": ("uwsgi", "nginx"),
