@@ -2,7 +2,7 @@
 
 Starts a private MariaDB and three memcached servers (the same way the tests
 do), then for each node count runs the shipped deploy/ configuration
-(deploy/localcluster.py: nginx + N nodes x 2 gevent workers) and drives it
+(localservices/cluster.py: nginx + N nodes x 2 gevent workers) and drives it
 with wrk through nginx:
 
 - ``/node``: the app alone (routing, JSON, the metrics processor);
@@ -30,10 +30,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # deploy/ holds the local cluster and the private MariaDB/memcached runners.
-sys.path[:0] = [str(HERE.parent / "deploy"), str(HERE.parent)]
+sys.path[:0] = [str(HERE.parent)]
 
-from localcluster import LocalCluster, http_get  # noqa: E402
 from localservices import MemcachedCluster, start_mariadb  # noqa: E402
+from localservices.cluster import LocalCluster, http_get  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 

@@ -28,11 +28,9 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 
 # deploy/ holds the private MariaDB runner the tests use too.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from localservices import MariaDBServer, start_mariadb  # noqa: E402
-
 from webmini.stores.mysql import Database  # noqa: E402
 
 SLEEP = 0.05

@@ -1,6 +1,6 @@
 """A worker's memory across MariaDB restarts when its pool speaks TLS.
 
-In-process, on a private MariaDB with TLS (deploy/localservices.py,
+In-process, on a private MariaDB with TLS (localservices/,
 ``start_mariadb(tls=True)``): a pool of 10 serves 200 queries twice, then
 the server restarts three times with the same load after each (every
 pooled connection is lost and reopened: 40 TLS handshakes in all). Prints
@@ -25,11 +25,9 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT))
 
 from localservices import start_mariadb  # noqa: E402
-
 from webmini.stores.mysql import Database  # noqa: E402
 
 RESTARTS = 3

@@ -54,9 +54,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(ROOT))
 
-from localservices import free_port  # noqa: E402  (deploy/: shared with the tests)
+from localservices import free_port  # noqa: E402  (shared with the tests)
 
 VENV_BIN = Path(sys.executable).parent
 UWSGI = str(VENV_BIN / "uwsgi") if (VENV_BIN / "uwsgi").exists() else (shutil.which("uwsgi") or "uwsgi")

@@ -1,4 +1,4 @@
-"""Run the hostile-request suite (tests/hostile.py) against webmini's servers and peers; print a table.
+"""Run the hostile-request suite (localservices/hostile.py) against webmini's servers and peers; print a table.
 
 Servers, each serving tests/hostile_app.py on a free loopback port:
 
@@ -38,11 +38,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
-sys.path.insert(0, str(TESTS))
-sys.path.insert(0, str(ROOT / "deploy"))
+sys.path[:0] = [str(ROOT), str(TESTS)]  # localservices/; hostile_app.py
 
-import hostile  # noqa: E402
-from support.servers import NginxServer, UwsgiServer, free_port  # noqa: E402
+from localservices import free_port, hostile  # noqa: E402
+from localservices.nginx import NginxServer  # noqa: E402
+from localservices.uwsgi import UwsgiServer  # noqa: E402
 
 PY = sys.executable
 BIN = Path(PY).parent

@@ -1,6 +1,6 @@
 """Soak: the todo example under uwsgi.ini for minutes; RSS and connections per worker over time.
 
-Starts a private MariaDB and three memcached nodes (deploy/localservices.py),
+Starts a private MariaDB and three memcached nodes (localservices/),
 then uWSGI with the repository's uwsgi.ini serving examples/todo, all on
 free loopback ports. ``--clients`` logged-in clients (greenlets here) each
 update one todo and read it back in a loop, and every read is checked
@@ -9,7 +9,11 @@ one row: per worker its RSS (uWSGI stats), its open TCP connections to
 MariaDB and to memcached (/proc), and the request rate and errors since
 the previous row. ``--restart-db-at S`` restarts MariaDB S seconds in (to
 watch RSS and connections across it). Bounded: it stops after
-``--duration`` seconds.
+``--duration`` seconds. ``--pause S``: each client waits S seconds between
+rounds (a moderate rate on a shared machine). ``--trace-worker N``: worker N
+(only) starts tracemalloc at half time and writes snapshots then, at three
+quarters and at the end (benchmarks/soak_app.py), and the allocation sites
+that grew most between the last two are printed.
 
 Usage::
 
@@ -39,7 +43,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(ROOT))
 
 from localservices import MemcachedCluster, free_port, start_mariadb  # noqa: E402
 
@@ -75,10 +79,12 @@ class Counters:
         self.stale = 0
 
 
-def client(port: int, n: int, stop: gevent.event.Event, counts: Counters) -> None:
+def client(port: int, n: int, stop: gevent.event.Event, counts: Counters, pause: float = 0.0) -> None:
     """Log in, create a todo, then update and read it back until ``stop``."""
     cookie, todo_id, version, acked = "", 0, 0, -1
     while not stop.is_set():
+        if pause:
+            gevent.sleep(pause)
         if not cookie:
             status, _, cookie = _call(port, "POST", "/login", {"user": f"soak{n}"})
             counts.requests += 1
@@ -151,6 +157,17 @@ def connections(pid: int, ports: set[int]) -> int:
     return count
 
 
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (/proc; uWSGI's stats report 0 without memory-report)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def stats(port: int) -> dict[str, Any]:
     """uWSGI's JSON stats."""
     import socket
@@ -163,6 +180,39 @@ def stats(port: int) -> dict[str, Any]:
     return result
 
 
+def _trace(port: int, worker: int, action: str) -> str:
+    """Ask worker ``worker`` to start tracemalloc or write a snapshot; return its answer."""
+    for _ in range(200):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", f"/__soak/trace?worker={worker}&action={action}")
+            resp = conn.getresponse()
+            text = resp.read().decode()
+        finally:
+            conn.close()
+        if resp.status == 200:
+            return text
+        gevent.sleep(0.05)
+    raise RuntimeError(f"worker {worker} never answered the tracemalloc probe")
+
+
+def _trace_report(snaps: list[str], top: int = 15) -> None:
+    """Print the allocation sites that grew most between the last two snapshots."""
+    import tracemalloc
+
+    if len(snaps) < 2:
+        return
+    before, after = (tracemalloc.Snapshot.load(p) for p in snaps[-2:])
+    grown = after.compare_to(before, "traceback")
+    total = sum(s.size_diff for s in grown)
+    print(f"# tracemalloc: {total / 1024:+.1f} KiB traced growth between the last two snapshots")
+    for stat in grown[:top]:
+        frames = [f"{f.filename}:{f.lineno}"
+                  for f in stat.traceback[-6:]]
+        print(f"#   {stat.size_diff / 1024:+8.1f} KiB {stat.count_diff:+6d} blocks  "
+              f"{' <- '.join(reversed(frames))}")
+
+
 def main() -> int:
     """Run the soak; print one row per interval."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -171,6 +221,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--restart-db-at", type=float, default=0.0)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds each client waits per round")
+    parser.add_argument("--trace-worker", type=int, default=0, help="tracemalloc in this worker")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="webmini-soak-"))
@@ -181,7 +233,9 @@ def main() -> int:
     http_port, stats_port = free_port(), free_port()
     env = dict(
         os.environ,
-        WEBMINI_MODULE="examples.todo.app:application",
+        WEBMINI_MODULE=("benchmarks.soak_app:application" if args.trace_worker
+                        else "examples.todo.app:application"),
+        WEBMINI_SOAK_TRACE_DIR=str(tmp),
         WEBMINI_HTTP=f"127.0.0.1:{http_port}", WEBMINI_SOCKET=f"127.0.0.1:{free_port()}",
         WEBMINI_STATS=f"127.0.0.1:{stats_port}", WEBMINI_PROCESSES=str(args.processes),
         WEBMINI_GEVENT="200", WEBMINI_LISTEN="128", WEBMINI_TOUCH_RELOAD=str(tmp / "reload"),
@@ -191,7 +245,9 @@ def main() -> int:
     if os.geteuid() == 0:
         env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
     uwsgi = str(Path(sys.executable).parent / "uwsgi")
-    cmd = [uwsgi, "--ini", str(ROOT / "uwsgi.ini"), "--logto", str(tmp / "uwsgi.log")]
+    # No recycling (max-requests, max-worker-lifetime): it would hide a slow leak.
+    cmd = [uwsgi, "--ini", str(ROOT / "uwsgi.ini"), "--logto", str(tmp / "uwsgi.log"),
+           "--max-requests", "0", "--max-worker-lifetime", "0"]
     print(f"# {' '.join(cmd)}  (todo example; MariaDB {mariadb.port}, memcached "
           f"{','.join(cluster.addresses)}; {args.clients} clients; {args.duration:.0f} s)", flush=True)
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -206,7 +262,10 @@ def main() -> int:
             time.sleep(0.2)
         db_port = mariadb.port
         mc_ports = {int(a.rsplit(":", 1)[1]) for a in cluster.addresses}
-        clients = [gevent.spawn(client, http_port, n, stop, counts) for n in range(args.clients)]
+        clients = [gevent.spawn(client, http_port, n, stop, counts, args.pause)
+                   for n in range(args.clients)]
+        traces = [args.duration * f for f in (0.5, 0.75)] if args.trace_worker else []
+        snaps: list[str] = []
         print("| t (s) | req/s | errors | stale | per worker: RSS MB / MariaDB conns / memcached conns |")
         print("|---|---|---|---|---|")
         started = time.monotonic()
@@ -217,13 +276,22 @@ def main() -> int:
                 print(f"# restarting MariaDB at {elapsed:.0f} s", flush=True)
                 mariadb.restart()
                 restarted = True
+            if traces and elapsed >= traces[0]:
+                if len(traces) == 2:
+                    _trace(http_port, args.trace_worker, "start")
+                snaps.append(_trace(http_port, args.trace_worker, "snapshot"))
+                print(f"# tracemalloc snapshot {snaps[-1]} at {elapsed:.0f} s", flush=True)
+                traces.pop(0)
             workers = sorted(stats(stats_port)["workers"], key=lambda w: w["id"])
-            cells = [f"{w['rss'] / 2**20:.1f} / {connections(w['pid'], {db_port})} / "
+            cells = [f"{rss_mb(w['pid']):.1f} / {connections(w['pid'], {db_port})} / "
                      f"{connections(w['pid'], mc_ports)}" for w in workers]
             rate = (counts.requests - last_req) / args.interval
             print(f"| {time.monotonic() - started:.0f} | {rate:.0f} | {counts.errors - last_err} | "
                   f"{counts.stale} | {'; '.join(cells)} |", flush=True)
             last_req, last_err = counts.requests, counts.errors
+        if args.trace_worker:
+            snaps.append(_trace(http_port, args.trace_worker, "snapshot"))
+            _trace_report(snaps)
         stop.set()
         gevent.joinall(clients, timeout=30)
         print(f"# total: {counts.requests} requests, {counts.errors} errors, {counts.stale} stale reads")

@@ -40,15 +40,14 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import web as webpy  # noqa: E402
 import web.db as webpy_db  # noqa: E402
-from localpostgres import start_postgres  # noqa: E402
-from localservices import start_mariadb  # noqa: E402
 
 import webmini  # noqa: E402
+from localservices import start_mariadb  # noqa: E402
+from localservices.postgres import start_postgres  # noqa: E402
 from webmini.stores.mysql import Database  # noqa: E402
 from webmini.testing import build_environ, call_app  # noqa: E402
 

@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from localservices import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 UWSGI = str(Path(PYTHON).with_name("uwsgi"))
@@ -173,13 +176,6 @@ def run_clients(port: int, count: int, rounds: int) -> None:
 
 
 # -- the driver --------------------------------------------------------------------
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def rss_kb(pid: int) -> int:
     """Resident set size of ``pid`` in KiB."""

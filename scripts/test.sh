@@ -68,15 +68,54 @@ if ! locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$'; then
 fi
 
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
+VENVS=()
 for i in "${!VERSIONS[@]}"; do
     venv="$ROOT/.venv"
     [ "$i" -gt 0 ] && venv="$ROOT/.venv-${VERSIONS[$i]}"
+    VENVS+=("$venv")
     echo "webmini: Python ${VERSIONS[$i]} (${PYTHONS[$i]}) in ${venv#"$ROOT"/}" >&2
     PYTHON="${PYTHONS[$i]}" WEBMINI_VENV="$venv" \
         source scripts/bootstrap.sh "test" scripts/debian-packages.txt
-    # A hung test fails the run within the CI budget instead of stalling it.
-    timeout --kill-after=30 "${WEBMINI_TEST_TIMEOUT:-1200}" "$venv/bin/python" -m pytest "$@"
 done
-.venv/bin/ruff check .
-.venv/bin/mypy
+
+# A hung test fails the run within the CI budget instead of stalling it.
+run_pytest() {
+    timeout --kill-after=30 "${WEBMINI_TEST_TIMEOUT:-1200}" "$1/bin/python" -m pytest "${@:2}"
+}
+
+# The Pythons run at the same time (most of a run is waiting on servers, not
+# CPU), each into its own log, printed in version order as each one ends;
+# WEBMINI_TEST_JOBS=1 runs them one after another with live output. Every
+# test runs on every Python either way; the built sdist and wheel are shared
+# between them (tests/test_packaging.py). A test with a wall-clock bound runs
+# alone: the others wait between two tests meanwhile (tests/support/overlap.py).
+STATUS=0
+if [ "${WEBMINI_TEST_JOBS:-${#VERSIONS[@]}}" -le 1 ] || [ "${#VERSIONS[@]}" -eq 1 ]; then
+    for i in "${!VERSIONS[@]}"; do
+        echo "webmini: pytest on Python ${VERSIONS[$i]}" >&2
+        run_pytest "${VENVS[$i]}" "$@" || STATUS=1
+    done
+else
+    LOGS="$(mktemp -d "${TMPDIR:-/tmp}/webmini-test.XXXXXX")"
+    PIDS=()
+    for i in "${!VERSIONS[@]}"; do
+        WEBMINI_TEST_LOCK="$LOGS/lock" run_pytest "${VENVS[$i]}" "$@" >"$LOGS/${VERSIONS[$i]}.log" 2>&1 &
+        PIDS+=("$!")
+    done
+    echo "webmini: pytest on Python ${VERSIONS[*]} at once, logs in $LOGS" >&2
+    for i in "${!VERSIONS[@]}"; do
+        rc=0
+        wait "${PIDS[$i]}" || rc=$?
+        echo "==================== Python ${VERSIONS[$i]}: pytest exit status $rc ====================" >&2
+        cat "$LOGS/${VERSIONS[$i]}.log"
+        if [ "$rc" -ne 0 ]; then STATUS=1; fi
+    done
+    if [ "$STATUS" -eq 0 ]; then rm -rf "$LOGS"; fi
+fi
+.venv/bin/ruff check . || STATUS=1
+.venv/bin/mypy || STATUS=1
+if [ "$STATUS" -ne 0 ]; then
+    echo "webmini: FAILED on Python ${VERSIONS[*]} (see above)" >&2
+    exit 1
+fi
 echo "webmini: tests on Python ${VERSIONS[*]}, ruff and mypy passed"

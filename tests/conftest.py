@@ -17,4 +17,5 @@ pytest_plugins = [
     "support.servers",
     "support.gunicorn",
     "support.markers",
+    "support.overlap",
 ]

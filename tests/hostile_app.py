@@ -1,4 +1,4 @@
-"""The app every server serves for the hostile-request suite (tests/hostile.py).
+"""The app every server serves for the hostile-request suite (localservices/hostile.py).
 
 ``/smuggled`` answers a marker: a reply carrying it means a request hidden
 inside another one's body was executed.

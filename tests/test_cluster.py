@@ -2,7 +2,7 @@
 
 The cluster runs the shipped deploy/ files (nginx.conf, node1.ini,
 node-common.ini, cluster_app.py) with only addresses and paths rewritten
-(deploy/localcluster.py). Every answer names the node, worker and pid that
+(localservices/cluster.py). Every answer names the node, worker and pid that
 served it, so the tests can see requests move between nodes.
 """
 
@@ -21,9 +21,11 @@ from typing import Any
 import gevent
 import pytest
 import websocket
-from localcluster import DEPLOY, ClusterError, LocalCluster, Node
 from support.mariadb import MariaDBServer
 from support.memcached import MemcachedCluster
+
+from localservices import wait_until
+from localservices.cluster import DEPLOY, ClusterError, LocalCluster, Node
 
 Reply = tuple[int, dict[str, str], Any]
 
@@ -332,10 +334,11 @@ def test_failover_under_load(cluster: LocalCluster) -> None:
         status, _, body = call(node.url, "GET", "/value/load")
         assert (status, body["value"]) == (200, load.puts)
     # nginx really retried: some requests name two upstreams in the access log.
-    time.sleep(1.1)  # the access log buffer is flushed every second
-    retried = [line for line in cluster.nginx.access_log().splitlines()
-               if re.search(r"up=\[[^\]]*, ", line)]
-    assert retried, "no request was retried on another node"
+    def retried() -> list[str]:  # the access log buffer is flushed every second: poll
+        return [line for line in cluster.nginx.access_log().splitlines()
+                if re.search(r"up=\[[^\]]*, ", line)]
+
+    assert wait_until(lambda: bool(retried()), 5, interval=0.1), "no request was retried"
     per_node = Counter(name for _, name, _ in load.served)
     print(f"failover: {len(load.served)} GETs {dict(per_node)}, {load.puts} PUTs, "
-          f"{len(retried)} retried by nginx, 0 failed")
+          f"{len(retried())} retried by nginx, 0 failed")

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,14 +24,7 @@ import gevent
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "todo-test-secret-0123456789abcdef"
 CLIENTS = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _status_var(mariadb: Any, name: str) -> int:
@@ -50,52 +39,15 @@ def _status_var(mariadb: Any, name: str) -> int:
 
 
 @pytest.fixture
-def todo_uwsgi(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[int, Path, Any]]:
+def todo_uwsgi(start_todo: Any) -> Iterator[tuple[int, Path, Any]]:
     """The todo example under uwsgi.ini (2 gevent workers), its log in a file."""
-    conn = mariadb.root_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {mariadb.database}.todos")
-    finally:
-        conn.close()
-    port = _free_port()
-    log = tmp_path / "uwsgi.log"
-    env = dict(
-        os.environ,
-        WEBMINI_MODULE="examples.todo.app:application",
-        WEBMINI_HTTP=f"127.0.0.1:{port}",
-        WEBMINI_SOCKET=f"127.0.0.1:{_free_port()}",
-        WEBMINI_STATS=f"127.0.0.1:{_free_port()}",
-        WEBMINI_PROCESSES="2",
-        WEBMINI_GEVENT="100",
-        WEBMINI_LISTEN="128",
-        WEBMINI_TOUCH_RELOAD=str(tmp_path / "reload"),
-        WEBMINI_TODO_MYSQL_URL=mariadb.url,
-        WEBMINI_TODO_MEMCACHED=",".join(memcached.addresses),
-        WEBMINI_TODO_SECRET=SECRET,
-    )
-    env.pop("PYTHONPATH", None)
-    if os.geteuid() == 0:
-        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
-    uwsgi = str(Path(sys.executable).parent / "uwsgi")
-    proc = subprocess.Popen([uwsgi, "--ini", str(ROOT / "uwsgi.ini"), "--logto", str(log)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while _call(port, "GET", "/todos")[0] != 401:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uWSGI did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield port, log, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    server = start_todo(processes=2, gevent=100)
+    yield server.http_port, server.log_path, server.proc
+
+
+#: Content-Type of the answers seen, by status; answers without a request id.
+CONTENT_TYPES: dict[int, set[str]] = {}
+UNTAGGED: list[str] = []
 
 
 def _call(port: int, method: str, path: str, body: Any = None,
@@ -110,6 +62,9 @@ def _call(port: int, method: str, path: str, body: Any = None,
         resp = conn.getresponse()
         raw = resp.read()
         set_cookie = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
+        CONTENT_TYPES.setdefault(resp.status, set()).add(resp.getheader("Content-Type") or "")
+        if not resp.getheader("X-Request-ID"):
+            UNTAGGED.append(f"{method} {path} {resp.status}")
     except OSError:
         return 0, None, ""  # refused or reset (a reload in progress): retried
     finally:
@@ -251,6 +206,16 @@ def test_faults_under_load(todo_uwsgi: tuple[int, Path, Any], mariadb: Any, memc
     assert logged_5xx >= tally.fivexx, summary + "\n" + text[-3000:]
     # The workers that exited at the reload closed their MariaDB connections.
     assert _status_var(mariadb, "Aborted_clients") == aborted, summary
-    # Every logged 5xx names its cause: "answered 503: <why>" or a traceback.
-    for line in re.findall(r"answered 5\d\d:.*", text):
-        assert len(line) > len("answered 503: "), line
+    # Every logged 5xx names its cause: "answered 503: <why>" or a traceback,
+    # with webmini's class (the one README names), the driver's error as its cause.
+    for line in re.findall(r"answered 5\d\d .*", text):
+        assert re.search(r": service unavailable \((ConnectError|DatabaseUnavailable|PoolTimeout)"
+                         r"(, caused by \w+: .+)?\)", line), line
+    # Every error in the app's one format (RFC 9457), webmini's 503s included.
+    for status, types in CONTENT_TYPES.items():
+        if status >= 400:
+            assert types == {"application/problem+json"}, (status, types)
+    # The app object served directly: request ids and access lines, under uWSGI.
+    assert UNTAGGED == [], UNTAGGED[:5]
+    assert re.search(r'^\S+ \S+ INFO \[pid \d+ worker \d\] webmini\.access: 127\.0\.0\.1 '
+                     r'"PATCH /todos/\d+ HTTP/1\.[01]" 200 ', text, re.M), text[-2000:]

@@ -1,4 +1,4 @@
-"""The test and benchmark harnesses' free loopback ports (deploy/localservices.py)."""
+"""The test and benchmark harnesses' free loopback ports (localservices/process.py)."""
 
 from __future__ import annotations
 

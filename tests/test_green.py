@@ -81,7 +81,8 @@ def test_late_patch_warns_loudly():
     proc = _python("""
         import logging, threading, warnings, time
         logging.basicConfig(level=logging.WARNING, format="LOG %(name)s %(message)s")
-        t = threading.Thread(target=time.sleep, args=(0.5,), name="early-worker")
+        release = threading.Event()  # the thread lives until patch() has looked
+        t = threading.Thread(target=release.wait, name="early-worker")
         t.start()
         import ssl
         import MySQLdb
@@ -89,6 +90,7 @@ def test_late_patch_warns_loudly():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert green.patch() is True
+        release.set()
         for w in caught:
             if issubclass(w.category, green.LatePatchWarning):
                 print("WARNING", w.message)

@@ -14,6 +14,8 @@ import gevent
 import pytest
 from support.gunicorn import GunicornServer
 
+from localservices import wait_until
+
 pytestmark = pytest.mark.gunicorn
 
 OWN_APP = """
@@ -107,10 +109,12 @@ def test_metrics_per_worker(own_app):
             pids.update(__import__("json").loads(server.get("/info")[2])["pid"]
                         for _ in range(4))
         assert len(pids) == 2, "both workers should have served requests"
-        time.sleep(1.5)  # each worker spools its snapshot about once a second
-        text = server.get("/metrics")[2].decode()
-        workers = set(re.findall(r'webmini_requests_total\{[^}]*worker="(\d+)"', text))
-        assert workers == {"1", "2"}, text[:2000]
+        # Each worker spools its snapshot about once a second: poll until both are in.
+        def workers() -> set[str]:
+            text = server.get("/metrics")[2].decode()
+            return set(re.findall(r'webmini_requests_total\{[^}]*worker="(\d+)"', text))
+
+        assert wait_until(lambda: workers() == {"1", "2"}, 10, interval=0.1), workers()
     finally:
         server.stop()
 

@@ -1,4 +1,4 @@
-"""The hostile-request suite (tests/hostile.py) against webmini's servers.
+"""The hostile-request suite (localservices/hostile.py) against webmini's servers.
 
 * the dev server (`webmini run`): every case as RFC 9112 wants it;
 * nginx -> uWSGI with uwsgi.ini and examples/nginx.conf (the shipped,
@@ -19,10 +19,11 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import hostile
 import pytest
-from hostile import CASES, Case, Outcome
 from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
+
+from localservices import hostile
+from localservices.hostile import CASES, Case, Outcome
 
 TESTS = Path(__file__).resolve().parent
 

@@ -4,6 +4,7 @@ package but multipart, and web.py's names still resolve lazily."""
 import ast
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -175,3 +176,110 @@ def test_one_session_engine():
     from webmini.webpy import session
 
     assert issubclass(session.Session, sessions.Session)
+def test_timed_tests_named_in_the_overlap_list_exist() -> None:
+    """tests/support/overlap.py's TIMED names tests that exist (a renamed test would overlap)."""
+    from support.overlap import TIMED
+
+    tests = Path(__file__).resolve().parent
+    missing = []
+    for entry in sorted(TIMED):
+        file, name = entry.split("::")
+        if not re.search(rf"^def {name}\(", (tests / file).read_text(), re.M):
+            missing.append(entry)
+    assert missing == []
+
+
+def test_every_wing_module_is_named_in_its_wing_docstring() -> None:
+    """A wing's docstring names every module in it as ``name`` (a reader's map stays whole).
+
+    A sub-package (webpy/templetor) is named by its wing, its modules by its own docstring.
+    """
+    missing = []
+    for wing in WINGS:
+        for path in sorted((ROOT / "webmini" / wing).rglob("*.py")):
+            if path.name == "__init__.py":
+                path = path.parent  # named by the package above it
+            if path.parent == ROOT / "webmini":
+                continue  # the wing itself
+            init = path.parent / "__init__.py"
+            doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+            if f"``{path.stem}``" not in doc:
+                missing.append(str(path.relative_to(ROOT)))
+    assert missing == []
+
+
+def test_a_typo_on_webmini_imports_nothing() -> None:
+    """``hasattr(web, "typo")`` is False and loads no module: web.py's names are a fixed map."""
+    seen = _fresh("""
+        import json, sys
+        import webmini as web
+        before = set(sys.modules)
+        typo = hasattr(web, "tempalte")
+        print(json.dumps([typo, sorted(set(sys.modules) - before)]))
+    """)
+    assert seen == [False, []]
+
+
+def test_webpy_name_map_matches_the_modules() -> None:
+    """_webpy_alias.WEBPY_EXPORTS lists each web.py module's ``__all__`` (first module wins)."""
+    import importlib
+
+    from webmini import _webpy_alias
+
+    expected: dict[str, set[str]] = {}
+    owner: dict[str, str] = {}
+    for module in _webpy_alias.WEBPY_MODULES:
+        names = getattr(importlib.import_module(f"webmini.webpy.{module}"), "__all__", ())
+        for name in names:
+            if name not in owner:
+                owner[name] = module
+                expected.setdefault(module, set()).add(name)
+    got = {module: set(names) for module, names in _webpy_alias.WEBPY_EXPORTS.items() if names}
+    assert got == expected
+
+
+def test_modules_behind_same_named_objects_are_reachable_by_name() -> None:
+    """``web.config``/``web.ctx``/``web.storage`` are web.py's objects; the modules stay reachable.
+
+    ``import webmini.config as m`` binds the attribute (the settings object),
+    as Python looks the name up on the package first; the module itself is
+    ``sys.modules["webmini.config"]`` and ``importlib.import_module("webmini.config")``.
+    """
+    import importlib
+    import types
+
+    from webmini.config import config
+    from webmini.ctx import ctx
+    from webmini.storage import Storage, storage
+
+    for name, obj in (("config", config), ("ctx", ctx), ("storage", storage)):
+        module = importlib.import_module(f"webmini.{name}")
+        assert isinstance(module, types.ModuleType) and module is sys.modules[f"webmini.{name}"]
+        assert getattr(webmini, name) is obj
+    assert isinstance(webmini.config, Storage)
+
+
+def test_dropped_errors_are_registered_by_the_package() -> None:
+    """The dropped-error hook is set by ``webmini/__init__.py`` calling ``dropped.install()``."""
+    from webmini import dropped, errors
+
+    assert errors.on_build is dropped.remember_built
+    init = (ROOT / "webmini" / "__init__.py").read_text()
+    assert "dropped.install()" in init and "_webpy_alias.install()" in init
+
+
+def test_modules_that_start_servers_themselves_carry_their_markers() -> None:
+    """A test module building a runner itself is in markers.MODULE_MARKERS (``-m`` stays honest)."""
+    from support.markers import MODULE_MARKERS
+
+    tests = Path(__file__).resolve().parent
+    runners = {"UwsgiServer(": "uwsgi", "NginxServer(": "nginx", "GunicornServer(": "gunicorn"}
+    missing = []
+    for path in sorted(tests.glob("test_*.py")):
+        if path.name == "test_layout.py":
+            continue  # names them only here
+        text = path.read_text()
+        for call, marker in runners.items():
+            if call in text and marker not in MODULE_MARKERS.get(path.name, ()):
+                missing.append(f"{path.name}: {marker}")
+    assert missing == []

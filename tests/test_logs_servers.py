@@ -131,9 +131,10 @@ class _PlainServer:
 
 
 def _plain(tmp_path, kind):
-    from localservices import free_port
-    from support.gunicorn import GUNICORN
     from support.servers import uwsgi_binary
+
+    from localservices import free_port
+    from localservices.gunicorn import GUNICORN
 
     (tmp_path / "plainapp.py").write_text(PLAIN_APP)
     port = free_port()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
 import shlex
@@ -9,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
+import time
 import venv
 import zipfile
 from email.parser import Parser
@@ -20,14 +24,53 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: What goes into the sdist and the wheel: the cache key hashes these.
+BUILD_INPUTS = ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "webmini")
+
+
+def _source_digest() -> str:
+    """A hash of every file the build reads (names and contents)."""
+    h = hashlib.sha256()
+    for name in BUILD_INPUTS:
+        top = ROOT / name
+        files = sorted(p for p in top.rglob("*") if p.is_file()) if top.is_dir() else [top]
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:24]
+
+
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out),
-                           str(ROOT)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def dist() -> tuple[Path, Path]:
+    """The sdist and the wheel, built once per source tree and shared by every Python.
+
+    webmini is pure Python (a ``py3-none-any`` wheel), so the Pythons of one
+    ``scripts/test.sh`` run (which may run at the same time) use one build: the
+    first builds under a lock into a temp dir named by the source hash, the
+    others wait and reuse it. Any edit to a build input makes a new one.
+    """
+    cache = Path(tempfile.gettempdir()) / "webmini-dist"
+    cache.mkdir(exist_ok=True)
+    out = cache / _source_digest()
+    with open(cache / "lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (out / "done").exists():
+                shutil.rmtree(out, ignore_errors=True)
+                proc = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel",
+                                       "--outdir", str(out), str(ROOT)],
+                                      capture_output=True, text=True, timeout=600)
+                assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+                (out / "done").touch()
+            for old in cache.iterdir():  # builds of trees a day old or more
+                if old.is_dir() and old != out and time.time() - old.stat().st_mtime > 86400:
+                    shutil.rmtree(old, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
     return sdist, wheel
 
 
@@ -99,9 +142,11 @@ app = web.application(("/", "Hello"), globals())
 def test_fresh_virtualenv_without_extras(dist, tmp_path):
     _, wheel = dist
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    # No pip of its own (ensurepip is the slowest step): this venv's pip installs into it.
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)],
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+                           str(wheel)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (tmp_path / "app.py").write_text(NEWCOMER_APP)

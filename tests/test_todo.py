@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +20,6 @@ from typing import Any
 import gevent
 import gevent.pool
 import pytest
-from support import free_port
 from support.memcached import raw_command
 
 from examples.todo.app import MAX_TITLE_LENGTH, Settings, make_app
@@ -135,10 +130,29 @@ def test_not_logged_in_is_401(todo: Any) -> None:
     ]:
         r = b.request(method, path, json=body)
         assert r.status_code == 401, (method, path, r)
-        assert r.json() == {"error": "login required"}
+        assert _detail(r) == "login required"
     # A forged cookie (bad signature) is no login either.
     r = b.get("/todos", headers={"Cookie": f"{COOKIE}=abc.{int(time.time())}.forged"})
     assert r.status_code == 401
+
+
+def _detail(r: Any) -> Any:
+    """An error's ``detail``, after checking it is RFC 9457 problem details."""
+    assert r.headers["Content-Type"] == "application/problem+json", r
+    problem = r.json()
+    assert problem["status"] == r.status_code and problem["type"] == "about:blank", problem
+    return problem.get("detail")
+
+
+def test_every_error_is_problem_details(todo: Any) -> None:
+    """The API's own errors and webmini's (unknown URL, method, body type) share one format."""
+    b = Browser(todo)
+    assert _detail(b.get("/nowhere")) is None  # webmini's 404, its default title
+    r = b.request("PUT", "/todos")
+    assert r.status_code == 405 and _detail(r) is None
+    _login(b, "carol")
+    r = b.post("/todos", data=b"x" * 10, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and _detail(r) == "invalid JSON body"
 
 
 def test_validation(todo: Any) -> None:
@@ -155,7 +169,7 @@ def test_validation(todo: Any) -> None:
     for body in bad_logins:
         r = b.post("/login", data=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, (body, r)
-        assert "error" in r.json()
+        assert "detail" in r.json()
     assert COOKIE not in b.cookies  # nothing was logged in
     _login(b, "alice")
 
@@ -179,7 +193,7 @@ def test_validation(todo: Any) -> None:
     for body, message in cases:
         r = post(body)
         assert r.status_code == 400, (body, r)
-        assert r.json() == {"error": message}, body
+        assert _detail(r) == message, body
     assert b.get("/todos").json() == {"todos": []}  # nothing was stored
 
     longest = "é" * MAX_TITLE_LENGTH  # characters, not bytes
@@ -194,11 +208,11 @@ def test_validation(todo: Any) -> None:
     ]:
         r = b.patch(f"/todos/{made['id']}", data=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, (body, r)
-        assert r.json() == {"error": message}
+        assert _detail(r) == message
     assert b.get(f"/todos/{made['id']}").json() == made
     # Ids beyond BIGINT and unknown ids are plain 404s.
     assert b.get("/todos/" + "9" * 30).status_code == 404
-    assert b.get("/todos/999999").json() == {"error": "no such todo"}
+    assert _detail(b.get("/todos/999999")) == "no such todo"
     assert b.get("/todos/abc").status_code == 404
 
 
@@ -214,7 +228,7 @@ def test_others_todos_are_404(todo: Any, mariadb: Any) -> None:
         bob.delete(f"/todos/{mine['id']}"),
     ]:
         assert r.status_code == 404, r
-        assert r.json() == {"error": "no such todo"}  # same as a missing one
+        assert _detail(r) == "no such todo"  # same as a missing one
     assert bob.get("/todos").json() == {"todos": []}
     assert alice.get(f"/todos/{mine['id']}").json() == mine
     assert _root_sql(mariadb, "SELECT title FROM todos") == (("alice's secret",),)
@@ -322,69 +336,15 @@ def test_concurrent_requests_share_one_lazy_pool(todo: Any) -> None:
 # -- under uWSGI ---------------------------------------------------------------
 
 
-def _uwsgi_binary() -> str:
-    local = Path(sys.executable).parent / "uwsgi"
-    return str(local) if local.exists() else "uwsgi"
-
-
-def _wait_http(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"uWSGI exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/todos", timeout=2)
-        except urllib.error.HTTPError as e:
-            if e.code == 401:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"uWSGI not answering after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
-def uwsgi_todo(mariadb: Any, memcached: Any, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def uwsgi_todo(start_todo: Any) -> Iterator[tuple[int, Path]]:
     """The todo app served by the repository's uwsgi.ini: 2 lazy gevent workers, free ports."""
-    _root_sql(mariadb, "DROP TABLE IF EXISTS todos")
-    port = free_port()
-    log = tmp_path / "uwsgi.log"
-    env = dict(
-        os.environ,
-        WEBMINI_MODULE="examples.todo.app:application",
-        WEBMINI_HTTP=f"127.0.0.1:{port}",
-        WEBMINI_SOCKET=str(tmp_path / "uwsgi.sock"),
-        WEBMINI_SOCKET_GROUP=str(os.getgid()),
-        WEBMINI_STATS=f"127.0.0.1:{free_port()}",
-        WEBMINI_PROCESSES="2",
-        WEBMINI_GEVENT="100",
-        WEBMINI_LISTEN="128",  # within any host's net.core.somaxconn
-        WEBMINI_TODO_MYSQL_URL=mariadb.url,
-        WEBMINI_TODO_MEMCACHED=",".join(memcached.addresses),
-        WEBMINI_TODO_SECRET=SECRET,
-    )
-    if os.geteuid() == 0:
-        env["WEBMINI_ALLOW_ROOT"] = "1"  # uwsgi.ini refuses root unless told
-    cmd = [
-        _uwsgi_binary(), "--ini", str(ROOT / "uwsgi.ini"),
+    server = start_todo(args=[
         # The ini turns request logging off; this test reads which worker served what.
         "--set", "disable-logging=false",
         "--logformat", "served-by=%(pid) %(method) %(uri) %(status)",
-        "--logto", str(log),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_http(port, proc, log)
-        yield port, log
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # uWSGI: SIGINT stops the master and workers
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    ])
+    yield server.http_port, server.log_path
 
 
 class _Client:

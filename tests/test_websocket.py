@@ -198,8 +198,7 @@ class UWSGI_:
             UWSGI, "--http-socket", f"127.0.0.1:{self.port}",
             "--gevent", str(async_cores), "--gevent-early-monkey-patch",
             "--master", "--processes", str(processes), "--lazy-apps",
-            "--pythonpath", str(ROOT), "--pythonpath", str(pythonpath),
-            "--pythonpath", str(ROOT / "deploy"),  # tests/support's runners
+            "--pythonpath", str(ROOT), "--pythonpath", str(pythonpath),  # ROOT: localservices
             "--module", module, "--need-app", "--die-on-term",
             "--logto", str(self.log), *(extra or []),
         ]
@@ -251,7 +250,7 @@ class Gunicorn_:
         from support.gunicorn import GunicornServer
 
         self.server = GunicornServer(tmp, module, processes=1,
-                                     pythonpath=[ROOT, ROOT / "tests", ROOT / "deploy"]).start()
+                                     pythonpath=[ROOT, ROOT / "tests"]).start()
         self.port = self.server.port
 
     def stop(self) -> None:

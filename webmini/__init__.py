@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webmini import _webpy_alias
+from webmini import _webpy_alias, dropped
 from webmini.app import application
 from webmini.config import config
 from webmini.ctx import ctx
@@ -88,7 +88,12 @@ __all__ = [
     "storage", "storify", "tempredirect", "unauthorized", "unloadhook", "url",
 ]
 
+# Two registrations, done here where a reader finds them rather than as a side
+# effect of some import: `import webmini.db` (and the other web.py module names)
+# finds webmini.webpy.db through a sys.meta_path finder, and an HTTPError built
+# but never raised acts as in web.py (see dropped.py).
 _webpy_alias.install()
+dropped.install()
 
 
 def __getattr__(name: str) -> Any:
@@ -99,6 +104,4 @@ def __getattr__(name: str) -> Any:
         return WebSocket
     if name in _webpy_alias.WEBPY_MODULES:
         return _webpy_alias.load_module(name)
-    if name.startswith("__"):
-        raise AttributeError(f"module 'webmini' has no attribute {name!r}")
-    return _webpy_alias.find_name(name)
+    return _webpy_alias.find_name(name)  # AttributeError unless web.py exports it

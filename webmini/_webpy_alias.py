@@ -5,8 +5,11 @@ reach ``webmini.webpy.<name>``, one module object under two names; so does
 web.py's ``web.contrib.template`` (``from webmini.contrib.template import
 render_jinja``), which lives in ``webmini.webpy.contrib.template``. Top-level
 names web.py re-exports (``web.database``, ``web.websafe``, ``web.SQLLiteral``)
-are found in those modules' ``__all__`` on first use. Nothing here imports a
-web.py module until a name from it is asked for, so the core stays light.
+are listed in ``WEBPY_EXPORTS``, module by module, so ``web.<name>`` imports
+exactly the module that defines it, and a name in no list (a typo) raises
+AttributeError without importing anything (tests/test_layout.py checks the
+lists against the modules' ``__all__``). ``import webmini.db`` needs a finder
+on ``sys.meta_path``: ``webmini/__init__.py`` installs it, in plain sight.
 """
 
 from __future__ import annotations
@@ -24,6 +27,45 @@ WEBPY_MODULES = ("utils", "http", "net", "db", "template", "form", "session")
 
 #: web.py's modules below a package of their own: imported by name, never searched.
 WEBPY_SUBMODULES = ("contrib.template",)
+WEBPY_EXPORTS: dict[str, tuple[str, ...]] = {
+    "utils": (
+        "Counter", "IterBetter", "Memoize", "Storage", "ThreadedDict", "TimeoutError",
+        "autoassign", "commify", "cond", "counter", "dateify", "datestr", "denumify", "dictadd",
+        "dictfind", "dictfindall", "dictincr", "dictreverse", "group", "intget", "iterbetter",
+        "iters", "listget", "lstrips", "memoize", "nthstr", "numify", "re_compile", "re_subm",
+        "requeue", "restack", "rstrips", "safeiter", "safestr", "safeunicode", "safewrite",
+        "sendmail", "storage", "storify", "strips", "threadeddict", "timelimit", "to36", "uniq",
+        "utf8"
+    ),
+    "http": (
+        "PreconditionFailed", "UnavailableForLegalReasons", "auto_application", "changequery",
+        "debug", "debugerror", "djangoerror", "emailerrors", "expires", "lastmodified",
+        "modified", "preconditionfailed", "prefixurl", "rawinput", "subdir_application",
+        "subdomain_application", "unavailableforlegalreasons", "unsupportedmediatype", "url"
+    ),
+    "net": (
+        "htmlquote", "htmlunquote", "httpdate", "parsehttpdate", "urlquote", "validaddr",
+        "validip", "validip6addr", "validipaddr", "validipport", "websafe"
+    ),
+    "db": (
+        "DB", "DBContext", "SQLLiteral", "SQLParam", "SQLProducer", "SQLQuery",
+        "TransactionError", "UnknownDB", "UnknownParamstyle", "database", "reparam", "sqllist",
+        "sqlliteral", "sqlors", "sqlparam", "sqlquote"
+    ),
+    "template": (
+        "ForLoop", "ParseError", "Render", "SecurityError", "Template", "TemplateResult",
+        "frender", "render"
+    ),
+    "form": (
+    ),
+    "session": (
+    ),
+}
+
+#: web.py's top-level name -> the module (of ``WEBPY_MODULES``) that exports it.
+WEBPY_NAMES: dict[str, str] = {
+    name: module for module, names in WEBPY_EXPORTS.items() for name in names
+}
 
 _ALIAS_PREFIX = "webmini."
 _TARGET_PREFIX = "webmini.webpy."
@@ -37,17 +79,11 @@ def load_module(name: str) -> ModuleType:
 
 
 def find_name(name: str) -> Any:
-    """Return web.py's top-level ``name`` from the module that exports it."""
-    for module_name in WEBPY_MODULES:
-        try:
-            module = load_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == _TARGET_PREFIX + module_name:
-                continue  # that module is not written yet
-            raise
-        if name in getattr(module, "__all__", ()):
-            return getattr(module, name)
-    raise AttributeError(f"module 'webmini' has no attribute {name!r}")
+    """Return web.py's top-level ``name`` from the one module that exports it."""
+    module = WEBPY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'webmini' has no attribute {name!r}")
+    return getattr(load_module(module), name)
 
 
 class _AliasLoader(importlib.abc.Loader):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any
 
 from webmini import errors
@@ -34,17 +35,13 @@ StartResponse = Callable[..., Any]
 # Methods tried on handler classes, in the order an Allow header lists them.
 _STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _PLAIN = "text/plain; charset=utf-8"
-
-
 _STANDARD_SET = frozenset(_STANDARD_METHODS)
-
 
 def _is_handler_method(name: str) -> bool:
     # SECURITY: REQUEST_METHOD is looked up on the handler class, so only
     # names made of upper-case ASCII letters may reach getattr (never
     # "__init__" or a helper method).
     return name in _STANDARD_SET or (name.isascii() and name.isalpha() and name.isupper())
-
 
 def _allowed_methods(cls: type) -> list[str]:
     names = [m for m in dir(cls) if _is_handler_method(m) and callable(getattr(cls, m, None))]
@@ -54,7 +51,6 @@ def _allowed_methods(cls: type) -> list[str]:
         names.append("OPTIONS")
     order = {m: i for i, m in enumerate(_STANDARD_METHODS)}
     return sorted(names, key=lambda m: (order.get(m, len(order)), m))
-
 
 class _HandlerInfo:
     """What dispatch needs to know about a handler class, computed once."""
@@ -71,12 +67,21 @@ class _HandlerInfo:
         self.methods: dict[str, Callable[..., Any]] = {}
         self.route = route  # the static path's row, in _static_handlers
 
+def _sync(func: Any) -> Any:
+    """Return ``func``, or a sync stand-in running an ``async def`` one (webmini.serving.aio)."""
+    # PERF: CO_COROUTINE|CO_ASYNC_GENERATOR in the code flags, once per method (kept in methods)
+    if getattr(getattr(func, "__code__", None), "co_flags", 0) & 0x280:
+        from webmini.serving.aio import sync_handler
+        func = sync_handler(func)
+    return func
 
 class application:  # noqa: N801 - web.py's name
     """A web.py-style application: ``application(urls, globals())``."""
 
+    #: This app's error bodies: "text", "json" or "auto" (None: web.config.error_format).
+    error_format: str | None = None
     # (header, environ key) of the request id once wsgifunc() turned the
-    # access line on: __call__ then records it itself (webmini.logs.AccessLine).
+    # access line on: _serve then records it itself (webmini.logs.AccessLine).
     _access_ids: tuple[str, str] | None = None
 
     def __init__(
@@ -98,6 +103,9 @@ class application:  # noqa: N801 - web.py's name
         # autoreload is accepted for web.py compatibility; the dev server reloads.
         self.autoreload = autoreload
         self._checked = False
+        self._entry: Callable[..., Iterable[bytes]] | None = None  # __call__'s, once set up
+        if "uwsgi" in sys.modules:  # SECURITY: refused at import, as by wsgifunc(): uWSGI exits
+            import_module("webmini.serving.uwsgi_setup").refuse_public_http()
 
     # -- configuration -------------------------------------------------
 
@@ -132,22 +140,24 @@ class application:  # noqa: N801 - web.py's name
             for line in resolve_or_fail(self._router.routes, self.fvars):
                 log.warning("%s", line)  # e.g. a pattern without a leading "/"
             if "uwsgi" in sys.modules or "gunicorn" in sys.modules:  # logging and the audit
-                from webmini.serving.uwsgi_setup import setup_workers
-
-                setup_workers()
-        # PERF: the bound method, not the instance: a server calling it goes
-        # straight to __call__'s code instead of looking __call__ up per request.
-        func: Any = self.__call__
+                import_module("webmini.serving.uwsgi_setup").setup_workers()
+        # PERF: the bound method, not the instance: no hop through __call__ per request.
+        func: Any = self._serve
         for m in middleware:
             func = m(func)
         if middleware:
             return AccessLog(func) if config.get("access_log") else func
-        # PERF: no middleware: __call__ records the access line itself, no wrapper frame.
-        self._access_ids = access_line_ids()
+        # PERF: no middleware: _serve records the access line itself, no wrapper frame.
+        self._access_ids = access_line_ids() or self._access_ids  # the TestClient's stays
+        self._entry = self._entry or func
         return func
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request (PEP 3333)."""
+        """Serve one request (PEP 3333) as ``wsgifunc()``'s callable does (set-up, access line)."""
+        return (self._entry or self.wsgifunc())(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request: routing, handler, response (the access line once wsgifunc() is on)."""
         line = None
         if self._access_ids is not None and "webmini.request_id" not in environ \
                 and config["access_log"]:
@@ -264,9 +274,13 @@ class application:  # noqa: N801 - web.py's name
                 target = route.resolve(self.fvars)
             if isinstance(target, type):
                 if not args and self._router.has_static(path):
-                    self._static_handlers[path] = _HandlerInfo(target, self.timeout, route)
+                    static = _HandlerInfo(target, self.timeout, route)
+                    # PERF: the class's method table, shared: what _call_class
+                    # looks up once is found by __call__'s static fast path.
+                    static.methods = self._info(target).methods
+                    self._static_handlers[path] = static
                 return self._call_class(c, target, args)
-            return target(*args)
+            return _sync(target)(*args)
         if kind == REDIRECT:
             url = self._router.expand_redirect(route, c.path)
             query = c.env.get("QUERY_STRING")
@@ -278,12 +292,12 @@ class application:  # noqa: N801 - web.py's name
         info = self._info(cls)
         func = info.methods.get(method)
         if func is None:
-            func = getattr(cls, method, None) if _is_handler_method(method) else None
+            func = _sync(getattr(cls, method, None)) if _is_handler_method(method) else None
             if func is not None:
                 info.methods[method] = func
         if func is None:
             if method == "HEAD":
-                func = getattr(cls, "GET", None)
+                func = _sync(getattr(cls, "GET", None))
             elif method == "OPTIONS":
                 c.headers.append(("Allow", info.allow))
                 return b""
@@ -345,16 +359,9 @@ class application:  # noqa: N801 - web.py's name
 
     # -- conveniences ----------------------------------------------------
 
-    def request(
-        self,
-        localpart: str = "/",
-        method: str = "GET",
-        data: Any = None,
-        host: str = "0.0.0.0:8080",
-        headers: dict[str, str] | None = None,
-        https: bool = False,
-        **kw: Any,
-    ) -> Storage:
+    def request(self, localpart: str = "/", method: str = "GET", data: Any = None,
+                host: str = "0.0.0.0:8080", headers: dict[str, str] | None = None,
+                https: bool = False, **kw: Any) -> Storage:
         """Make a request to the application in-process; return status, headers, data."""
         from webmini.testing import build_environ, call_app
 

@@ -237,6 +237,10 @@ def _check(args: argparse.Namespace) -> int:
             status = 1
         else:
             print(f"webmini check: URL table of {args.target}: {len(router.routes)} route(s) OK")
+        coroutines = _coroutine_handlers(router.routes, obj.fvars)
+        if coroutines:  # accepted: each runs on its worker's asyncio loop
+            print(f"webmini check: {len(coroutines)} async def handler(s) "
+                  f"(run on each worker's asyncio loop): {', '.join(coroutines)}")
     if not callable(getattr(obj, "wsgifunc", None)) and not callable(obj):
         print(f"webmini check: {args.target!r} is not a WSGI callable")
         return 1
@@ -248,6 +252,31 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(f"webmini check: no blocking module loaded by {args.target}")
     return status
+
+
+def _coroutine_handlers(routes: Any, fvars: Any) -> list[str]:
+    """Name the ``async def`` handlers of a URL table (sub-applications included)."""
+    from webmini.routing import HANDLER, SUBAPP
+
+    found: list[str] = []
+    for route in routes:
+        if route.kind == SUBAPP:
+            found += _coroutine_handlers(route.target._router.routes, route.target.fvars)
+        if route.kind != HANDLER:
+            continue
+        try:
+            target = route.resolve(fvars)
+        except LookupError:
+            continue  # reported by check_table
+        if isinstance(target, type):
+            funcs = [(f"{target.__qualname__}.{m}", getattr(target, m, None)) for m in dir(target)
+                     if m.isupper()]
+        else:
+            funcs = [(getattr(target, "__qualname__", repr(target)), target)]
+        # CO_COROUTINE | CO_ASYNC_GENERATOR, as webmini.app tests them
+        found += [name for name, f in funcs
+                  if getattr(getattr(f, "__code__", None), "co_flags", 0) & 0x280]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,4 +35,9 @@ def resolve_here(e: errors.Redirect, c: RequestContext) -> None:
     e.absolute = True
 
 
-errors.on_build = remember_built
+def install() -> None:
+    """Have every HTTPError built report itself to :func:`remember_built` (``errors.on_build``).
+
+    Called once by ``webmini/__init__.py``; importing this module alone changes nothing.
+    """
+    errors.on_build = remember_built

@@ -192,7 +192,7 @@ def _range(
 def _unsatisfiable(size: int) -> errors.HTTPError:
     return errors.HTTPError(
         "416 Range Not Satisfiable",
-        {"Content-Range": f"bytes */{size}", "Content-Type": "text/plain; charset=utf-8"},
+        {"Content-Range": f"bytes */{size}"},
         "range not satisfiable",
     )
 

@@ -90,9 +90,9 @@ def error_result(c: RequestContext, e: HTTPError) -> Any:
     if e.status[:1] == "5" and not getattr(e, "_webmini_logged", False):
         # Every 5xx is logged once, with its cause (a pool timeout, a
         # store down...): a 503 must never be silent.
-        cause = e.__cause__ or e.__context__
-        log.error("%s %s answered %s: %s%s", c.method, c.path, e.status, e.data,
-                  f" ({type(cause).__name__}: {cause})" if cause is not None else "")
+        cause, kind = e.__cause__ or e.__context__, type(e).__name__  # PoolTimeout...
+        log.error("%s %s answered %s: %s (%s%s)", c.method, c.path, e.status, e.data, kind,
+                  f", caused by {type(cause).__name__}: {cause}" if cause is not None else "")
     try:
         headers = _apply_error(c, e)
     except ValueError:

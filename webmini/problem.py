@@ -9,6 +9,10 @@ is rendered, webmini's own (400, 404, 405, 413, 415, 422, 500...) included:
   (``application/json``, ``application/problem+json``, ``*/*+json``) over
   HTML and plain text, text otherwise.
 
+An application may choose for itself: ``app.error_format = "json"`` (one
+format for every error of that app, webmini's own 404, 405, 413, 503...
+included), whatever ``web.config.error_format`` says.
+
 ``web.config.error_renderer``: your own function ``(error, environ) ->
 (content_type, body) or None`` (None: the built-in rendering) replaces it
 for text bodies of 4xx and 5xx errors, e.g. to add a ``type`` URI.
@@ -24,8 +28,9 @@ import json
 from typing import Any
 
 from webmini.config import config
+from webmini.ctx import current_or_none
 
-__all__ = ["PROBLEM_JSON", "problem", "render", "wants_json"]
+__all__ = ["PROBLEM_JSON", "error_format", "problem", "render", "wants_json"]
 
 PROBLEM_JSON = "application/problem+json"
 _TEXT = "text/plain; charset=utf-8"
@@ -54,6 +59,13 @@ def wants_json(accept: str | None) -> bool:
     return best_json > 0 and best_json >= best_text
 
 
+def error_format() -> str:
+    """The serving app's ``error_format`` attribute if it has one, else ``web.config``'s."""
+    c = current_or_none()
+    own = getattr(c.app, "error_format", None) if c is not None else None
+    return own or config.get("error_format", "text")
+
+
 def problem(status: str, detail: Any = None, **members: Any) -> dict[str, Any]:
     """Return a problem-details object for ``status`` (``"404 Not Found"``) and ``detail``."""
     code, _, title = status.partition(" ")
@@ -77,7 +89,7 @@ def render(error: Any, environ: dict[str, Any]) -> tuple[str, bytes] | None:
         rendered = custom(error, environ)
         if rendered is not None:
             return rendered  # type: ignore[no-any-return]
-    fmt = config.get("error_format", "text")
+    fmt = error_format()
     if fmt == "json" or (fmt == "auto" and wants_json(environ.get("HTTP_ACCEPT"))):
         default = data == getattr(error, "default_message", None)
         body = problem(error.status, None if default else data)

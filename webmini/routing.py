@@ -218,26 +218,7 @@ def check_table(routes: Iterable[Route], fvars: Mapping[str, Any], prefix: str =
             problems.append(
                 f"error: URL table: {shown!r} -> {target!r} is neither a class nor a callable"
             )
-        elif isinstance(target, type):
-            problems.extend(_async_handlers(target, shown))
     return problems
-
-
-def _async_handlers(cls: type, shown: str) -> list[str]:
-    """Error lines for ``async def`` handler methods: handlers are called synchronously."""
-    import inspect
-
-    found = []
-    for name in dir(cls):
-        if name.isupper() and name.isalpha():
-            func = getattr(cls, name, None)
-            if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-                found.append(
-                    f"error: URL table: {shown!r} -> {cls.__module__}.{cls.__qualname__}.{name} "
-                    "is an async def: webmini calls handlers synchronously (every request would "
-                    "fail); make it a plain def (gevent makes its waits cooperative)"
-                )
-    return found
 
 
 def segment_key(route: Route) -> str | None:

@@ -44,7 +44,10 @@ def internalerror(message: Any = None, headers: Any = None) -> errors.HTTPError:
 
 
 def loadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
-    """Make a processor that calls ``hook()`` before each request."""
+    """Make a processor that calls ``hook()`` before each request (``async def`` too)."""
+    from webmini.app import _sync
+
+    hook = _sync(hook)  # an async def hook runs on the worker's asyncio loop
 
     def processor(handler: Callable[[], Any]) -> Any:
         hook()
@@ -55,6 +58,9 @@ def loadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
 
 def unloadhook(hook: Callable[[], Any]) -> Callable[[Callable[[], Any]], Any]:
     """Make a processor that calls ``hook()`` after each request, errors and streams included."""
+    from webmini.app import _sync
+
+    hook = _sync(hook)  # an async def hook runs on the worker's asyncio loop
 
     def processor(handler: Callable[[], Any]) -> Any:
         try:

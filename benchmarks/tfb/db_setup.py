@@ -29,7 +29,7 @@ def load_schema(root: Any, password: str, host: str, port: int) -> str:
 
 
 def load_into(server: Any, password: str | None = None) -> str:
-    """Load schema.sql into a private MariaDB (deploy/localservices.py) through its root
+    """Load schema.sql into a private MariaDB (localservices/) through its root
     connection; return the app's database URL (``password``: random when not given)."""
     root = server.root_connection()
     try:

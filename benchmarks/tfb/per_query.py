@@ -36,12 +36,10 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT))
 
-from localservices import start_mariadb  # noqa: E402
-
 from benchmarks.tfb.db_setup import load_into  # noqa: E402
+from localservices import start_mariadb  # noqa: E402
 from webmini.stores.mysql import Database  # noqa: E402
 
 SQL = "SELECT id, randomNumber FROM World WHERE id = %s"

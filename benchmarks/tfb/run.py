@@ -50,7 +50,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "deploy"))
 
 from benchmarks.e2e import free_port, machine, raise_limits, somaxconn  # noqa: E402
 from benchmarks.tfb.db_setup import DB_NAME, DB_USER, load_into  # noqa: E402
@@ -332,7 +331,7 @@ SERVERS: dict[str, Callable[[Path, dict[str, str]], Server]] = {
 
 
 def mariadb_runner() -> Any:
-    """The project's private-MariaDB runner (deploy/localservices.py, the one the tests use)."""
+    """The project's private-MariaDB runner (localservices/, the one the tests use)."""
     import localservices
 
     return localservices

@@ -7,8 +7,8 @@ Configuration comes from the environment:
 - ``WEBMINI_TODO_SECRET``: the session signing key (16 characters or more)
 - ``WEBMINI_TODO_CACHE_TTL``: seconds a todo stays cached (default 300)
 
-``application`` builds the app from the environment at its first request;
-uWSGI loads it with ``module = examples.todo.app:application``. The database pool and
+``application`` is the app object (uWSGI: ``module = examples.todo.app:application``),
+served exactly as its ``wsgifunc()``; it reads the environment at its first request. The database pool and
 the memcached client are created on first use in each worker process, never
 in the uWSGI master, and the first use creates the table if it is missing.
 """
@@ -144,6 +144,18 @@ class _Bound:
 
     session: Session
     resources: Resources
+    session_processor: Callable[[Callable[[], Any]], Any]
+
+
+class _Processors:
+    """Receives the processor a component registers (``Session`` adds its own)."""
+
+    def __init__(self) -> None:
+        self.processors: list[Callable[[Callable[[], Any]], Any]] = []
+
+    def add_processor(self, processor: Callable[[Callable[[], Any]], Any]) -> None:
+        """Keep ``processor``."""
+        self.processors.append(processor)
 
 
 def _bound() -> _Bound:
@@ -152,7 +164,8 @@ def _bound() -> _Bound:
 
 
 def _error(cls: Callable[..., web.HTTPError], message: str) -> web.HTTPError:
-    return cls({"error": message})
+    return cls(message)  # sent as RFC 9457 problem details (TodoApp.error_format)
+
 
 
 def _body() -> dict[str, Any]:
@@ -288,44 +301,57 @@ class Todo:
 
 
 class TodoApp(web.application):
-    """The todo application for ``settings`` (no connection is opened when it is built)."""
+    """The todo application; ``settings`` None: read from the environment at the first request.
 
-    def __init__(self, settings: Settings) -> None:
+    No connection is opened when it is built; the pools, the memcached client
+    and the session engine are set up on first use in each worker.
+    """
+
+    # Every error as RFC 9457 problem details, the API's own and webmini's (a
+    # 503 from the database or the session store, 404, 405, 413, 415, 500).
+    error_format = "json"
+
+    def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(urls, globals(), timeout=10.0)
-        self.resources = Resources(settings)
-        self.session = Session(
-            self,
-            CacheStore(_ProcessCache(self.resources), prefix="todo-session:"),
-            secret=settings.secret,
-        )
-        bound = _Bound(self.session, self.resources)
+        self.settings = settings
+        self._bound: _Bound | None = None
+        self._lock = threading.Lock()
+        self.add_processor(self._bind)
 
-        def bind(handler: Callable[[], Any]) -> Any:
-            web.ctx.todo = bound
-            return handler()
+    def _configure(self) -> _Bound:
+        with self._lock:
+            if self._bound is None:
+                settings = self.settings = self.settings or Settings.from_env()
+                resources = Resources(settings)
+                registered = _Processors()
+                session = Session(registered, CacheStore(_ProcessCache(resources),
+                                                         prefix="todo-session:"),
+                                  secret=settings.secret)
+                self._bound = _Bound(session, resources, registered.processors[0])
+            return self._bound
 
-        self.add_processor(bind)
+    def _bind(self, handler: Callable[[], Any]) -> Any:
+        bound = self._bound or self._configure()
+        web.ctx.todo = bound
+        return bound.session_processor(handler)
+
+    @property
+    def resources(self) -> Resources:
+        """The per-process pools and store."""
+        return (self._bound or self._configure()).resources
+
+    @property
+    def session(self) -> Session:
+        """The session engine."""
+        return (self._bound or self._configure()).session
 
 
-def make_app(settings: Settings) -> TodoApp:
-    """Build the todo application for ``settings``."""
+def make_app(settings: Settings | None = None) -> TodoApp:
+    """Build the todo application for ``settings`` (None: the environment, read at first use)."""
     return TodoApp(settings)
 
 
-class _FromEnvironment:
-    """A WSGI callable that builds the app from the environment at its first request."""
-
-    def __init__(self) -> None:
-        self.app: TodoApp | None = None
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        """Serve one request (PEP 3333)."""
-        app = self.app
-        if app is None:
-            # Importing this module (tests, tools) needs no configuration; a
-            # missing variable shows up in the log of the first request.
-            app = self.app = make_app(Settings.from_env())
-        return app(environ, start_response)
-
-
-application = _FromEnvironment()
+# The app object itself: uWSGI and gunicorn call it exactly as its wsgifunc().
+# Importing this module (tests, tools) needs no configuration; a missing
+# variable is reported at the first request.
+application = make_app()

@@ -1,9 +1,10 @@
 """What the tests need around webmini: private services, free ports, fixtures and markers.
 
-- ``mariadb``, ``memcached``, ``servers`` (uWSGI, nginx, ``webmini run``):
-  pytest fixture plugins, loaded by ``tests/conftest.py``; the MariaDB and
-  memcached runners themselves live in ``deploy/localservices.py``, shared
-  with the benchmarks.
+- ``mariadb``, ``memcached``, ``postgres``, ``servers`` (uWSGI, nginx, the
+  todo example, ``webmini run``), ``gunicorn``: pytest fixture plugins,
+  loaded by ``tests/conftest.py``; the runners themselves live in the
+  top-level ``localservices`` package, shared with the benchmarks and the
+  local cluster.
 - :func:`free_port`: the one way to get a free loopback port.
 - :func:`session_server`: a fixture's body around ``start_mariadb``/``start_postgres``.
 - ``markers``: a test using a service's fixture gets that service's marker
@@ -12,12 +13,13 @@
 """
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+
 from localservices import LocalServer, ServiceError, free_port
 
-__all__ = ["free_port", "session_server"]
+__all__ = ["free_port", "session_server", "started_servers"]
 
 S = TypeVar("S", bound=LocalServer)
 
@@ -32,3 +34,20 @@ def session_server(start: Callable[[], S], what: str) -> Iterator[S]:
         yield server
     finally:
         server.cleanup()
+
+
+def started_servers(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """A factory fixture's body: ``start(...)`` builds a server with ``make(...)`` and starts
+    it; every server started is stopped when the fixture ends."""
+    servers: list[Any] = []
+
+    def start(*args: Any, **kw: Any) -> Any:
+        server = make(*args, **kw)
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

@@ -1,4 +1,4 @@
-"""Fixtures: a private MariaDB for the whole session (see ``deploy/localservices.py``).
+"""Fixtures: a private MariaDB for the whole session (see the top-level ``localservices`` package).
 
 A server that cannot start is a test failure, never a skip. Tests that use
 these fixtures get the ``mariadb`` marker.
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from localservices import MariaDBServer, start_mariadb
 
+from localservices import MariaDBServer, start_mariadb
 from support import session_server
 
 __all__ = ["MariaDBServer", "mariadb", "mariadb_params", "mariadb_tls"]

@@ -4,7 +4,7 @@
 from Debian's binary; ``memcached`` (per test) makes sure all three are up
 and empty, and yields the same cluster object. A test may kill, freeze or
 restart a node, or start extra ones; extra nodes are stopped afterwards.
-The runner itself is ``deploy/localservices.py``.
+The runner itself is the top-level ``localservices`` package.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from localservices import (
     MEMCACHED,
     MemcachedCluster,

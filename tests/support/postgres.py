@@ -1,4 +1,4 @@
-"""Fixtures: a private PostgreSQL for the whole session (see ``deploy/localpostgres.py``).
+"""Fixtures: a private PostgreSQL for the whole session (see ``localservices/postgres.py``).
 
 A server that cannot start is a test failure, never a skip. Tests that use
 this fixture get the ``postgres`` marker.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from localpostgres import PostgresServer, start_postgres
 
+from localservices.postgres import PostgresServer, start_postgres
 from support import session_server
 
 __all__ = ["PostgresServer", "postgres"]

@@ -44,19 +44,13 @@ with require("websocket", "webmini.WebSocket"):
     from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from webmini.ctx import RequestContext, bind, current
-from webmini.realtime import ws_groups as _registry
-from webmini.realtime.ws_backends import accept
 from webmini.realtime.ws_groups import (
     GOING_AWAY,
-    _encoder,
-    _groups,
-    _install_shutdown_hook,
-    _open,
-    _start_ticker,
     broadcast,
     close_all,
     connections,
     group_size,
+    registry,
     set_fanout,
 )
 from webmini.realtime.ws_handshake import (
@@ -67,6 +61,7 @@ from webmini.realtime.ws_handshake import (
     _kept_environ,
 )
 from webmini.reporting import unhandled
+from webmini.serving.ws_backends import accept
 
 __all__ = [
     "ENVIRON_KEEP", "WebSocket", "broadcast", "close_all", "connections", "group_size",
@@ -121,7 +116,7 @@ class WebSocket:
     close_code: int | None
     close_reason: str
     _ctx: RequestContext | None
-    _sock: Any  # ours (see ws_backends); None once the connection is over
+    _sock: Any  # ours (see webmini.serving.ws_backends); None once the connection is over
     _conn: Connection | None
     _reader: Any
     _writer: Any
@@ -149,9 +144,9 @@ class WebSocket:
         # PERF: a finished message's frame does not depend on the connection
         # (server frames are unmasked, no extensions): no wsproto state needed.
         if isinstance(data, str):
-            frame = _encoder.send_data(data, True)
+            frame = registry.encoder.send_data(data, True)
         else:
-            frame = _encoder.send_data(bytes(data), True)
+            frame = registry.encoder.send_data(bytes(data), True)
         self._write(bytes(frame))
         return self._sock is not None
 
@@ -165,20 +160,13 @@ class WebSocket:
         """Add this connection to ``group`` (see :func:`broadcast`)."""
         if self._sock is None and self._opened:
             return  # already over: it would never be removed
-        _groups.setdefault(group, set()).add(self)
+        registry.join(self, group)
         if group not in self._groups:
             self._groups += (group,)
-        fanout = _registry._fanout
-        if fanout is not None:
-            fanout.ensure_started(_registry._deliver_local)
 
     def leave(self, group: str) -> None:
         """Remove this connection from ``group``."""
-        members = _groups.get(group)
-        if members is not None:
-            members.discard(self)
-            if not members:
-                del _groups[group]
+        registry.leave(self, group)
         if group in self._groups:
             self._groups = tuple(g for g in self._groups if g != group)
 
@@ -206,9 +194,7 @@ class WebSocket:
         self._opened = True
         if self.ping_interval:
             self._next_ping = time.monotonic() + self.ping_interval
-        _open.add(self)
-        _start_ticker(self)
-        _install_shutdown_hook()
+        registry.add(self)
         self._busy = True
         try:
             self._call(self.on_open)
@@ -467,7 +453,7 @@ class WebSocket:
         self._write(conn.send(CloseConnection(code=code, reason=reason or None)))
         # Wait (in the ticker) for the peer's answer, at most close_timeout.
         self._closing_deadline = time.monotonic() + self.close_timeout
-        _start_ticker(self)
+        registry.start_ticker(self)
 
     def _hang_up(self) -> None:
         """Close the TCP connection once what is queued for the peer has gone out."""
@@ -475,7 +461,7 @@ class WebSocket:
             self._linger = True
             if not self._closing_deadline:
                 self._closing_deadline = time.monotonic() + self.close_timeout
-                _start_ticker(self)
+                registry.start_ticker(self)
         else:
             self._drop()
 
@@ -496,7 +482,7 @@ class WebSocket:
         self._queued = 0
         self._parts = None
         sock.close()
-        _open.discard(self)
+        registry.discard(self)
         for group in self._groups:
             self.leave(group)
         if self.close_code is None:

@@ -35,18 +35,17 @@ def _check_handshake(env: dict[str, Any]) -> str:
     if upgrade != "websocket" or "upgrade" not in [t.strip() for t in connection.split(",")]:
         raise HTTPError(
             "426 Upgrade Required",
-            [("Upgrade", "websocket"), ("Connection", "Upgrade"),
-             ("Content-Type", "text/plain; charset=utf-8")],
+            [("Upgrade", "websocket"), ("Connection", "Upgrade")],
             "this URL speaks WebSocket only",
         )
     if env.get("HTTP_SEC_WEBSOCKET_VERSION") != "13":
         raise HTTPError(
             "426 Upgrade Required",
-            [("Sec-WebSocket-Version", "13"), ("Content-Type", "text/plain; charset=utf-8")],
+            [("Sec-WebSocket-Version", "13")],
             "unsupported WebSocket version",
         )
     if env.get("CONTENT_LENGTH") not in (None, "", "0") or env.get("HTTP_TRANSFER_ENCODING"):
-        raise HTTPError(400, [("Content-Type", "text/plain; charset=utf-8")],
+        raise HTTPError(400, [],
                         "a WebSocket handshake has no body")
     key = env.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
@@ -54,7 +53,7 @@ def _check_handshake(env: dict[str, Any]) -> str:
     except (binascii.Error, UnicodeEncodeError):
         valid = False
     if not valid:
-        raise HTTPError(400, [("Content-Type", "text/plain; charset=utf-8")],
+        raise HTTPError(400, [],
                         "bad Sec-WebSocket-Key")
     return key
 
@@ -120,7 +119,7 @@ def _check_origin(env: dict[str, Any], allowed: Iterable[str]) -> None:
             return
         if any(theirs == _origin_tuple(a) for a in allowed):
             return
-    raise HTTPError(403, [("Content-Type", "text/plain; charset=utf-8")],
+    raise HTTPError(403, [],
                     "cross-origin WebSocket refused")
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from webmini.config import config
 from webmini.serving import green
-from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen
+from webmini.serving.reloader import LISTEN_FD_ENV, WORKERS_ENV, announce, listen, ready
 
 if TYPE_CHECKING:
     from webmini.serving.pywsgi_handler import DevHandler, DevServer
@@ -192,6 +192,7 @@ def run_server(app: WSGIApp, sock: socket.socket, **options: Any) -> None:
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(graceful))
     started = time.monotonic()
     server.start()
+    ready()  # a reload's supervisor now stops the children this one replaces
     try:
         stopped.wait()
     except KeyboardInterrupt:

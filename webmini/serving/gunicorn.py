@@ -9,7 +9,15 @@ config selects this worker). On top of ``gunicorn -k gevent`` it:
   and a request whose connection a WebSocket took answers gunicorn with
   ``ALREADY_HANDLED``, so gunicorn writes nothing more to it;
 * runs webmini's start-up check (patched? blocking C drivers loaded? the
-  hub monitor in debug) in every worker once the app is loaded.
+  hub monitor in debug) in every worker once the app is loaded;
+* hands over on a reload: gunicorn's HUP starts new workers and at once
+  sends SIGTERM to the old ones, which stop accepting while the new ones
+  still import the app (measured: 2.9 s without any answer, 4 workers). An
+  old worker here keeps accepting until every younger sibling (started
+  after it) has loaded the app (at most ``graceful_timeout`` seconds) and one
+  second more (their first requests open their pools), then stops accepting
+  and finishes its requests. A plain stop (no younger sibling) stops
+  accepting at once.
 
 gunicorn patches each worker with gevent after the fork and before the app
 is imported (``preload_app`` stays off), the equivalent of uWSGI's
@@ -19,6 +27,9 @@ is imported (``preload_app`` stays off), the equivalent of uWSGI's
 from __future__ import annotations
 
 import os
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 try:
@@ -30,7 +41,54 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(f"webmini.serving.gunicorn needs {exc.name}: "
                       "pip install webmini[gunicorn]") from None
 
-__all__ = ["GeventWorker"]
+__all__ = ["GeventWorker", "remove_ready_dir"]
+
+_HANDOVER_POLL = 0.05  # seconds between looks at the younger siblings
+_HANDOVER_OVERLAP = 1.0  # seconds an old worker still accepts once the new ones are ready
+
+
+def _start_time(pid: int) -> int:
+    """Process start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _children(pid: int) -> set[int]:
+    """Live children of ``pid`` (Linux /proc); empty when the kernel does not list them."""
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _is_ready(directory: Path, pid: int) -> bool:
+    """True when worker ``pid`` (this very process, not an earlier one) has loaded the app."""
+    try:
+        return (directory / str(pid)).read_text() == str(_start_time(pid))
+    except OSError:
+        return False
+
+
+def remove_ready_dir(master: int) -> None:
+    """Remove the ready marks of master ``master`` (when it exits)."""
+    import shutil
+
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"webmini-gunicorn-{os.getuid()}-{master}",
+                  ignore_errors=True)
+
+
+def _ready_dir(master: int) -> Path:
+    """The directory where this master's workers mark themselves ready (owner-only)."""
+    path = Path(tempfile.gettempdir()) / f"webmini-gunicorn-{os.getuid()}-{master}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = path.lstat()
+    # SECURITY: another user's (or a symlinked) directory could fake readiness.
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or path.is_symlink():
+        raise RuntimeError(f"{path} is not a private directory of this user")
+    return path
 
 
 class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
@@ -69,5 +127,39 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
         logs.configure()  # root logging with time, level, pid, worker; unless the app did
 
         startup_check()
+        try:
+            # The start time too: a stale file of a reused pid does not count.
+            (_ready_dir(self.ppid) / str(os.getpid())).write_text(str(_start_time(os.getpid())))
+        except (OSError, RuntimeError) as e:
+            self.log.warning("webmini: no reload hand-over: %s", e)
         self.log.info("webmini: worker %s (pid %d) ready",
                       os.environ.get("WEBMINI_WORKER_ID", "?"), os.getpid())
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        """SIGTERM: stop accepting once the workers replacing this one are ready."""
+        import gevent
+
+        gevent.spawn(self._hand_over)
+
+    def _hand_over(self) -> None:
+        import gevent
+
+        me = _start_time(os.getpid())
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        try:
+            ready = _ready_dir(self.ppid)
+        except (OSError, RuntimeError):
+            self.alive = False
+            return
+        while time.monotonic() < deadline:
+            younger = {p for p in _children(self.ppid) if _start_time(p) > me}
+            if not younger:
+                break
+            if all(_is_ready(ready, p) for p in younger):
+                # Serve along the new workers a moment: their first requests
+                # open their pools (connects) while this one still accepts.
+                gevent.sleep(_HANDOVER_OVERLAP)
+                break
+            gevent.sleep(_HANDOVER_POLL)
+        self.alive = False  # gunicorn's loop stops accepting, then finishes the requests
+        (ready / str(os.getpid())).unlink(missing_ok=True)

@@ -16,8 +16,9 @@ WEBMINI_ALLOWED_HOSTS    webmini's ``allowed_hosts``    none (any well-formed Ho
 =======================  =============================  =========================
 
 Anything else: gunicorn's own command-line options, which override this file.
-``kill -HUP <master>``: graceful reload (new workers start, old ones finish
-their requests for at most ``graceful_timeout``). ``kill -TERM``: graceful stop.
+``kill -HUP <master>``: graceful reload (new workers start; each old one keeps
+accepting until they have loaded the app, then finishes its requests for at
+most ``graceful_timeout``). ``kill -TERM``: graceful stop.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def pre_fork(server: Any, worker: Any) -> None:
     while number in taken:
         number += 1
     worker.webmini_worker_id = number
+
+
+def on_exit(server: Any) -> None:
+    """The master is exiting: remove the workers' reload hand-over marks."""
+    from webmini.serving.gunicorn import remove_ready_dir
+
+    remove_ready_dir(os.getpid())
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import socket
 from collections.abc import Callable, Iterable
@@ -44,18 +45,28 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _response(status: str, body: bytes = b"") -> bytes:
+    content_type = "text/plain"
+    if config.get("error_format") == "json":  # the app's error format, before any app code
+        from webmini.problem import PROBLEM_JSON, problem
+
+        content_type, body = PROBLEM_JSON, json.dumps(problem(status)).encode()
     return (
-        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+        f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: {content_type}\r\n"
         "X-Content-Type-Options: nosniff\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1") + body
 
 
-_TIMEOUT_RESPONSE = _response("408 Request Timeout", b"Request Timeout\n")
-_BAD_REQUEST_RESPONSE = _response("400 Bad Request", b"Bad Request\n")
-_TOO_LARGE_RESPONSE = _response(
-    "431 Request Header Fields Too Large", b"Request Header Fields Too Large\n"
-)
+def _timeout_response() -> bytes:
+    return _response("408 Request Timeout", b"Request Timeout\n")
+
+
+def _bad_request_response() -> bytes:
+    return _response("400 Bad Request", b"Bad Request\n")
+
+
+def _too_large_response() -> bytes:
+    return _response("431 Request Header Fields Too Large", b"Request Header Fields Too Large\n")
 
 
 class HeaderTimeout(Exception):
@@ -176,7 +187,7 @@ class DevHandler(WSGIHandler):
             return super().handle_one_request()
         except HeaderTimeout:
             self._client_cut_off("timed out sending the request line")
-            return ("408", _TIMEOUT_RESPONSE)
+            return ("408", _timeout_response())
         finally:
             self._cancel_timer()
 
@@ -187,15 +198,15 @@ class DevHandler(WSGIHandler):
     def _handle_client_error(self, ex: BaseException) -> Any:
         if isinstance(ex, HeaderTimeout):
             self._client_cut_off("timed out sending headers")
-            return ("408", _TIMEOUT_RESPONSE)
+            return ("408", _timeout_response())
         if isinstance(ex, HeadersTooLarge):
             self._client_cut_off(
                 f"headers larger than {self.server.max_header_size} bytes"
                 f" or more than {MAX_HEADER_FIELDS} fields")
-            return ("431", _TOO_LARGE_RESPONSE)
+            return ("431", _too_large_response())
         if isinstance(ex, BadRequestHead):
             self._client_cut_off(str(ex))
-            return ("400", _BAD_REQUEST_RESPONSE)
+            return ("400", _bad_request_response())
         return super()._handle_client_error(ex)
 
     def _client_cut_off(self, why: str) -> None:

@@ -3,8 +3,10 @@
 The supervisor binds the listening socket, then runs the current command
 line again in N child processes that inherit it (environment variable
 ``WEBMINI_LISTEN_FD``). With ``reload`` it watches Python files with
-watchfiles and restarts the children when one changes; the socket stays
-open across restarts, so clients wait in the backlog instead of failing.
+watchfiles and replaces the children when one changes: the new ones start
+first, and the old ones are stopped (gracefully) once the new ones serve
+(each says so on an inherited pipe, ``WEBMINI_READY_FD``) or have failed.
+The socket stays open throughout, so no client is refused or kept waiting.
 It never imports the application itself.
 """
 
@@ -25,16 +27,20 @@ from typing import Any
 
 from webmini._extras import require
 
-__all__ = ["LISTEN_FD_ENV", "WORKERS_ENV", "announce", "listen", "supervise"]
+__all__ = ["LISTEN_FD_ENV", "READY_FD_ENV", "WORKERS_ENV", "announce", "listen", "ready",
+           "supervise"]
 
 #: Environment variable through which the supervisor hands its listening socket to a child.
 LISTEN_FD_ENV = "WEBMINI_LISTEN_FD"
 #: Environment variable telling a child how many worker processes share the socket.
 WORKERS_ENV = "WEBMINI_WORKERS"
+#: Environment variable naming the pipe a child writes to once it serves.
+READY_FD_ENV = "WEBMINI_READY_FD"
 
 log = logging.getLogger(__name__)
 
 _STOP_GRACE = 5.0  # seconds a child gets to stop after SIGTERM
+_READY_TIMEOUT = 30.0  # seconds new children get to start serving at a reload
 _RESPAWN_DELAY = 1.0
 
 
@@ -61,6 +67,17 @@ def announce(sock: socket.socket, what: str = "serving") -> None:
           file=sys.stderr, flush=True)
 
 
+def ready() -> None:
+    """In a child: tell the supervisor this process serves now (no-op otherwise)."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is not None:
+        try:
+            os.write(int(fd), b"r")
+            os.close(int(fd))
+        except OSError:
+            pass  # the supervisor was not waiting (a respawn)
+
+
 def _child_command() -> list[str]:
     # sys.orig_argv keeps interpreter options (-m webmini.cli, -X ...).
     return [sys.executable, *sys.orig_argv[1:]]
@@ -77,15 +94,48 @@ class _Children:
         self.started: dict[int, float] = {}
         self.stop_grace = _STOP_GRACE
         self.stderr = _Tail()  # the last child's stderr (its traceback, when it died)
+        self.ready_pipes: list[int] = []  # read ends: one per child not heard from yet
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         fd = self.sock.fileno()
-        env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), WORKERS_ENV: str(self.count)})
-        proc = subprocess.Popen(self.command, env=env, pass_fds=(fd,), stderr=subprocess.PIPE)
+        read_end, write_end = os.pipe()
+        env = dict(os.environ, **{LISTEN_FD_ENV: str(fd), WORKERS_ENV: str(self.count),
+                                  READY_FD_ENV: str(write_end)})
+        try:
+            proc = subprocess.Popen(self.command, env=env, pass_fds=(fd, write_end),
+                                    stderr=subprocess.PIPE)
+        finally:
+            os.close(write_end)
         self.started[proc.pid] = time.monotonic()
+        self.ready_pipes.append(read_end)
         self.stderr = _Tail()
         threading.Thread(target=self.stderr.copy, args=(proc.stderr,), daemon=True).start()
         return proc
+
+    def wait_ready(self, timeout: float = _READY_TIMEOUT) -> None:
+        """Wait until every child started since the last call serves, or has exited."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        pending, self.ready_pipes = self.ready_pipes, []
+        try:
+            while pending and (left := deadline - time.monotonic()) > 0:
+                readable, _, _ = select.select(pending, [], [], left)
+                for fd in readable:  # b"r": serving; EOF: exited
+                    os.read(fd, 1)
+                    pending.remove(fd)
+                    os.close(fd)
+        finally:
+            for fd in pending:
+                os.close(fd)
+
+    def replace(self) -> None:
+        """Start new children; stop the old ones once the new ones serve (or failed)."""
+        self.wait_ready(0)  # the current children's pipes: not waited for again
+        old, self.procs = self.procs, []
+        self.start()
+        self.wait_ready()
+        self._stop(old)
 
     def start(self) -> None:
         """Start the missing children."""
@@ -106,21 +156,26 @@ class _Children:
                 healthy = False
                 time.sleep(_RESPAWN_DELAY)
             self.procs[i] = self._spawn()
+        self.wait_ready(0)  # a respawn is not waited for: close its pipe
         return healthy
 
     def stop(self) -> None:
         """Stop every child: SIGTERM, then SIGKILL after a grace period."""
-        for proc in self.procs:
+        self.wait_ready(0)  # closes the pipes of children not heard from
+        self._stop(self.procs)
+        self.procs = []
+
+    def _stop(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + self.stop_grace
-        for proc in self.procs:
+        for proc in procs:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self.procs = []
 
     def all_dead(self) -> bool:
         """Return True when no child is running."""
@@ -263,8 +318,7 @@ def supervise(
                     if broken is not None:
                         broken.stop()
                         broken = None
-                    children.stop()
-                    children.start()
+                    children.replace()
                 elif broken is None and children.all_dead():
                     # A broken edit: answer 500 until the next change, never let clients hang.
                     from webmini.config import config

@@ -17,7 +17,7 @@ from webmini.serving.green import startup_check
 from webmini.serving.uwsgi import in_every_worker, module
 from webmini.serving.uwsgi_guard import check_http_sockets
 
-__all__ = ["setup_workers", "startup_check_in_workers"]
+__all__ = ["refuse_public_http", "setup_workers", "startup_check_in_workers"]
 
 
 def setup_workers() -> None:
@@ -28,10 +28,15 @@ def setup_workers() -> None:
     startup_check_in_workers()
 
 
-def startup_check_in_workers() -> None:
-    """Run the gevent start-up audit (:func:`webmini.serving.green.startup_check`) per worker."""
+def refuse_public_http() -> None:
+    """Under uWSGI: raise RuntimeError when an HTTP socket is reachable beyond this host."""
     uwsgi: Any = module()
     if uwsgi is not None:
         # SECURITY: refuse to serve with uWSGI's lenient HTTP parser off loopback.
         check_http_sockets(uwsgi.opt)
+
+
+def startup_check_in_workers() -> None:
+    """Run the gevent start-up audit (:func:`webmini.serving.green.startup_check`) per worker."""
+    refuse_public_http()
     in_every_worker(startup_check)

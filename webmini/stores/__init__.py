@@ -14,9 +14,12 @@
 - ``sessions``: the session engine (ids, signer, codec, store interface), with
   memcached and cookie stores; ``web.session`` is a layer over it.
 
-Each module imports its third-party driver through ``webmini._extras.require``
-when the module itself is imported (the core never does), so a missing extra
-fails with the ``pip install webmini[...]`` line that fixes it.
+A module with a third-party driver (``mysql``, ``pool``, ``cache``, ``postgres``)
+imports it through ``webmini._extras.require`` when the module itself is
+imported (the core never does), so a missing extra fails with the ``pip
+install webmini[...]`` line that fixes it. ``ketama``, ``sessions``,
+``backend`` and ``sqlite`` need only the standard library; ``watchdog``
+imports gevent directly, reached only through ``mysql``, after its check.
 web.py's ``web.db`` and ``web.session`` APIs are a face over these, in
 ``webmini.webpy``; nothing here imports it.
 """

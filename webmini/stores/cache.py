@@ -10,6 +10,15 @@ A node that fails is marked down for ``retry_delay`` seconds and its keys
 fall to the next node on the ring; reads against it are misses and writes
 return False: a cache failure never raises into the handler.
 
+Nothing written during an outage is lost when the node returns: a key
+written while its owner was down went to the next node on the ring, and
+for ``failback_window`` seconds after the owner is back (default a day, a
+session's lifetime) a miss on the owner is looked up on that next node too.
+A worker knows a node came back when it saw it down, or from the node's
+own ``uptime`` (checked on the first connection, and again after a pooled
+connection was found closed): a restarted node is recent for every worker,
+including one started after the outage.
+
 No stale read after a failback: a key may live on its owner or on any node
 it fell to during an outage, so ``delete`` invalidates it on every node. A
 delete that could not reach a node is remembered (up to
@@ -200,6 +209,10 @@ class _Node:
         # Keys whose delete did not reach this node; replayed when it answers.
         self.missed: set[bytes] = set()
         self.missed_overflow = False
+        # When this node was last back from an outage (monotonic; 0: never
+        # seen back), and whether its uptime must be read on the next exchange.
+        self.back_at = 0.0
+        self.check_uptime = True
 
     def miss_delete(self, raw: bytes) -> None:
         """Remember that ``raw`` could not be deleted here (flush later if too many)."""
@@ -237,6 +250,7 @@ class _Node:
         if self.down_until:
             log.warning("memcached %s is back", self.name)
             self.down_until = 0.0
+            self.back_at = time.monotonic()
 
 
 class Cache:
@@ -251,8 +265,10 @@ class Cache:
         acquire_timeout: float | None = None,
         retry_delay: float = 5.0,
         key_prefix: str = "",
+        failback_window: float = 86400.0,
     ) -> None:
         self.ring = Ketama(servers)
+        self.failback_window = failback_window
         self.pool_size = pool_size
         self.socket_timeout = socket_timeout
         self.acquire_timeout = socket_timeout if acquire_timeout is None else acquire_timeout
@@ -289,6 +305,24 @@ class Cache:
                 return node
         return None
 
+    def _fallback(self, raw: bytes, node: _Node, now: float) -> _Node | None:
+        """The node ``raw`` fell to while ``node`` (just back) was down, or None.
+
+        None unless ``node`` came back within ``failback_window``: only then
+        may a key written during its outage sit on the next node of the ring.
+        """
+        if not node.back_at or now - node.back_at >= self.failback_window:
+            return None
+        walk = self.ring.walk(raw)
+        for name in walk:
+            if name == node.name:
+                break
+        for name in walk:
+            other = self.nodes[name]
+            if other.is_up(now):
+                return other
+        return None
+
     def _group(self, raws: Iterable[bytes]) -> dict[_Node, list[bytes]]:
         now = time.monotonic()
         groups: dict[_Node, list[bytes]] = {}
@@ -313,11 +347,16 @@ class Cache:
                 if node.missed or node.missed_overflow:
                     # Before anything is read from a node that missed deletes.
                     self._replay_deletes(node, conn)
+                if node.check_uptime:
+                    self._read_uptime(node, conn)
                 result = exchange(conn, *args)
             except (memcache._ConnectionDeadError, ConnectionError) as e:
                 node.pool.release(conn, broken=True)
                 if reused and attempt == 1:
-                    continue  # a pooled socket the server closed (restart): one fresh try
+                    # A pooled socket the server closed (a restart?): one
+                    # fresh try, which reads the node's uptime first.
+                    node.check_uptime = True
+                    continue
                 node.mark_down(str(e) or type(e).__name__)
                 raise _NodeFailure(str(e)) from None
             except (OSError, memcache._Error, _NodeFailure) as e:
@@ -333,6 +372,13 @@ class Cache:
             node.mark_up()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_uptime(self, node: _Node, conn: Any) -> None:
+        """A node up for less than ``failback_window`` came back recently (a restart)."""
+        uptime = _server_stats(conn).get("uptime", "")
+        node.check_uptime = False
+        if uptime.isdigit() and int(uptime) < self.failback_window:
+            node.back_at = max(node.back_at, time.monotonic() - int(uptime))
 
     def _replay_deletes(self, node: _Node, conn: Any) -> None:
         """Send the deletes that missed ``node`` (or flush it), on a live connection."""
@@ -375,8 +421,12 @@ class Cache:
     def get(self, key: str | bytes, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` on a miss or when its node is down."""
         raw = self._key(key)
-        node = self._pick(raw, time.monotonic())
+        now = time.monotonic()
+        node = self._pick(raw, now)
         found: dict[bytes, Any] = self._safely(node, {}, _get, [raw])
+        if raw not in found and node is not None and node.back_at:
+            # Written while its owner was away? Then on the next node.
+            found = self._safely(self._fallback(raw, node, now), {}, _get, [raw])
         return found.get(raw, default)
 
     def get_multi(self, keys: Iterable[str | bytes]) -> dict[Any, Any]:
@@ -385,8 +435,15 @@ class Cache:
         for key in keys:
             originals[self._key(key)] = key
         result: dict[Any, Any] = {}
+        now = time.monotonic()
         for node, raws in self._group(originals).items():
             found: dict[bytes, Any] = self._safely(node, {}, _get, raws)
+            if node.back_at and len(found) < len(raws):
+                for raw in raws:  # written while their owner was away?
+                    if raw not in found:
+                        extra: dict[bytes, Any] = self._safely(
+                            self._fallback(raw, node, now), {}, _get, [raw])
+                        found.update(extra)
             for raw, value in found.items():
                 result[originals[raw]] = value
         return result
@@ -405,9 +462,18 @@ class Cache:
         raw = self._key(key)
         flags, payload = encode_value(value)
         line = _storage_command(cmd, raw, flags, expire, payload)
-        node = self._pick(raw, time.monotonic())
+        now = time.monotonic()
+        node = self._pick(raw, now)
         refused: list[int] | None = self._safely(node, None, _store, line, 1)
+        if refused == [] and node is not None and node.back_at:
+            self._drop_fallback_copy(raw, node, now)
         return refused == []
+
+    def _drop_fallback_copy(self, raw: bytes, node: _Node, now: float) -> None:
+        """A key rewritten on its owner: its outage copy must not outlive it (eviction)."""
+        other = self._fallback(raw, node, now)
+        if other is not None and self._safely(other, None, _simple, b"delete " + raw) is None:
+            other.miss_delete(raw)
 
     def set_multi(self, mapping: Mapping[Any, Any], expire: int = 0) -> list[Any]:
         """Store every item (pipelined per node); return the keys that were not stored."""

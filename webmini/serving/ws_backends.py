@@ -49,11 +49,11 @@ def accept(env: dict[str, Any], key: str, subprotocol: str | None) -> tuple[Any,
         try:
             uwsgi.websocket_handshake(key, "", subprotocol or "")
         except OSError as exc:
-            raise HTTPError(400, [("Content-Type", "text/plain; charset=utf-8")],
+            raise HTTPError(400, [],
                             "WebSocket handshake failed") from exc
         return _take_over(uwsgi.connection_fd()), b""
     raise HTTPError(
-        "501 Not Implemented", [("Content-Type", "text/plain; charset=utf-8")],
+        "501 Not Implemented", [],
         "WebSocket needs uWSGI, the webmini dev server or gunicorn with "
         "webmini.serving.gunicorn_conf",
     )

@@ -1,7 +1,8 @@
 """Hostile HTTP requests: the cases, a raw-socket client that plays them, and a verdict.
 
-Shared by tests/test_hostile.py (webmini's servers must pass) and
-benchmarks/hostile_table.py (the same cases against peers, as a table).
+A client for the local services, shared by tests/test_hostile.py (webmini's
+servers must pass) and benchmarks/hostile_table.py (the same cases against
+peers, as a table).
 Every case is sent on a fresh TCP connection to a server serving
 tests/hostile_app.py. Whatever the case, the server must never answer 5xx,
 never leave the client hanging, never execute a request hidden in another

@@ -18,7 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from localservices import DATABASE, USER, LocalServer, ServiceError, launch
+from .databases import DATABASE, USER, LocalServer, launch
+from .process import ServiceError
 
 # No durability: a throwaway server that starts in about a second.
 _SERVER_OPTIONS = [

@@ -5,20 +5,18 @@ temp dir with only their addresses and paths rewritten (free loopback ports,
 files under the temp dir), so what runs is what ships. Used by the cluster
 test and benchmark; usable by hand:
 
-    .venv/bin/python deploy/localcluster.py --nodes 3 --db-url mysql://... \\
+    .venv/bin/python -m localservices.cluster --nodes 3 --db-url mysql://... \\
         --memcached 127.0.0.1:11211 --secret <32 chars>
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,15 +27,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from localservices import free_port  # deploy/ is on sys.path: run as a script, or by pytest
+from .process import Service, ServiceError, accepts, free_port, stop_process
+from .uwsgi import read_stats
 
-DEPLOY = Path(__file__).resolve().parent
-REPO = DEPLOY.parent
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
 UWSGI = shutil.which("uwsgi", path=str(REPO / ".venv" / "bin")) or shutil.which("uwsgi") or "uwsgi"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ServiceError):
     """A node or nginx would not start, stop or become ready."""
 
 
@@ -62,8 +61,11 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 _ROOT_ENV = {"WEBMINI_ALLOW_ROOT": "1"} if os.geteuid() == 0 else {}
 
 
-class Node:
+class Node(Service):
     """One uWSGI node (master + workers) started from deploy/node<N>.ini."""
+
+    program = "uWSGI node"
+    kill_group = True
 
     def __init__(self, workdir: Path, index: int, env: dict[str, str]) -> None:
         self.workdir = workdir
@@ -73,7 +75,7 @@ class Node:
         self.uwsgi_port = self.http_port = self.stats_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.ini = workdir / f"{self.name}.ini"
-        self.log = workdir / f"{self.name}.log"
+        self.log = self.log_path = workdir / f"{self.name}.log"
 
     @property
     def address(self) -> str:
@@ -118,27 +120,16 @@ class Node:
                 time.sleep(0.5)
         raise ClusterError(f"{self.name} did not become ready:\n{self.log_tail()}")
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Poll /healthz until it answers 200; False if the master exits or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            try:
-                status, _ = http_get(self.url + "/healthz", timeout=2.0)
-                if status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the node's log."""
+    def ready(self) -> bool:
+        """True once /healthz answers 200."""
         try:
-            return "".join(self.log.read_text(errors="replace").splitlines(True)[-lines:])
+            return http_get(self.url + "/healthz", timeout=2.0)[0] == 200
         except OSError:
-            return "(no log)"
+            return False
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the node's log."""
+        return super().log_tail(chars) or "(no log)"
 
     @property
     def master_pid(self) -> int:
@@ -152,15 +143,7 @@ class Node:
 
     def stats(self) -> dict[str, Any]:
         """uWSGI's stats JSON (the server sends it on connect, then closes)."""
-        with socket.create_connection(("127.0.0.1", self.stats_port), timeout=5) as s:
-            chunks = []
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        result: dict[str, Any] = json.loads(b"".join(chunks))
-        return result
+        return read_stats(self.stats_port, timeout=5)
 
     def crash(self) -> None:
         """SIGKILL the master (no-orphans takes its workers down); wait until all are gone."""
@@ -184,21 +167,23 @@ class Node:
 
     def kill(self) -> None:
         """Stop the node at once: SIGKILL to its whole process group."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.proc = None
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            stop_process(proc, signal.SIGKILL, 0, group=True)
 
 
-class Nginx:
+class Nginx(Service):
     """nginx started from deploy/nginx.conf, every path inside its temp prefix."""
+
+    program = "nginx"
+    stop_signal = signal.SIGQUIT  # graceful
+    kill_group = True
 
     def __init__(self, workdir: Path) -> None:
         self.prefix = workdir / "nginx"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.prefix / "error.log"
 
     @property
     def url(self) -> str:
@@ -241,15 +226,14 @@ class Nginx:
                 self.proc = subprocess.Popen([*base, "-g", "daemon off;"], stdout=out,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                        return
-                except OSError:
-                    time.sleep(0.05)
+            if self.wait_ready(timeout):
+                return
             self.stop()
         raise ClusterError(f"nginx did not start:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        """True once nginx accepts connections on its port."""
+        return accepts(self.port)
 
     def access_log(self) -> str:
         """The access log so far (nginx flushes its buffer every second)."""
@@ -269,18 +253,9 @@ class Nginx:
             out.append("".join(text.splitlines(True)[-lines:]))
         return "\n".join(out)
 
-    def stop(self) -> None:
-        """Stop nginx (SIGQUIT: graceful, then SIGKILL to its group after 5 s)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop nginx (SIGQUIT: graceful, then SIGKILL to its group after ``timeout``)."""
+        super().stop(timeout)
 
 
 class LocalCluster:
