@@ -1,6 +1,6 @@
 """Logging: one access-log line per request on every server, request ids, and a default setup.
 
-* :class:`AccessLine` does it inside ``application.__call__`` (``app.wsgifunc()``
+* :class:`AccessLine` does it inside the application (``application._serve``: ``app.wsgifunc()``
   without middleware, ``web.config.access_log`` on); :class:`AccessLog` is the
   same as WSGI middleware, around other middleware or any WSGI app. It takes
   the request's ``X-Request-ID`` (or makes one), sends it back on the
@@ -146,7 +146,7 @@ class AccessLog:
 
 
 class AccessLine:
-    """:class:`AccessLog`'s work for ``application.__call__`` itself: no wrapper frame, no closure.
+    """:class:`AccessLog`'s work for ``application._serve`` itself: no wrapper frame, no closure.
 
     Also the start_response of the application's general paths (status kept,
     request id header added); the common 200 goes through :meth:`send`.
