@@ -57,12 +57,22 @@ config.access_log = True   # what the defaults app checks per request
 n_loop, n_green, batch = 100_000, 20_000, 100
 
 
+def loop(app):
+    # The lines still waiting are written inside the timed run: each shape
+    # pays for its own lines (not the next run for them).
+    t0 = time.perf_counter()
+    inproc.run_batch(app, template, n_loop)
+    logs.flush()
+    return n_loop / (time.perf_counter() - t0)
+
+
 def greenlets(app):
     def one():
         inproc.run_batch(app, template, 1)
     t0 = time.perf_counter()
     for _ in range(n_green // batch):
         gevent.joinall([gevent.spawn(one) for _ in range(batch)])
+    logs.flush()
     return n_green / (time.perf_counter() - t0)
 
 
@@ -70,10 +80,8 @@ best = {{(shape, name): 0.0 for shape in ("loop", "greenlet") for name in apps}}
 for _ in range({rounds}):
     for name, app in apps.items():
         for shape in ("loop", "greenlet"):
-            rate = (n_loop / inproc.run_batch(app, template, n_loop) if shape == "loop"
-                    else greenlets(app))
+            rate = loop(app) if shape == "loop" else greenlets(app)
             best[shape, name] = max(best[shape, name], rate)
-        logs.flush()
 for (shape, name), rate in best.items():
     print(shape, name, rate, file=sys.__stdout__)
 '''

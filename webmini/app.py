@@ -21,7 +21,7 @@ from webmini.finish import (
     internal_error,
     internal_error_response,
 )
-from webmini.logs import AccessLog
+from webmini.logs import AccessLine, AccessLog, access_line_ids
 from webmini.problem import render as render_error
 from webmini.request import screen
 from webmini.routing import HANDLER, REDIRECT, Route, Router, pairs, resolve_or_fail
@@ -80,6 +80,9 @@ class application:  # noqa: N801 - web.py's name
 
     #: This app's error bodies: "text", "json" or "auto" (None: web.config.error_format).
     error_format: str | None = None
+    # (header, environ key) of the request id once wsgifunc() turned the
+    # access line on: _serve then records it itself (webmini.logs.AccessLine).
+    _access_ids: tuple[str, str] | None = None
 
     def __init__(
         self,
@@ -142,23 +145,30 @@ class application:  # noqa: N801 - web.py's name
         func: Any = self._serve
         for m in middleware:
             func = m(func)
-        entry = AccessLog(func) if config.get("access_log") else func
-        self._entry = self._entry or (None if middleware else entry)
-        return entry
+        if middleware:
+            return AccessLog(func) if config.get("access_log") else func
+        # PERF: no middleware: _serve records the access line itself, no wrapper frame.
+        self._access_ids = access_line_ids() or self._access_ids  # the TestClient's stays
+        self._entry = self._entry or func
+        return func
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333) as ``wsgifunc()``'s callable does (set-up, access line)."""
         return (self._entry or self.wsgifunc())(environ, start_response)
 
     def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Serve one request: routing, handler, response (no access line)."""
+        """Serve one request: routing, handler, response (the access line once wsgifunc() is on)."""
+        line = None
+        if self._access_ids is not None and "webmini.request_id" not in environ \
+                and config["access_log"]:
+            start_response = line = AccessLine(environ, start_response, self._access_ids)
         try:  # SECURITY: path decoded and bounded, Host checked, before any routing
             path = screen(environ)
         except HTTPError as bad:
             content_type, text = render_error(bad, environ) or (_PLAIN, str(bad.data).encode())
             start_response(bad.status, [("Content-Type", content_type), NOSNIFF,
                                         ("Content-Length", str(len(text)))])
-            return [text]
+            return [text] if line is None else line.close([text])
         c = RequestContext(environ, self, path)
         token = bind(c)
         try:
@@ -186,7 +196,8 @@ class application:  # noqa: N801 - web.py's name
             except Exception:
                 result = internal_error(c)
             if "webmini.upgraded" in environ:
-                return []  # a WebSocket took the connection; its 101 is already sent
+                # a WebSocket took the connection; its 101 is already sent
+                return [] if line is None else line.close([])
             if environ.get("CONTENT_LENGTH"):  # PERF: no call for a request without a body
                 drain_unread_body(environ, result)
             kind = type(result)
@@ -199,9 +210,17 @@ class application:  # noqa: N801 - web.py's name
                 if not c.content_typed and (headers == NOSNIFF_ONLY or not c.has_content_type()):
                     headers.append(("Content-Type", config["default_content_type"]))
                 headers.append(("Content-Length", str(len(data))))
+                if line is not None:
+                    return line.send(DEFAULT_STATUS, headers, data)
                 start_response(DEFAULT_STATUS, headers)
                 return [data]
-            return finish(c, result, start_response)
+            if line is None:
+                return finish(c, result, start_response)
+            return line.close(finish(c, result, start_response))
+        except BaseException:
+            if line is not None:
+                line.failed()
+            raise
         finally:
             unbind(token)
 

@@ -1,9 +1,10 @@
 """Logging: one access-log line per request on every server, request ids, and a default setup.
 
-* :class:`AccessLog` is WSGI middleware (``app.wsgifunc()`` applies it when
-  ``web.config.access_log`` is on): it takes the request's ``X-Request-ID``
-  (or makes one), sends it back on the response, and when the body is done
-  writes one line on the ``webmini.access`` logger in
+* :class:`AccessLine` does it inside the application (``application._serve``: ``app.wsgifunc()``
+  without middleware, ``web.config.access_log`` on); :class:`AccessLog` is the
+  same as WSGI middleware, around other middleware or any WSGI app. It takes
+  the request's ``X-Request-ID`` (or makes one), sends it back on the
+  response, and when the body is done writes one line on the ``webmini.access`` logger in
   ``web.config.access_log_format``. The same line under uWSGI, gunicorn and
   the dev server, because the app writes it, not the server.
 * Every log record carries ``request_id`` and ``worker`` attributes, so a
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from webmini.config import config
+from webmini.ctx import current_or_none
 
 __all__ = [
     "ACCESS_FORMAT", "AccessLog", "FLUSH_INTERVAL", "FLUSH_LATE", "LOG_FORMAT", "configure",
@@ -68,7 +70,14 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
 
 def request_id() -> str:
     """Return the current request's id (``-`` outside a request)."""
-    return _request_id.get()
+    rid = _request_id.get()
+    if rid == "-":
+        # A webmini application served the request itself (AccessLine): the
+        # id is in its bound context's environ, no context variable of its own.
+        c = current_or_none()
+        if c is not None:
+            return c.env.get("webmini.request_id", "-")  # type: ignore[no-any-return]
+    return rid
 
 
 _worker: tuple[int, str] = (0, "0")
@@ -124,53 +133,105 @@ class AccessLog:
         """Serve one request, tagged with its id; record its line when the body is done."""
         if "webmini.request_id" in environ or not config["access_log"]:
             return self.app(environ, start_response)  # off, or an outer AccessLog has it
-        start = _clock()
-        rid = environ.get(self.environ_key)
-        if rid is None or not _good_id(rid):
-            rid = _new_id()
-        environ["webmini.request_id"] = rid
-        token = _set_rid(rid)
-        status = "-"
-        header = (self.header, rid)
-        lower = self.header_lower
-
-        def tagged_start_response(st: str, headers: list[tuple[str, str]],
-                                  exc_info: Any = None) -> Any:
-            nonlocal status
-            status = st
-            # PERF: the app's own X-Request-ID is rare: compare names only when
-            # one starts like it.
-            for k, _ in headers:
-                if (k[0] == "X" or k[0] == "x") and k.lower() == lower:
-                    break
-            else:
-                headers.append(header)
-            if exc_info is None:  # a server's start_response may take two arguments
-                return start_response(st, headers)
-            return start_response(st, headers, exc_info)
-
+        line = AccessLine(environ, start_response, (self.header, self.environ_key))
+        token = _set_rid(line.rid)  # any app: no webmini context to read the id from
         try:
-            result = self.app(environ, tagged_start_response)
+            result = self.app(environ, line)
         except BaseException:
-            _reset_rid(token)
-            _record(environ, "500", 0, start, rid)
+            line.failed()
             raise
-        _reset_rid(token)
+        finally:
+            _reset_rid(token)
+        return line.close(result)
+
+
+class AccessLine:
+    """:class:`AccessLog`'s work for ``application._serve`` itself: no wrapper frame, no closure.
+
+    Also the start_response of the application's general paths (status kept,
+    request id header added); the common 200 goes through :meth:`send`.
+    """
+
+    __slots__ = ("environ", "start_response", "rid", "start", "status", "header")
+
+    def __init__(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                 ids: tuple[str, str]) -> None:
+        self.start = _clock()
+        self.environ = environ
+        self.start_response = start_response
+        rid = environ.get(ids[1])
+        if rid is None or not _good_id(rid):
+            rid = next(_ids)  # PERF: _new_id() inlined
+        environ["webmini.request_id"] = rid
+        self.rid = rid
+        self.header = (ids[0], rid)
+        self.status = "-"
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        """start_response: keep the status, add the request id header, call the server's."""
+        self.status = status
+        name = self.header[0]
+        size = len(name)
+        # PERF: the app's own X-Request-ID is rare: names compared only at its length.
+        if not any(len(k) == size and k.lower() == name.lower() for k, _ in headers):
+            headers.append(self.header)
+        if exc_info is None:  # a server's start_response may take two arguments
+            return self.start_response(status, headers)
+        return self.start_response(status, headers, exc_info)
+
+    def send(self, status: str, headers: list[tuple[str, str]], data: bytes) -> list[bytes]:
+        """Start a one-chunk response (the common 200), record its line, return the body."""
+        header = self.header
+        name = header[0]
+        size = len(name)
+        # PERF: _tag() and _fields_of() inlined (the common request's path).
+        for k, _ in headers:
+            if len(k) == size and k.lower() == name.lower():
+                break
+        else:
+            headers.append(header)
+        self.start_response(status, headers)
+        end = _clock()
+        get = self.environ.get
+        path = get("SCRIPT_NAME") + get("PATH_INFO", "") if get("SCRIPT_NAME") else get("PATH_INFO")
+        _pending.append((self.start, end, status, len(data), self.rid,
+                         (get("REQUEST_METHOD"), path, get("QUERY_STRING"), get("REMOTE_ADDR"),
+                          get("HTTP_USER_AGENT"), get("HTTP_REFERER"), get("SERVER_PROTOCOL"))))
+        if end > _due[0]:  # no flusher yet in this process, or it is late
+            _kick(end)
+        return [data]
+
+    def close(self, result: Any) -> Any:
+        """Record the line of the body ``result`` (now, or when a streamed one is closed)."""
+        environ = self.environ
         if type(result) is list:
-            # PERF: a list body (the usual case) is complete: recorded now,
-            # with its size, and handed to the server as is (no wrapper).
-            if "webmini.upgraded" in environ:
-                status = "101"
             sent = len(result[0]) if len(result) == 1 else sum(map(len, result))
-            end = _clock()
-            _pending.append((start, end, status, sent, rid, _fields_of(environ)))
-            if end > _due[0]:  # no flusher yet in this process, or it is late
-                _kick(end)
-            return result
-        if environ.get("webmini.upgraded"):
-            _record(environ, "101", 0, start, rid)
-            return result
-        return _CountingBody(result, environ, lambda: status, start, rid)
+        elif "webmini.upgraded" in environ:
+            sent = 0  # a WebSocket took the connection
+        else:
+            return _CountingBody(result, environ, self._status, self.start, self.rid)
+        status = "101" if "webmini.upgraded" in environ else self.status
+        _record(environ, status, sent, self.start, self.rid)
+        return result
+
+    def _status(self) -> str:
+        return self.status
+
+    def failed(self) -> None:
+        """Record a request the application raised out of (a 500, for the line)."""
+        _record(self.environ, "500", 0, self.start, self.rid)
+
+
+def access_line_ids(always: bool = False) -> tuple[str, str] | None:
+    """(response header, environ key) of the request id when the access line is on, else None.
+
+    ``always``: even when it is off now (each request checks the setting).
+    """
+    if not always and not config.get("access_log"):
+        return None
+    install_record_fields()
+    name = config.get("request_id_header", "X-Request-ID")
+    return name, "HTTP_" + name.upper().replace("-", "_")
 
 
 def _fields_of(environ: dict[str, Any]) -> tuple[Any, ...]:
@@ -189,26 +250,28 @@ _clock = time.perf_counter
 _good_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
 
 
-class _Ids:
+def _id_stream() -> Iterator[str]:
     """Request ids: 64 random bits per process, then a counter (32 hex digits in all)."""
+    # PERF: a counter after a per-process random prefix, a third of
+    # os.urandom(16).hex()'s cost (ids are for correlation, not secrets);
+    # formatted by map() over the counter, in C: no Python frame per id.
+    return map(f"{os.urandom(8).hex()}%016x".__mod__, itertools.count(1))
 
-    prefix = os.urandom(8).hex()
-    counter = itertools.count(1)
+
+_ids = _id_stream()
 
 
 def _reseed() -> None:
     # After a fork, each process gets its own prefix: ids stay unique across workers.
-    _Ids.prefix = os.urandom(8).hex()
-    _Ids.counter = itertools.count(1)
+    global _ids
+    _ids = _id_stream()
     _pending.clear()  # the parent's lines are the parent's to write
     _due[0] = 0.0  # the first request starts this process's flusher
 
 
 def _new_id() -> str:
     """Return a new request id: unique, not secret (32 hex digits)."""
-    # PERF: a counter after a per-process random prefix, a third of
-    # os.urandom(16).hex()'s cost; ids are for correlation, not secrets.
-    return f"{_Ids.prefix}{next(_Ids.counter):016x}"
+    return next(_ids)
 
 
 #: Seconds between two batches of access lines written by the flusher.
@@ -375,11 +438,19 @@ def _direct_lines(batch: list[tuple[Any, ...]], offset: float) -> str:
             method, path, query, client, agent, referer, protocol = env
             if query:
                 path = f"{path}?{query}"
-            status = str(status)
+            method = method or "-"
+            path = path or ""
+            agent = agent or "-"
+            # PERF: one scan of the three fields says none needs escaping (the usual case).
+            probe = f"{method}{path}{agent}"
+            if not probe.isprintable() or '"' in probe or "\\" in probe:
+                method, path, agent = esc(method), esc(path), esc(agent)
+            if type(status) is not str:
+                status = str(status)
             message = (
-                f'{client or "-"} "{esc(method or "-")} {esc(path or "")} {protocol or "-"}" '
+                f'{client or "-"} "{method} {path} {protocol or "-"}" '
                 f'{status[:3] if status[3:4] == " " else status.split(" ", 1)[0]} {sent} '
-                f'{(end - start) * 1000:.1f}ms rid={rid} ua="{esc(agent or "-")}"'
+                f'{(end - start) * 1000:.1f}ms rid={rid} ua="{agent}"'
             )
         lines.append(f"{_stamp[1]},{int((created - second) * 1000):03d}{head}{message}\n")
     return "".join(lines)
@@ -433,7 +504,7 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = _request_id.get()
+            record.request_id = request_id()
         if not hasattr(record, "worker"):
             record.worker = worker_label()
         return True
@@ -453,7 +524,7 @@ def install_record_fields() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        record.request_id = _request_id.get()
+        record.request_id = request_id()
         record.worker = worker_label()
         return record
 

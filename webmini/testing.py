@@ -215,10 +215,15 @@ class TestClient:
 
     def __init__(self, app: Callable[..., Iterable[bytes]], validate: bool = True) -> None:
         if callable(getattr(app, "wsgifunc", None)):
-            # An application object serves as its wsgifunc() does: request id, access line.
-            from webmini.logs import AccessLog
+            # An application object serves as its wsgifunc() does: request id, access
+            # line (recorded by the application itself, checked per request).
+            from webmini.logs import AccessLog, access_line_ids
 
-            app = AccessLog(app)
+            if hasattr(app, "_access_ids"):  # webmini's application
+                app._access_ids = access_line_ids(always=True)  # type: ignore[attr-defined]
+                app = app.__call__  # type: ignore[attr-defined,operator]
+            else:
+                app = AccessLog(app)
         self.app = validator(app) if validate else app
 
     def request(
