@@ -54,7 +54,7 @@ from benchmarks.e2e import (  # noqa: E402
 from localservices import free_port, start_mariadb  # noqa: E402
 
 APP = "benchmarks.apps.async_app:application"
-QUIET = {"WEBMINI_ACCESS_LOG": "0"}
+QUIET: dict[str, str] = {}  # webmini as users run it: defaults, access line on
 WORKERS = 4  # uwsgi.ini's default on 2 cores (2 per core); the peers get as many
 
 
