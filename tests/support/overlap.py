@@ -23,6 +23,10 @@ import pytest
 #: ``file::test`` of every test with a wall-clock bound (parametrized ones: all their cases).
 TIMED = frozenset({
     "test_cache.py::test_dead_node_under_load",
+    # A node killed, restarted and reloaded under load, no request may fail:
+    # one PUT was cut off once (RemoteDisconnected) with three Pythons at once.
+    "test_cluster.py::test_failover_under_load",
+    "test_faults.py::test_faults_under_load",
     "test_cache.py::test_frozen_node_costs_at_most_the_socket_timeout",
     "test_cache.py::test_pool_timeout_is_a_miss_not_a_down_node",
     "test_db.py::test_acquire_timeout_raises_clear_error",
