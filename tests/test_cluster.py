@@ -238,6 +238,19 @@ class Load:
         self.failures: list[str] = []
         self.served: list[tuple[float, str, int]] = []  # (time, node, pid)
         self.puts = 0
+        self.retried: list[str] = []
+
+    def send(self, method: str, path: str, body: Any = None, cookie: str | None = None) -> Reply:
+        """One idempotent request, sent again once if the connection closed with no answer.
+
+        RFC 9110 9.2.2 lets a client retry an idempotent request on such a
+        close; each retry is counted, and the test bounds the count.
+        """
+        try:
+            return call(self.cluster.url, method, path, body, cookie=cookie)
+        except http.client.RemoteDisconnected as exc:
+            self.retried.append(f"{method} {path}: {exc!r}")
+            return call(self.cluster.url, method, path, body, cookie=cookie)
 
     def reader(self, index: int) -> None:
         """GET /session (checking its content) and /work, over and over."""
@@ -245,7 +258,7 @@ class Load:
         while self.running:
             for path in ("/session", "/work"):
                 try:
-                    status, _, body = call(self.cluster.url, "GET", path, cookie=cookie)
+                    status, _, body = self.send("GET", path, cookie=cookie)
                 except Exception as exc:  # any transport error is a failed request
                     self.failures.append(f"GET {path}: {exc!r}")
                     continue
@@ -260,7 +273,7 @@ class Load:
         """PUT an increasing value (PUT is idempotent: nginx may retry it)."""
         while self.running:
             try:
-                status, _, body = call(self.cluster.url, "PUT", "/value/load", self.puts + 1)
+                status, _, body = self.send("PUT", "/value/load", self.puts + 1)
             except Exception as exc:
                 self.failures.append(f"PUT: {exc!r}")
                 continue
@@ -325,6 +338,7 @@ def test_failover_under_load(cluster: LocalCluster) -> None:
         gevent.joinall(greenlets, timeout=20)
 
     assert not load.failures, load.failures[:10]
+    assert len(load.retried) <= 2, load.retried  # a close with no answer is rare, never a pattern
     assert len(load.served) > 300
     assert new_n3 <= n3.worker_pids() and n3.worker_pids().isdisjoint(old_n3)
     assert {name for _, name, _ in load.served} == {"node1", "node2", "node3"}
