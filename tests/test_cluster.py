@@ -338,7 +338,8 @@ def test_failover_under_load(cluster: LocalCluster) -> None:
         gevent.joinall(greenlets, timeout=20)
 
     assert not load.failures, load.failures[:10]
-    assert len(load.retried) <= 2, load.retried  # a close with no answer is rare, never a pattern
+    # a close with no answer (the killed node) is rare: at most 1% of requests, each answered again
+    assert len(load.retried) <= max(2, len(load.served) // 100), load.retried
     assert len(load.served) > 300
     assert new_n3 <= n3.worker_pids() and n3.worker_pids().isdisjoint(old_n3)
     assert {name for _, name, _ in load.served} == {"node1", "node2", "node3"}
