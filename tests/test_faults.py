@@ -15,7 +15,7 @@ import json
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ def _status_var(mariadb: Any, name: str) -> int:
 def todo_uwsgi(start_todo: Any) -> Iterator[tuple[int, Path, Any]]:
     """The todo example under uwsgi.ini (2 gevent workers), its log in a file."""
     server = start_todo(processes=2, gevent=100)
-    yield server.http_port, server.log_path, server.proc
+    yield server.http_port, server.log_path, server
 
 
 #: Content-Type of the answers seen, by status; answers without a request id.
@@ -95,6 +95,29 @@ class Tally:
 
     def near_event(self, t: float, margin: float = 1.0) -> bool:
         return any(abs(t - e) < margin for e in self.events)
+
+
+def _until(what: str, done: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Let the clients run until ``done()`` (polled every 50 ms); fail if it never is."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"still waiting for {what} after {timeout} s"
+        gevent.sleep(0.05)
+
+
+def _traffic(tally: Tally, writes: int = 200) -> None:
+    """Let the clients run until ``writes`` more writes succeeded."""
+    target = tally.writes + writes
+    _until(f"{writes} more successful writes", lambda: tally.writes >= target)
+
+
+def _logged(log: Path, text: str, times: int, start: int) -> None:
+    """Let the clients run until ``text`` is in the log ``times`` times after byte ``start``."""
+    def seen() -> bool:
+        with open(log, "rb") as f:
+            f.seek(start)
+            return f.read().count(text.encode()) >= times
+    _until(f"{times} x {text!r} in the log", seen)
 
 
 def _client(port: int, n: int, stop: gevent.event.Event, tally: Tally) -> None:
@@ -154,8 +177,13 @@ def _client(port: int, n: int, stop: gevent.event.Event, tally: Tally) -> None:
 
 
 def test_faults_under_load(todo_uwsgi: tuple[int, Path, Any], mariadb: Any, memcached: Any) -> None:
-    """memcached node down and back, MariaDB restart, uWSGI reload: 0 stale, 0 silent, 5xx logged."""
-    port, log, proc = todo_uwsgi
+    """memcached node down and back, MariaDB restart, uWSGI reload: 0 stale, 0 silent, 5xx logged.
+
+    Each phase lasts until what it waits for is seen (polled), then 200 more
+    successful writes (~12 per client) run before the next fault.
+    """
+    port, log, server = todo_uwsgi
+    proc = server.proc
     tally = Tally()
     stop = gevent.event.Event()
     clients = [gevent.spawn(_client, port, n, stop, tally) for n in range(CLIENTS)]
@@ -163,28 +191,37 @@ def test_faults_under_load(todo_uwsgi: tuple[int, Path, Any], mariadb: Any, memc
     def event() -> None:
         tally.events.append(time.monotonic())
 
-    gevent.sleep(2.0)
+    _traffic(tally)
 
     victim = memcached.nodes[1]
     event()
+    start = log.stat().st_size
     victim.kill()  # its keys and sessions fall to the next node
-    gevent.sleep(3.0)
+    # Both workers saw it fail and fail over; then traffic during the outage.
+    _logged(log, f"memcached {victim.address} is down", 2, start)
+    _traffic(tally)
 
     event()
-    victim.restart()  # back, empty: the workers fail back after their retry delay
-    gevent.sleep(6.0)  # retry_delay (5 s) + traffic after the failback
+    start = log.stat().st_size
+    victim.restart()  # back, empty: the workers fail back (a delete reaches it first)
+    _logged(log, f"memcached {victim.address} is back", 2, start)
+    _traffic(tally)  # traffic after the failback
 
     event()
     mariadb.restart()  # ~3 s of 503s (cooperative: the clients keep going)
     event()
-    gevent.sleep(2.0)
+    _traffic(tally)  # served again after the restart
     aborted = _status_var(mariadb, "Aborted_clients")
 
     event()
+    old_workers = server.worker_pids()
+    start = log.stat().st_size
     proc.send_signal(signal.SIGHUP)  # graceful reload: workers close their pools on exit
-    gevent.sleep(4.0)
+    # Every worker replaced (one at a time) and accepting again.
+    _logged(log, "chain reloading complete", 1, start)
+    assert not set(server.worker_pids()) & set(old_workers), server.worker_pids()
     event()
-    gevent.sleep(1.0)
+    _traffic(tally)
 
     stop.set()
     gevent.joinall(clients, timeout=30)
