@@ -10,7 +10,9 @@
   clients, so only the safety properties are asserted there: no 5xx, no
   crash, the server keeps serving.
 
-After every case a good request on a new connection must answer 200.
+After every case a good request on a new connection must answer 200. The
+cases run a few at a time (each on its own connection): several wait out a
+server timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import gevent.pool
 import pytest
 from support.servers import NginxServer, UwsgiServer, WebminiRunProcess
 
@@ -51,17 +54,29 @@ NGINX_DIFFERS = {
 }
 
 
+#: Cases played at once, each on its own connection (a case may wait seconds for a timeout).
+CONCURRENCY = 8
+
+
 def _run_suite(port: int, check: Callable[[Case, Outcome], str | None]) -> list[str]:
-    """Play every case; return the failures (``check`` says what is wrong, or None)."""
-    failures = []
-    for case in CASES:
+    """Play every case, then a good request; return the failures (``check`` says what is
+    wrong, or None). CONCURRENCY cases are in flight at once."""
+    def play(case: Case) -> tuple[Case, Outcome, bool]:
         outcome = hostile.play("127.0.0.1", port, case)
-        problem = check(case, outcome)
-        if problem:
-            failures.append(f"[{case.group}] {case.name}: {problem} ({outcome.summary()})")
-        if not hostile.alive("127.0.0.1", port):
-            failures.append(f"[{case.group}] {case.name}: the server stopped answering")
-            break
+        return case, outcome, hostile.alive("127.0.0.1", port)
+
+    failures = []
+    pool = gevent.pool.Pool(CONCURRENCY)
+    try:
+        for case, outcome, alive in pool.imap(play, CASES):
+            problem = check(case, outcome)
+            if problem:
+                failures.append(f"[{case.group}] {case.name}: {problem} ({outcome.summary()})")
+            if not alive:
+                failures.append(f"[{case.group}] {case.name}: the server stopped answering")
+                break
+    finally:
+        pool.kill()
     return failures
 
 
@@ -82,8 +97,8 @@ def test_suite_size() -> None:
 
 def test_dev_server(webmini_run: Callable[..., WebminiRunProcess], tmp_path: Path) -> None:
     """`webmini run`: every case is a 4xx or a close (or served, when valid); never a 5xx."""
-    server = webmini_run("hostile_app:application", "--header-timeout", "5",
-                         "--read-timeout", "5", cwd=tmp_path,
+    server = webmini_run("hostile_app:application", "--header-timeout", "2",
+                         "--read-timeout", "2", cwd=tmp_path,
                          env={"PYTHONPATH": f"{TESTS}:{TESTS.parent}"})
     failures = _run_suite(server.port, _strict)
     assert server.proc.poll() is None, server.output()[-2000:]
@@ -153,8 +168,9 @@ def test_early_rejection_reaches_the_client_through_nginx(
     _, nginx = shipped
     upload = next(c for c in CASES if c.name == "upload over the limit")  # 300 KB > the limit
     parts = next(c for c in CASES if c.name == "101 parts")
-    statuses = [hostile.play("127.0.0.1", nginx.port, case).statuses
-                for case in [upload, parts] * 10]
+    pool = gevent.pool.Pool(CONCURRENCY)
+    statuses = pool.map(lambda case: hostile.play("127.0.0.1", nginx.port, case).statuses,
+                        [upload, parts] * 10)
     assert statuses == [[413]] * 20, statuses
     assert "reset by peer" not in nginx.error_log()
 
