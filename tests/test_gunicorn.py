@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 
 import gevent
 import pytest
 from support.gunicorn import GunicornServer
 
-from localservices import wait_until
+from localservices import free_port, wait_until
 
 pytestmark = pytest.mark.gunicorn
 
@@ -155,4 +156,29 @@ def test_graceful_reload_on_hup_fails_no_request(own_app):
         assert done > 50 and failures == [], failures[:5]
     finally:
         stop = True
+        server.stop()
+
+
+def test_sigterm_while_workers_boot_stops_every_worker(own_app):
+    """A stop right after the start: a worker still booting keeps the SIGTERM (held until its
+    handlers are in) and exits; none is left for the master to SIGKILL after graceful_timeout."""
+    project, env = own_app
+    server = GunicornServer(project, "myapp:application", processes=4, env=env,
+                            args=["--graceful-timeout", "5"])
+    server.port = free_port()
+    with open(server.log_path, "ab") as out:
+        server.proc = subprocess.Popen(server.command(), cwd=project, env=server.environment(),
+                                       stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # The last worker is forked: it (and maybe others) is still patching and importing.
+        assert wait_until(lambda: server.log_text().count("Booting worker") >= 4, 30), \
+            server.log_tail()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(60)
+        log = server.log_text()
+        assert "SIGKILL" not in log, log[-3000:]
+        booted = re.findall(r"Booting worker with pid: (\d+)", log)
+        assert sorted(re.findall(r"Worker exiting \(pid: (\d+)\)", log)) == sorted(booted), log
+    finally:
         server.stop()

@@ -10,6 +10,12 @@ config selects this worker). On top of ``gunicorn -k gevent`` it:
   ``ALREADY_HANDLED``, so gunicorn writes nothing more to it;
 * runs webmini's start-up check (patched? blocking C drivers loaded? the
   hub monitor in debug) in every worker once the app is loaded;
+* keeps a stop signal that arrives while it boots: until gunicorn installs
+  the worker's handlers, SIGTERM/SIGINT/SIGQUIT go to the master's handler
+  copied by the fork and are lost, so a stop right after a start (or during
+  a respawn) waited ``graceful_timeout`` (30 s) for that worker's SIGKILL.
+  They are held from the start of ``init_process`` (before gevent patches,
+  the slow part) until the worker's own handlers are in;
 * hands over on a reload: gunicorn's HUP starts new workers and at once
   sends SIGTERM to the old ones, which stop accepting while the new ones
   still import the app (measured: 2.9 s without any answer, 4 workers). An
@@ -27,6 +33,7 @@ is imported (``preload_app`` stays off), the equivalent of uWSGI's
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +52,7 @@ __all__ = ["GeventWorker", "remove_ready_dir"]
 
 _HANDOVER_POLL = 0.05  # seconds between looks at the younger siblings
 _HANDOVER_OVERLAP = 1.0  # seconds an old worker still accepts once the new ones are ready
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
 def _start_time(pid: int) -> int:
@@ -104,6 +112,16 @@ class GeventWorker(_GunicornGeventWorker):  # type: ignore[misc]
         if respiter is ALREADY_HANDLED:
             raise StopIteration
         return False
+
+    def init_process(self) -> None:
+        """Hold the stop signals from here (gevent's patching, the hub) to :meth:`init_signals`."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        super().init_process()
+
+    def init_signals(self) -> None:
+        """gunicorn's worker handlers, then the stop signals held since the fork are delivered."""
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
     def load_wsgi(self) -> None:
         """Load the app, then wrap it so upgraded connections are left alone."""
