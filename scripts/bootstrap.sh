@@ -55,6 +55,16 @@ done
 _extra_list="$(IFS=','; echo "${_extras[*]+"${_extras[*]}"}")"
 _target="$WEBMINI_ROOT"
 [ -n "$_extra_list" ] && _target="$WEBMINI_ROOT[$_extra_list]"
-# --group needs pip >= 25.1.
-"$WEBMINI_VENV/bin/python" -m pip install -q --upgrade 'pip>=25.1' >/dev/null
-"$WEBMINI_VENV/bin/python" -m pip install -q -e "$_target" "${_groups[@]+"${_groups[@]}"}"
+# pip runs only when this virtualenv was not yet set up from the same
+# pyproject.toml, names, interpreter and this script: a stamp in it holds
+# their hash (a warm run then costs no resolver pass; delete the stamp to force one).
+_stamp="$WEBMINI_VENV/.webmini-bootstrap"
+_want="$( { cat "$WEBMINI_ROOT/pyproject.toml" "$WEBMINI_ROOT/scripts/bootstrap.sh"; echo "$WEBMINI_NAMES"
+            "$WEBMINI_VENV/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
+    rm -f "$_stamp"
+    # --group needs pip >= 25.1.
+    "$WEBMINI_VENV/bin/python" -m pip install -q --upgrade 'pip>=25.1' >/dev/null
+    "$WEBMINI_VENV/bin/python" -m pip install -q -e "$_target" "${_groups[@]+"${_groups[@]}"}"
+    echo "$_want" > "$_stamp"
+fi
