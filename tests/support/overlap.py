@@ -5,8 +5,9 @@ about one latency) is listed in ``TIMED``. When ``$WEBMINI_TEST_LOCK`` names a
 file (scripts/test.sh sets it when it runs the Pythons at once), every test
 holds a shared lock on it and a timed test an exclusive one: a timed test runs
 while the other processes wait between two tests, so their load does not
-count against its bound; everything else overlaps. A third file is the
-turnstile that keeps a waiting timed test from being overtaken forever.
+count against its bound; everything else overlaps. Consecutive timed tests
+share one exclusive hold. A third file is the turnstile that keeps a waiting
+timed test from being overtaken forever.
 Without the variable nothing is locked.
 """
 
@@ -74,6 +75,8 @@ class _Locks:
     def __init__(self, path: str) -> None:
         self.main: IO[str] = open(path, "a")  # noqa: SIM115 - held for the whole session
         self.turnstile: IO[str] = open(path + ".turnstile", "a")  # noqa: SIM115
+        #: the exclusive lock is still held from the previous (timed) test
+        self.kept = False
 
     def hold(self, exclusive: bool) -> None:
         # Through the turnstile first: a timed test waiting in it for the
@@ -109,8 +112,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if _locks is None:
         yield
         return
-    _locks.hold(exclusive=is_timed(item))
+    exclusive = is_timed(item)
+    if not (exclusive and _locks.kept):
+        _locks.hold(exclusive)
     try:
         yield
     finally:
-        _locks.release()
+        # A timed test followed by another keeps the exclusive lock for it:
+        # one wait for the others to finish their current test instead of two.
+        _locks.kept = exclusive and nextitem is not None and is_timed(nextitem)
+        if not _locks.kept:
+            _locks.release()
