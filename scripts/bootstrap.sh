@@ -55,10 +55,11 @@ done
 _extra_list="$(IFS=','; echo "${_extras[*]+"${_extras[*]}"}")"
 _target="$WEBMINI_ROOT"
 [ -n "$_extra_list" ] && _target="$WEBMINI_ROOT[$_extra_list]"
-# pip runs only when this virtualenv was not yet set up from the same
-# pyproject.toml, names, interpreter and this script: a stamp in it holds
-# their hash (a warm run then costs no resolver pass; delete the stamp to force one).
-_stamp="$WEBMINI_VENV/.webmini-bootstrap"
+# pip runs only when this virtualenv was not yet set up for these names from
+# the same pyproject.toml, interpreter and this script: a stamp per names in
+# it holds their hash (a warm run then costs no resolver pass; scripts/test.sh
+# and scripts/serve.sh keep one each; delete it to force a pass).
+_stamp="$WEBMINI_VENV/.webmini-bootstrap-${WEBMINI_NAMES//[^A-Za-z0-9_-]/_}"
 _want="$( { cat "$WEBMINI_ROOT/pyproject.toml" "$WEBMINI_ROOT/scripts/bootstrap.sh"; echo "$WEBMINI_NAMES"
             "$WEBMINI_VENV/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
