@@ -51,6 +51,23 @@ def read_stats(port: int, timeout: float = 2.0) -> dict[str, Any]:
     return result
 
 
+def _live_children(pid: int) -> list[int] | None:
+    """Children of ``pid`` that have not exited (zombies excluded); None if unknown."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    live = []
+    for child in children:
+        try:
+            state = Path(f"/proc/{child}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            live.append(int(child))
+    return live
+
+
 class UwsgiServer(Service):
     """uWSGI started with ``uwsgi.ini`` on free loopback ports, files in ``workdir``.
 
@@ -183,7 +200,22 @@ class UwsgiServer(Service):
             return False
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the master (die-on-term: stop), SIGKILL the workers it leaves behind."""
+        """SIGTERM the master (die-on-term: stop), SIGKILL the workers it leaves behind.
+
+        The master reaps its stopped workers only at its next once-a-second
+        check, then exits: once every process it started has exited (they
+        do within milliseconds), it is SIGKILLed instead of waited for.
+        """
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            # PERF: ~1 s less per stop (the suite stops uWSGI dozens of times).
+            while proc.poll() is None and time.monotonic() < deadline:
+                if _live_children(proc.pid) == []:
+                    proc.kill()
+                    break
+                time.sleep(0.005)
         super().stop(timeout)
         self._kill_orphans()
 
