@@ -1,6 +1,6 @@
 """Faults under load: the todo example while it is reloaded, loses a memcached node and MariaDB.
 
-Starts a private MariaDB and two memcached nodes (deploy/localservices.py),
+Starts a private MariaDB and two memcached nodes (localservices/),
 then uWSGI with the repository's uwsgi.ini (or gunicorn with
 webmini.serving.gunicorn_conf) serving examples/todo with ``--processes``
 gevent workers, all on free loopback ports. ``--clients`` logged-in clients
@@ -41,7 +41,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(ROOT))
 
 from localservices import MemcachedCluster, call_json, free_port, start_mariadb  # noqa: E402
 

@@ -33,8 +33,8 @@ from .memcached import (
 from .process import Service, ServiceError, free_port, stop_process, wait_until
 
 __all__ = [
-    "DATABASE", "MEMCACHED", "USER", "JsonReply", "LocalServer", "MariaDBError", "MariaDBServer",
-    "MemcachedCluster", "MemcachedError", "MemcachedNode", "Reply", "Service", "ServiceError",
-    "TLSFiles", "call_json", "free_port", "http_get", "launch", "make_tls_files", "raw_command",
-    "server_stats", "start_mariadb", "stop_process", "wait_until",
+    "DATABASE", "MEMCACHED", "USER", "JsonReply", "LocalServer", "MariaDBError",
+    "MariaDBServer", "MemcachedCluster", "MemcachedError", "MemcachedNode", "Reply", "Service",
+    "ServiceError", "TLSFiles", "call_json", "free_port", "http_get", "launch", "make_tls_files",
+    "raw_command", "server_stats", "start_mariadb", "stop_process", "wait_until",
 ]
