@@ -26,10 +26,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import chain, repeat
-from operator import getitem, mul, sub
 from typing import Any
 
+from webmini import accessformat
+from webmini.accessformat import ACCESS_FORMAT
 from webmini.config import config
 from webmini.ctx import current_or_none
 
@@ -48,13 +48,6 @@ LOG_FORMAT = (
 # Access lines carry the request id in their message already (``rid=``).
 _ACCESS_LOG_FORMAT = LOG_FORMAT.removesuffix(" [rid %(request_id)s]")
 
-# The default access line (str.format fields: client, method, path, status,
-# bytes, duration_ms, request_id, user_agent, referer, protocol).
-ACCESS_FORMAT = (
-    '{client} "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms '
-    'rid={request_id} ua="{user_agent}"'
-)
-
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "webmini_request_id", default="-"
 )
@@ -65,14 +58,6 @@ _reset_rid = _request_id.reset
 # short ids of visible, unquoted ASCII are taken (no CR/LF to forge log
 # lines, no quotes or spaces to break a field); anything else is replaced.
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
-# SECURITY: control characters, quotes and backslashes of request fields
-# are escaped in access lines, so a path or User-Agent cannot forge a line.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
-# SECURITY: the unquoted fields (client, protocol) take no space either, so a
-# client address a proxy fix-up took from a header cannot add fields.
-_UNSAFE_BARE = re.compile(r'[^\x21-\x7e]|["\\]')
-
-
 def request_id() -> str:
     """Return the current request's id (``-`` outside a request)."""
     rid = _request_id.get()
@@ -99,28 +84,6 @@ def worker_label() -> str:
     label = str(worker_id())
     _worker = (pid, label)  # a fork (uWSGI master -> worker) changes the pid: asked again
     return label
-
-
-def _escape(text: str) -> str:
-    # PERF: most fields need no escaping; one C-level scan says so.
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return text
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def _escape_bare(text: str) -> str:
-    # PERF: one C-level scan for the usual address or protocol.
-    if text.isprintable() and " " not in text and '"' not in text and "\\" not in text \
-            and text.isascii():
-        return text
-    return _UNSAFE_BARE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-class _Fields(dict[str, Any]):
-    """Access-log fields; an unknown name in a custom format prints as ``-``."""
-
-    def __missing__(self, key: str) -> str:
-        return "-"
 
 
 class AccessLog:
@@ -370,40 +333,14 @@ def flush() -> None:
         _emit_record(item, offset)
 
 
-def _fields(item: tuple[Any, ...]) -> _Fields:
-    start, end, status, sent, rid, method, path, query, client, agent, referer, protocol = item
-    path = path or ""
-    if query:
-        path += "?" + query
-    return _Fields(
-        client=_escape_bare(str(client or "-")),  # SECURITY: ProxyFix may set it from a header
-        method=_escape(method or "-"),
-        path=_escape(path),
-        status=str(status).split(" ", 1)[0],
-        bytes=sent,
-        duration_ms=(end - start) * 1000,
-        request_id=rid,
-        user_agent=_escape(agent or "-"),
-        referer=_escape(referer or "-"),
-        protocol=_escape_bare(str(protocol or "-")),
-    )
-
-
-def _message(fields: _Fields) -> str:
-    fmt = config.get("access_log_format") or ACCESS_FORMAT
-    try:
-        return fmt.format_map(fields)
-    except (ValueError, IndexError, TypeError, KeyError) as exc:
-        return ACCESS_FORMAT.format_map(fields) + f" (bad access_log_format: {exc!r})"
-
-
 def _emit_record(item: tuple[Any, ...], offset: float) -> None:
     """Hand one waiting line to Python logging (an app or test that set up its own handlers)."""
     if not access_log.isEnabledFor(logging.INFO):
         return
-    fields = _fields(item)
-    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, _message(fields),
-                                   (), None, extra={"access": fields})
+    fields = accessformat.fields(item)
+    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0,
+                                   accessformat.message(fields), (), None,
+                                   extra={"access": fields})
     created = item[1] + offset
     record.created = created
     record.msecs = int((created - int(created)) * 1000) + 0.0
@@ -412,7 +349,6 @@ def _emit_record(item: tuple[Any, ...], offset: float) -> None:
 
 
 _direct: logging.Handler | None = None  # the handler configure() installed
-_stamp: list[Any] = [-1, ""]  # second -> "YYYY-mm-dd HH:MM:SS" (cached)
 
 
 def _direct_handler() -> Any:
@@ -440,83 +376,12 @@ def _direct_lines(batch: list[tuple[Any, ...]], offset: float) -> str:
     head = f" INFO [pid {os.getpid()} worker {worker_label()}] webmini.access: "
     if not config.get("access_log_format"):
         try:
-            return _default_lines(batch, offset, head)
-        except _NeedsCare:
+            return accessformat.default_lines(batch, offset, head)
+        except accessformat.NeedsCare:
             pass  # a field to escape, or a value of another type: line by line
-    return "".join([f"{_stamp_of(item[1] + offset)}{head}{_line_message(item)}\n"
+    stamp_of, line_message = accessformat.stamp_of, accessformat.line_message
+    return "".join([f"{stamp_of(item[1] + offset)}{head}{line_message(item)}\n"
                     for item in batch])
-
-
-class _NeedsCare(Exception):
-    """A batch the column-wise writer leaves to the line-by-line one."""
-
-
-class _Stamps(dict[int, str]):
-    """Millisecond (since the epoch) -> ``YYYY-mm-dd HH:MM:SS,mmm``, as logging's asctime."""
-
-    def __missing__(self, ms: int) -> str:
-        second, part = divmod(ms, 1000)
-        text = self[ms] = f"{_second_stamp(second)},{part:03d}"
-        return text
-
-
-def _second_stamp(second: int) -> str:
-    """``YYYY-mm-dd HH:MM:SS`` of a second since the epoch (local time, cached)."""
-    if _stamp[0] != second:
-        _stamp[0] = second
-        _stamp[1] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-    return _stamp[1]  # type: ignore[no-any-return]
-
-
-def _stamp_of(created: float) -> str:
-    """logging's asctime of the wall-clock time ``created``."""
-    second = int(created)
-    return f"{_second_stamp(second)},{int((created - second) * 1000):03d}"
-
-
-_QMARK = ("", "?")
-
-
-def _default_lines(batch: list[tuple[Any, ...]], offset: float, head: str) -> str:
-    """ACCESS_FORMAT's lines for the whole batch, column by column.
-
-    Raises _NeedsCare when a field needs escaping or is not a string.
-    """
-    # PERF: about 1 us a line written one by one in Python (an f-string, a
-    # float format, a time stamp). Here each step is a C-level map() over a
-    # whole column (zip(*batch) turns rows into columns) and every line is one
-    # str.join of strings: no Python frame per line; time stamps are cached
-    # per millisecond. The usual batch (nothing to escape) is checked in one
-    # scan of all its text fields.
-    (starts, ends, statuses, sents, rids, methods, paths, queries, clients, agents, _referers,
-     protocols) = zip(*batch, strict=True)
-    try:
-        probe = "".join(chain(methods, paths, queries, clients, agents, protocols, statuses))
-    except TypeError:
-        raise _NeedsCare from None  # a None or a number among them
-    # SECURITY: the same guard as _escape(), for the whole batch at once.
-    if not probe.isprintable() or '"' in probe or "\\" in probe:
-        raise _NeedsCare
-    bare = "".join(chain(clients, protocols))
-    if " " in bare or not bare.isascii():
-        raise _NeedsCare
-    ms = map(int, map(mul, map(offset.__add__, ends), repeat(1000)))
-    rows = zip(
-        map(_Stamps().__getitem__, ms), repeat(head), clients, repeat(' "'), methods, repeat(" "),
-        paths, map(_QMARK.__getitem__, map(bool, queries)), queries, repeat(" "), protocols,
-        repeat('" '), map(getitem, statuses, repeat(slice(0, 3))), repeat(" "), map(str, sents),
-        repeat(" "), map("%.1f".__mod__, map(mul, map(sub, ends, starts), repeat(1000.0))),
-        repeat("ms rid="), rids, repeat(' ua="'), agents, repeat('"\n'),
-    )
-    try:
-        return "".join(map("".join, rows))
-    except TypeError:
-        raise _NeedsCare from None  # a request id or byte count of another type
-
-
-def _line_message(item: tuple[Any, ...]) -> str:
-    """One line's message in the configured format (escaped fields)."""
-    return _message(_fields(item))
 
 
 def write_access(environ: dict[str, Any], status: Any, sent: int, duration_ms: float,
