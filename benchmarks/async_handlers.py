@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,10 +41,13 @@ from benchmarks.e2e import (  # noqa: E402
     VENV_BIN,
     WRK,
     Run,
+    Scenario,
     Server,
     _failures,
     machine,
+    print_report,
     raise_limits,
+    run_scenarios,
     somaxconn,
     uwsgi_ini_server,
     wrk,
@@ -231,7 +232,7 @@ def _show(run: Run) -> None:
           flush=True)
 
 
-SCENARIOS: dict[str, Callable[[int, int, Path], tuple[list[Run], list[str]]]] = {
+SCENARIOS: dict[str, Scenario] = {
     "slow": scenario_slow,
     "mixed": scenario_mixed,
 }
@@ -249,33 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for line in machine() + raise_limits():
         print(line)
-    runs: list[Run] = []
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="webmini-async-") as tmp:
-        for name in args.only.split(","):
-            print(f"[{name}]", flush=True)
-            got, said = SCENARIOS[name.strip()](args.duration, args.rounds, Path(tmp))
-            runs += got
-            notes += said
-            for line in said:
-                print("  " + line, flush=True)
-    print("\n| scenario | server | path | conns | req/s | p50 ms | p99 ms | failures |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        print(f"| {r.scenario} | {r.server} | {r.path} | {r.connections} | {r.rps:,.0f} | "
-              f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {_failures(r)} |")
-    print()
-    for line in notes:
-        print("- " + line)
-    print(f"- load average at the end: {os.getloadavg()[0]:.2f}")
-    print("\nCommands:")
-    seen: set[str] = set()
-    for r in runs:
-        for cmd in (r.server_cmd, r.wrk):
-            if cmd and cmd not in seen:
-                seen.add(cmd)
-                print("  " + cmd)
-    print("  " + shlex.join([sys.executable, *sys.argv]))
+    runs, notes = run_scenarios(SCENARIOS, args.only, args.duration, args.rounds, "webmini-async-")
+    print_report(runs, notes)
     return 0
 
 

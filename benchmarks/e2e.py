@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -342,7 +342,12 @@ def scenario_devserver(duration: int, rounds: int, workdir: Path) -> tuple[list[
     return runs, notes
 
 
-SCENARIOS = {"hello": scenario_hello, "slow": scenario_slow, "devserver": scenario_devserver}
+#: a scenario: (duration, rounds, workdir) -> (its runs, its notes)
+Scenario = Callable[[int, int, Path], tuple[list[Run], list[str]]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "hello": scenario_hello, "slow": scenario_slow, "devserver": scenario_devserver,
+}
 
 
 # ---------------------------------------------------------------- report
@@ -373,6 +378,44 @@ def machine() -> list[str]:
     ]
 
 
+def run_scenarios(scenarios: Mapping[str, Scenario], only: str, duration: int, rounds: int,
+                  prefix: str) -> tuple[list[Run], list[str]]:
+    """Run the comma-separated scenarios ``only`` in one temporary directory (named from
+    ``prefix``), printing each one's notes as it ends; return all runs and notes."""
+    runs: list[Run] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for name in only.split(","):
+            print(f"[{name}]", flush=True)
+            got, said = scenarios[name.strip()](duration, rounds, Path(tmp))
+            runs += got
+            notes += said
+            for line in said:
+                print("  " + line, flush=True)
+    return runs, notes
+
+
+def print_report(runs: Sequence[Run], notes: Sequence[str]) -> None:
+    """Print the table of runs, the notes, then every command behind them (this one last)."""
+    print("\n| scenario | server | path | conns | req/s | p50 ms | p99 ms | failures |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        print(f"| {r.scenario} | {r.server} | {r.path} | {r.connections} | {r.rps:,.0f} | "
+              f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {_failures(r)} |")
+    print()
+    for line in notes:
+        print("- " + line)
+    print(f"- load average at the end: {os.getloadavg()[0]:.2f}")
+    print("\nCommands:")
+    seen: set[str] = set()
+    for r in runs:
+        for cmd in (r.server_cmd, r.wrk):
+            if cmd and cmd not in seen:
+                seen.add(cmd)
+                print("  " + cmd)
+    print("  " + shlex.join([sys.executable, *sys.argv]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen scenarios and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -389,33 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine() + raise_limits()
     for line in info:
         print(line)
-    runs: list[Run] = []
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="webmini-e2e-") as tmp:
-        for name in args.only.split(","):
-            print(f"[{name}]", flush=True)
-            got, said = SCENARIOS[name.strip()](args.duration, args.rounds, Path(tmp))
-            runs += got
-            notes += said
-            for line in said:
-                print("  " + line, flush=True)
-
-    print("\n| scenario | server | path | conns | req/s | p50 ms | p99 ms | failures |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        failures = _failures(r)
-        print(f"| {r.scenario} | {r.server} | {r.path} | {r.connections} | {r.rps:,.0f} | "
-              f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {failures} |")
-    print()
-    for line in notes:
-        print("- " + line)
-    print("\nCommands:")
-    seen: set[str] = set()
-    for r in runs:
-        for cmd in (r.server_cmd, r.wrk):
-            if cmd not in seen:
-                seen.add(cmd)
-                print("  " + cmd)
+    runs, notes = run_scenarios(SCENARIOS, args.only, args.duration, args.rounds, "webmini-e2e-")
+    print_report(runs, notes)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": info, "runs": [asdict(r) for r in runs], "notes": notes}, indent=2))

@@ -1,6 +1,6 @@
 """Faults under load: the todo example while it is reloaded, loses a memcached node and MariaDB.
 
-Starts a private MariaDB and two memcached nodes (deploy/localservices.py),
+Starts a private MariaDB and two memcached nodes (localservices/),
 then uWSGI with the repository's uwsgi.ini (or gunicorn with
 webmini.serving.gunicorn_conf) serving examples/todo with ``--processes``
 gevent workers, all on free loopback ports. ``--clients`` logged-in clients
@@ -9,7 +9,7 @@ turn: a reload by touching the reload file (uWSGI), a reload by SIGHUP, a
 memcached node killed and, later, started again, MariaDB restarted.
 
 Per phase: the longest gap between two consecutive responses (any client),
-answers by status (``refused``/``reset``: no HTTP answer at all), logouts
+answers by status (``refused``/``reset``/``timeout``: no HTTP answer at all), logouts
 (a 401 to a client that was logged in) and stale reads (a read older than
 the client's last acknowledged write). At the end every client's todo is
 read from MariaDB and compared with the last write it saw acknowledged.
@@ -27,8 +27,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -43,11 +41,12 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(ROOT))
 
-from localservices import MemcachedCluster, free_port, start_mariadb  # noqa: E402
+from localservices import MemcachedCluster, call_json, free_port, start_mariadb  # noqa: E402
 
 SECRET = "faults-secret-0123456789abcdef012"
+TIMEOUT = 30.0  # seconds a client waits for an answer (across a reload)
 
 
 @dataclass
@@ -94,33 +93,6 @@ class Recorder:
         phase.done.append(time.monotonic())
 
 
-def _call(port: int, method: str, path: str, body: Any = None,
-          cookie: str = "") -> tuple[str, Any, str]:
-    """One request on a new connection: (status or refused/reset/timeout, JSON, Set-Cookie)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
-    if cookie:
-        headers["Cookie"] = cookie
-    try:
-        conn.request(method, path, None if body is None else json.dumps(body), headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        set_cookie = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
-    except ConnectionRefusedError:
-        return "refused", None, ""
-    except TimeoutError:
-        return "timeout", None, ""
-    except (OSError, http.client.HTTPException):
-        return "reset", None, ""
-    finally:
-        conn.close()
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        data = None
-    return str(resp.status), data, set_cookie
-
-
 @dataclass
 class Client:
     """One logged-in user: its todo and the newest title it saw acknowledged."""
@@ -139,22 +111,22 @@ def run_client(port: int, client: Client, stop: gevent.event.Event, rec: Recorde
     while not stop.is_set():
         gevent.sleep(pause)
         if not cookie:
-            status, _, set_cookie = _call(port, "POST", "/login", {"user": f"user{client.n}"})
-            rec.saw(status)
-            cookie = set_cookie if status == "200" else ""
+            login = call_json(port, "POST", "/login", {"user": f"user{client.n}"}, timeout=TIMEOUT)
+            rec.saw(login.outcome)
+            cookie = login.cookie if login.status == 200 else ""
             continue
         if not client.todo_id:
-            status, made, _ = _call(port, "POST", "/todos", {"title": "t-1"}, cookie)
-            rec.saw(status)
-            if status == "201":
-                client.todo_id = made["id"]
-            elif status == "401":
+            made = call_json(port, "POST", "/todos", {"title": "t-1"}, cookie, timeout=TIMEOUT)
+            rec.saw(made.outcome)
+            if made.status == 201:
+                client.todo_id = made.data["id"]
+            elif made.status == 401:
                 rec.current.logouts += 1
                 cookie = ""
             continue
         version += 1
-        status, _, _ = _call(port, "PATCH", f"/todos/{client.todo_id}",
-                             {"title": f"t{version}"}, cookie)
+        status = call_json(port, "PATCH", f"/todos/{client.todo_id}",
+                           {"title": f"t{version}"}, cookie, timeout=TIMEOUT).outcome
         rec.saw(status)
         if status == "200":
             client.acked, client.attempted = version, set()
@@ -164,16 +136,16 @@ def run_client(port: int, client: Client, stop: gevent.event.Event, rec: Recorde
             continue
         else:
             client.attempted.add(version)  # may or may not have happened
-        status, got, _ = _call(port, "GET", f"/todos/{client.todo_id}", cookie=cookie)
-        rec.saw(status)
-        if status == "200":
-            seen = int(got["title"][1:])
+        got = call_json(port, "GET", f"/todos/{client.todo_id}", cookie=cookie, timeout=TIMEOUT)
+        rec.saw(got.outcome)
+        if got.status == 200:
+            seen = int(got.data["title"][1:])
             if seen in client.attempted:
                 client.acked = seen
                 client.attempted = {v for v in client.attempted if v > seen}
             elif seen != client.acked:
                 rec.current.stale += 1
-        elif status == "401":
+        elif got.status == 401:
             rec.current.logouts += 1
             cookie = ""
 
@@ -219,7 +191,7 @@ class Server:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the app answers (401: not logged in)."""
         deadline = time.monotonic() + timeout
-        while _call(self.port, "GET", "/todos")[0] != "401":
+        while call_json(self.port, "GET", "/todos", timeout=TIMEOUT).status != 401:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{self.kind} did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)

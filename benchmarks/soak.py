@@ -28,7 +28,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -45,29 +44,15 @@ import gevent.event  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from localservices import MemcachedCluster, free_port, start_mariadb  # noqa: E402
+from localservices import (  # noqa: E402
+    MemcachedCluster,
+    call_json,
+    free_port,
+    http_get,
+    start_mariadb,
+)
 
 SECRET = "soak-secret-0123456789abcdef0123"
-
-
-def _call(port: int, method: str, path: str, body: Any = None, cookie: str = "") -> tuple[int, Any, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    headers = {"Content-Type": "application/json"}
-    if cookie:
-        headers["Cookie"] = cookie
-    try:
-        conn.request(method, path, None if body is None else json.dumps(body), headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        cookie_out = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
-    except OSError:
-        return 0, None, ""
-    finally:
-        conn.close()
-    try:
-        return resp.status, (json.loads(raw) if raw else None), cookie_out
-    except ValueError:
-        return resp.status, None, cookie_out
 
 
 class Counters:
@@ -86,24 +71,24 @@ def client(port: int, n: int, stop: gevent.event.Event, counts: Counters, pause:
         if pause:
             gevent.sleep(pause)
         if not cookie:
-            status, _, cookie = _call(port, "POST", "/login", {"user": f"soak{n}"})
+            login = call_json(port, "POST", "/login", {"user": f"soak{n}"})
             counts.requests += 1
-            if status != 200:
+            cookie = login.cookie if login.status == 200 else ""
+            if login.status != 200:
                 counts.errors += 1
-                cookie = ""
                 gevent.sleep(0.1)
             continue
         if not todo_id:
-            status, made, _ = _call(port, "POST", "/todos", {"title": "t-1"}, cookie)
+            made = call_json(port, "POST", "/todos", {"title": "t-1"}, cookie)
             counts.requests += 1
-            if status == 201:
-                todo_id = made["id"]
+            if made.status == 201:
+                todo_id = made.data["id"]
             else:
-                counts.errors += status != 401
-                cookie = "" if status == 401 else cookie
+                counts.errors += made.status != 401
+                cookie = "" if made.status == 401 else cookie
             continue
         version += 1
-        status, _, _ = _call(port, "PATCH", f"/todos/{todo_id}", {"title": f"t{version}"}, cookie)
+        status = call_json(port, "PATCH", f"/todos/{todo_id}", {"title": f"t{version}"}, cookie).status
         counts.requests += 1
         if status == 200:
             acked = version
@@ -112,14 +97,14 @@ def client(port: int, n: int, stop: gevent.event.Event, counts: Counters, pause:
             continue
         else:
             counts.errors += 1
-        status, got, _ = _call(port, "GET", f"/todos/{todo_id}", cookie=cookie)
+        got = call_json(port, "GET", f"/todos/{todo_id}", cookie=cookie)
         counts.requests += 1
-        if status == 200:
-            seen = int(got["title"][1:])
+        if got.status == 200:
+            seen = int(got.data["title"][1:])
             if seen < acked:
                 counts.stale += 1
             acked = max(acked, seen)
-        elif status == 401:
+        elif got.status == 401:
             cookie = ""
         else:
             counts.errors += 1
@@ -183,15 +168,9 @@ def stats(port: int) -> dict[str, Any]:
 def _trace(port: int, worker: int, action: str) -> str:
     """Ask worker ``worker`` to start tracemalloc or write a snapshot; return its answer."""
     for _ in range(200):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            conn.request("GET", f"/__soak/trace?worker={worker}&action={action}")
-            resp = conn.getresponse()
-            text = resp.read().decode()
-        finally:
-            conn.close()
-        if resp.status == 200:
-            return text
+        reply = http_get(port, f"/__soak/trace?worker={worker}&action={action}", timeout=30)
+        if reply.status == 200:
+            return reply.text
         gevent.sleep(0.05)
     raise RuntimeError(f"worker {worker} never answered the tracemalloc probe")
 
@@ -256,7 +235,7 @@ def main() -> int:
     counts = Counters()
     try:
         deadline = time.monotonic() + 30
-        while _call(http_port, "GET", "/todos")[0] != 401:
+        while call_json(http_port, "GET", "/todos").status != 401:
             if time.monotonic() > deadline:
                 raise SystemExit("uWSGI did not start")
             time.sleep(0.2)

@@ -7,7 +7,8 @@ process, polls until it answers (never a fixed sleep), logs to a file and
 stops its process (the whole group where it has one).
 
 - ``process``: ``Service``, ``free_port``, ``wait_until``, ``stop_process``;
-- ``client``: one HTTP request on a new connection (``http_get``, ``Reply``);
+- ``client``: one HTTP request on a new connection (``http_get``, ``Reply``), a JSON
+  call that counts a lost connection instead of raising (``call_json``, ``JsonReply``);
 - ``databases``: what the database servers share (``LocalServer``, ``launch``);
 - ``mariadb``, ``postgres``: a private MariaDB (optionally TLS), PostgreSQL;
 - ``memcached``: memcached nodes and a three-node cluster;
@@ -18,7 +19,7 @@ stops its process (the whole group where it has one).
 The names most users need are importable from here.
 """
 
-from .client import Reply, http_get
+from .client import JsonReply, Reply, call_json, http_get
 from .databases import DATABASE, USER, LocalServer, launch
 from .mariadb import MariaDBError, MariaDBServer, TLSFiles, make_tls_files, start_mariadb
 from .memcached import (
@@ -32,8 +33,8 @@ from .memcached import (
 from .process import Service, ServiceError, free_port, stop_process, wait_until
 
 __all__ = [
-    "DATABASE", "MEMCACHED", "USER", "LocalServer", "MariaDBError", "MariaDBServer",
-    "MemcachedCluster", "MemcachedError", "MemcachedNode", "Reply", "Service", "ServiceError",
-    "TLSFiles", "free_port", "http_get", "launch", "make_tls_files", "raw_command",
-    "server_stats", "start_mariadb", "stop_process", "wait_until",
+    "DATABASE", "MEMCACHED", "USER", "JsonReply", "LocalServer", "MariaDBError",
+    "MariaDBServer", "MemcachedCluster", "MemcachedError", "MemcachedNode", "Reply", "Service",
+    "ServiceError", "TLSFiles", "call_json", "free_port", "http_get", "launch", "make_tls_files",
+    "raw_command", "server_stats", "start_mariadb", "stop_process", "wait_until",
 ]

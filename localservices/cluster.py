@@ -93,9 +93,9 @@ class Node(Service):
         shipped = shipped.replace("node1", self.name)
         text = _sub_once(r"^ini = %dnode-common\.ini$", f"ini = {DEPLOY}/node-common.ini",
                          shipped, "ini includes")
-        for key, port in (("http-socket", self.http_port), ("stats", self.stats_port)):
-            text = _sub_once(rf"^{key} = 127\.0\.0\.1:\d+$", f"{key} = 127.0.0.1:{port}", text,
-                             f"{key} lines")
+        for key, port in (("webmini_http", self.http_port), ("webmini_stats", self.stats_port)):
+            text = _sub_once(rf"^set-ph = {key}=127\.0\.0\.1:\d+$",
+                             f"set-ph = {key}=127.0.0.1:{port}", text, f"{key} lines")
         text = _sub_once(r"/run/webmini/", f"{self.workdir}/", text, "run paths", count=3)
         # The socket's group: ours, so nginx started by the same user connects.
         text += f"chown-socket = %u:{os.getgid()}\n"

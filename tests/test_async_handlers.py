@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import http.client
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent.pywsgi import WSGIServer
+from support.servers import http_get
 
 import webmini as web
 from webmini.serving import aio, green
@@ -372,22 +372,14 @@ async def _text(session: Any, url: str) -> str:
         return str(await resp.text())
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path)
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, body
-
-
 def test_hub_monitor_names_an_async_handler_that_blocks(caplog: pytest.LogCaptureFixture) -> None:
     server = make_server(app.wsgifunc(), ("127.0.0.1", 0))
     server.start()
     green.start_monitor(max_blocking_time=0.1)
     try:
         with caplog.at_level(logging.WARNING, logger="webmini.serving.green"):
-            assert _get(server.server_port, "/spin") == (200, b"spun")
+            reply = http_get(server.server_port, "/spin")
+            assert (reply.status, reply.body) == (200, b"spun")
             gevent.sleep(0.05)
     finally:
         green.stop_monitor()

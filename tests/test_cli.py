@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 from support import free_port
+from support.servers import http_get
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,12 +21,8 @@ def _webmini(args, cwd, timeout=60):
 
 
 def _get(port, path="/"):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path)
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, body
+    reply = http_get(port, path)
+    return reply.status, reply.body
 
 
 CLEAN_APP = """

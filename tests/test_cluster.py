@@ -87,10 +87,14 @@ def test_shipped_node_files_match_the_nginx_upstream() -> None:
     for i in (1, 2, 3):
         ini = configparser.ConfigParser(strict=False, interpolation=None)
         ini.read(DEPLOY / f"node{i}.ini")
-        section = ini["uwsgi"]
-        assert section["ini"] == "%dnode-common.ini"
-        sockets.append(section["socket"])
-        assert f"WEBMINI_NODE=node{i}" in (DEPLOY / f"node{i}.ini").read_text()
+        assert ini["uwsgi"]["ini"] == "%dnode-common.ini"
+        text = (DEPLOY / f"node{i}.ini").read_text()
+        # uwsgi.ini's placeholder, set before node-common.ini includes it
+        sockets += re.findall(r"^set-ph = webmini_socket=(\S+)$", text, flags=re.M)
+        assert text.index("set-ph = webmini_socket=") < text.index("ini = ")
+        assert f"WEBMINI_NODE=node{i}" in text
+    assert re.search(r"^ini = %d\.\./uwsgi\.ini$", (DEPLOY / "node-common.ini").read_text(),
+                     flags=re.M)
     upstream = re.findall(r"^\s*server unix:(\S+) ", (DEPLOY / "nginx.conf").read_text(),
                           flags=re.M)
     assert upstream == sockets
@@ -328,10 +332,13 @@ def test_failover_under_load(cluster: LocalCluster) -> None:
         restarted_at = time.monotonic()
         _wait_served(load, n2, restarted_at, old_n2, timeout=12)
 
-        # 3. Graceful reload of node3 (SIGHUP): new workers, no request lost.
+        # 3. Graceful reload of node3 (SIGHUP: uwsgi.ini's chain reload, one worker
+        #    at a time): new workers, no request lost.
         reload_at = time.monotonic()
         n3.reload()
         new_n3 = _wait_served(load, n3, reload_at, old_n3, timeout=20)
+        assert wait_until(lambda: n3.worker_pids().isdisjoint(old_n3), 40, interval=0.2), \
+            n3.log_tail()
         gevent.sleep(0.5)
     finally:
         load.running = False

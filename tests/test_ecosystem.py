@@ -15,9 +15,9 @@ from typing import Any
 
 import gevent
 import pytest
-import websocket  # websocket-client
 from gevent.pywsgi import WSGIServer
 from support import free_port
+from support.failing import Boom, Div, Stream, serve_ws_and_fail
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -35,17 +35,6 @@ class Ok:
         return "ok " + str(web.ctx.route)
 
 
-class Div:
-    def GET(self, n: str) -> str:
-        return str(1 // int(n))
-
-
-class Stream:
-    def GET(self) -> Any:
-        yield "first "
-        raise KeyError("lost mid-body")
-
-
 class Item:
     def GET(self, n: str) -> dict[str, Any]:
         return {"item": n, "route": web.ctx.route}
@@ -56,11 +45,6 @@ class Where:
         c = web.ctx
         return {"ip": c.ip, "protocol": c.protocol, "host": c.host,
                 "remote": c.env["REMOTE_ADDR"], "homepath": c.homepath, "route": c.route}
-
-
-class Boom(web.WebSocket):
-    def on_message(self, data: str | bytes) -> None:
-        raise ValueError(f"bad message {data!r}")
 
 
 api = web.application(("/items/([0-9]+)", Item, "/where", Where), {})
@@ -105,19 +89,7 @@ def test_a_streamed_body_exception_reaches_the_reporters(reports: list[Any]) -> 
 
 
 def test_a_websocket_event_exception_reaches_the_reporters(reports: list[Any]) -> None:
-    from webmini.serving.devserver import make_server
-
-    server = make_server(make_app().wsgifunc(), ("127.0.0.1", 0))
-    server.start()
-    try:
-        ws = websocket.create_connection(f"ws://127.0.0.1:{server.server_port}/ws", timeout=5)
-        ws.send("hi")
-        opcode, frame = ws.recv_data(control_frame=True)
-        assert opcode == websocket.ABNF.OPCODE_CLOSE
-        assert int.from_bytes(frame[:2], "big") == 1011
-        ws.close()
-    finally:
-        server.stop(timeout=2)
+    serve_ws_and_fail(make_app().wsgifunc())
     # The request is over: its environ is the server's no more, so not told.
     assert reports == [(ValueError, "bad message 'hi'", "websocket", "/ws", False, "GET")]
 

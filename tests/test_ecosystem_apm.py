@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 import gevent
 import pytest
 import sentry_sdk
-import websocket  # websocket-client
 from gevent.pywsgi import WSGIServer
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from support.failing import Boom, Div, Stream, serve_ws_and_fail
 
 import webmini as web
 from webmini.config import config
@@ -30,17 +30,6 @@ provider = TracerProvider()
 exporter = InMemorySpanExporter()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 tracer = provider.get_tracer("tests")
-
-
-class Div:
-    def GET(self, n: str) -> str:
-        return str(1 // int(n))
-
-
-class Stream:
-    def GET(self) -> Any:
-        yield "first "
-        raise KeyError("lost mid-body")
 
 
 class Work:
@@ -65,11 +54,6 @@ class Order:
         return str(order["total"] / order["items"])
 
 
-class Boom(web.WebSocket):
-    def on_message(self, data: str | bytes) -> None:
-        raise ValueError(f"bad message {data!r}")
-
-
 def make_app() -> web.application:
     api = web.application(("/items/([0-9]+)", Item), {})
     return web.application(("/div/([0-9]+)", Div, "/stream", Stream, "/work/([0-9]+)", Work,
@@ -82,23 +66,6 @@ def _own_reporters(monkeypatch: pytest.MonkeyPatch) -> None:
     # integration's (made once per process by setup_once) is there from the start.
     monkeypatch.setitem(config, "error_reporters", [webmini_sentry.report])
     monkeypatch.setitem(config, "access_log", True)  # request ids
-
-
-def serve_ws_and_fail(wsgi: Any) -> None:
-    """Serve ``wsgi`` with the dev server; send a message that makes on_message raise."""
-    from webmini.serving.devserver import make_server
-
-    server = make_server(wsgi, ("127.0.0.1", 0))
-    server.start()
-    try:
-        ws = websocket.create_connection(f"ws://127.0.0.1:{server.server_port}/ws", timeout=5)
-        ws.send("hi")
-        opcode, frame = ws.recv_data(control_frame=True)
-        assert opcode == websocket.ABNF.OPCODE_CLOSE
-        assert int.from_bytes(frame[:2], "big") == 1011
-        ws.close()
-    finally:
-        server.stop(timeout=2)
 
 
 # -- Sentry ------------------------------------------------------------------

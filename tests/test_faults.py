@@ -10,8 +10,6 @@ was not stored), every 5xx logged by webmini with its cause, and no
 
 from __future__ import annotations
 
-import http.client
-import json
 import re
 import signal
 import time
@@ -22,6 +20,8 @@ from typing import Any
 
 import gevent
 import pytest
+
+from localservices import call_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -52,28 +52,15 @@ UNTAGGED: list[str] = []
 
 def _call(port: int, method: str, path: str, body: Any = None,
           cookie: str = "") -> tuple[int, Any, str]:
-    """One request on a new connection: (status, JSON body or None, Set-Cookie value)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    headers = {"Content-Type": "application/json"}
-    if cookie:
-        headers["Cookie"] = cookie
-    try:
-        conn.request(method, path, None if body is None else json.dumps(body), headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        set_cookie = (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
-        CONTENT_TYPES.setdefault(resp.status, set()).add(resp.getheader("Content-Type") or "")
-        if not resp.getheader("X-Request-ID"):
-            UNTAGGED.append(f"{method} {path} {resp.status}")
-    except OSError:
-        return 0, None, ""  # refused or reset (a reload in progress): retried
-    finally:
-        conn.close()
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        data = raw
-    return resp.status, data, set_cookie
+    """``call_json``: (status, JSON body, Set-Cookie value), each answer's Content-Type and
+    request id recorded; status 0: refused or reset (a reload in progress), retried."""
+    reply = call_json(port, method, path, body, cookie, timeout=15)
+    assert reply.failure != "malformed", f"{method} {path}: an answer broken off or not HTTP"
+    if reply.status:
+        CONTENT_TYPES.setdefault(reply.status, set()).add(reply.headers.get("content-type", ""))
+        if not reply.headers.get("x-request-id"):
+            UNTAGGED.append(f"{method} {path} {reply.status}")
+    return reply.status, reply.data, reply.cookie
 
 
 @dataclass

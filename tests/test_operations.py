@@ -9,33 +9,14 @@ kept) and, under uWSGI, the refusal of an HTTP socket beyond loopback.
 
 from __future__ import annotations
 
-import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from support.gunicorn import GunicornServer
+from support.applogs import LOGGING_HANDLERS, STAMP, logged_server, wait_for_line
 from support.servers import UWSGI_INI, UwsgiServer, http_get, uwsgi_binary
 
-APP = """
-import logging
-import webmini as web
-
-log = logging.getLogger("myapp")
-
-
-class Hello:
-    def GET(self):
-        log.info("saying hello to %s", web.input(x="?").x)
-        return "hello"
-
-
-class Boom:
-    def GET(self):
-        raise RuntimeError("kaboom")
-
-
+APP = LOGGING_HANDLERS + """
 app = web.application(("/hello", "Hello", "/boom", "Boom"), globals())
 application = app  # the object itself, not app.wsgifunc()
 
@@ -46,46 +27,26 @@ def wrapped(environ, start_response):
     return app(environ, start_response)
 """
 
-STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
-
-
-def _wait_for(read, pattern, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, read(), re.M)
-        if m:
-            return m
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} not in log:\n{read()[-3000:]}")
-
 
 @pytest.mark.parametrize("kind", ["uwsgi", "gunicorn"])
 @pytest.mark.parametrize("attr", ["application", "wrapped"])
 def test_an_app_object_served_directly_logs_and_tags_like_wsgifunc(tmp_path, kind, attr):
     (tmp_path / "objapp.py").write_text(APP)
-    if kind == "uwsgi":
-        server = UwsgiServer(tmp_path, module=f"objapp:{attr}", processes=1).start()
-        port, read = server.http_port, lambda: server.log_path.read_text(errors="replace")
-    else:
-        server = GunicornServer(tmp_path, f"objapp:{attr}", processes=1).start()
-        port, read = server.port, server.log_tail
-    try:
+    with logged_server(kind, tmp_path, f"objapp:{attr}") as (port, read):
         reply = http_get(port, "/hello?x=ann", headers={"User-Agent": "probe/1",
                                                         "X-Request-ID": "req-7"})
         assert reply.status == 200 and reply.headers["x-request-id"] == "req-7"
         # INFO from the app, with time, level, worker and request id.
-        _wait_for(read, rf"^{STAMP} INFO \[pid \d+ worker 1\] myapp: saying hello to ann "
-                        r"\[rid req-7\]$")
-        _wait_for(read, r'webmini.access: 127.0.0.1 "GET /hello\?x=ann HTTP/1\.[01]" '
-                        r'200 5 [\d.]+ms rid=req-7 ua="probe/1"')
+        wait_for_line(read, rf"^{STAMP} INFO \[pid \d+ worker 1\] myapp: saying hello to ann "
+                            r"\[rid req-7\]$")
+        wait_for_line(read, r'webmini.access: 127.0.0.1 "GET /hello\?x=ann HTTP/1\.[01]" '
+                            r'200 5 [\d.]+ms rid=req-7 ua="probe/1"')
         reply = http_get(port, "/boom")
         assert reply.status == 500
         rid = reply.headers["x-request-id"]  # a fresh id on every answer
-        _wait_for(read, rf"^{STAMP} ERROR \[pid \d+ worker 1\] webmini(?:\.app)?: unhandled error "
-                        rf"in GET /boom \[rid {rid}\]$")
-        _wait_for(read, rf'"GET /boom HTTP/1\.[01]" 500 \d+ [\d.]+ms rid={rid}')
-    finally:
-        server.stop()
+        wait_for_line(read, rf"^{STAMP} ERROR \[pid \d+ worker 1\] webmini(?:\.app)?: unhandled "
+                            rf"error in GET /boom \[rid {rid}\]$")
+        wait_for_line(read, rf'"GET /boom HTTP/1\.[01]" 500 \d+ [\d.]+ms rid={rid}')
 
 
 @pytest.mark.uwsgi

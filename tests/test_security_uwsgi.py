@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -100,8 +101,8 @@ def test_the_same_packets_do_run_code_without_max_apps(
 def test_uwsgi_socket_is_unix_and_group_only(start_uwsgi: StartUwsgi, tmp_path: Path) -> None:
     """The shipped socket is a unix socket, mode 0660: another local user cannot connect."""
     ini = (ROOT / "uwsgi.ini").read_text()
-    assert "webmini_socket = /run/webmini/uwsgi.sock" in ini
-    assert "webmini_socket_group = www-data" in ini
+    assert "set-ph = webmini_socket=/run/webmini/uwsgi.sock" in ini
+    assert "set-ph = webmini_socket_group=www-data" in ini
     assert "chmod-socket = 660" in ini
     server = start_uwsgi(processes=1)
     st = os.stat(server.socket_address)
@@ -121,18 +122,23 @@ def test_uwsgi_socket_is_unix_and_group_only(start_uwsgi: StartUwsgi, tmp_path: 
 
 def test_shipped_configs_have_no_tcp_uwsgi_socket() -> None:
     """uwsgi.ini and every deploy/node*.ini bind the uwsgi protocol on a unix socket only."""
-    for path in [ROOT / "uwsgi.ini", *sorted((ROOT / "deploy").glob("node*.ini"))]:
-        parser = configparser.ConfigParser(strict=False, interpolation=None)
-        parser.read(path)
-        section = parser["uwsgi"]
-        if "socket" in section:
-            socket_value = section["socket"]
-            if socket_value.startswith("%("):
-                socket_value = section["webmini_socket"]
-            assert socket_value.startswith("/"), (path, socket_value)
+    shipped = (ROOT / "uwsgi.ini").read_text()
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read_string(shipped)
+    assert parser["uwsgi"]["socket"] == "%(webmini_socket)"
+    nodes = sorted((ROOT / "deploy").glob("node[0-9]*.ini"))
+    assert nodes
+    for path in [ROOT / "uwsgi.ini", *nodes]:
+        # the socket's address: uwsgi.ini's placeholder (a node sets it first)
+        values = re.findall(r"^set-ph = webmini_socket=([^%]\S*)$", path.read_text(), flags=re.M)
+        assert values and all(v.startswith("/") for v in values), (path, values)
+        if path in nodes:  # no socket of their own beside it
+            assert not re.search(r"^socket\s*=", path.read_text(), flags=re.M), path
+    # Every node reads uwsgi.ini, whose guards it keeps.
     common = (ROOT / "deploy" / "node-common.ini").read_text()
-    assert "max-apps = 1" in common and "chmod-socket = 660" in common
-    assert "max-apps = 1" in (ROOT / "uwsgi.ini").read_text()
+    assert re.search(r"^ini = %d\.\./uwsgi\.ini$", common, flags=re.M)
+    assert not re.search(r"^(max-apps|chmod-socket|socket) ", common, flags=re.M)
+    assert "max-apps = 1" in shipped and "chmod-socket = 660" in shipped
 
 
 def _run_ini(tmp_path: Path, extra_env: dict[str, str], wait_for: str = "") -> str:

@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from webmini import accessformat
+from webmini.accessformat import ACCESS_FORMAT
 from webmini.config import config
 from webmini.ctx import current_or_none
 
@@ -46,13 +48,6 @@ LOG_FORMAT = (
 # Access lines carry the request id in their message already (``rid=``).
 _ACCESS_LOG_FORMAT = LOG_FORMAT.removesuffix(" [rid %(request_id)s]")
 
-# The default access line (str.format fields: client, method, path, status,
-# bytes, duration_ms, request_id, user_agent, referer, protocol).
-ACCESS_FORMAT = (
-    '{client} "{method} {path} {protocol}" {status} {bytes} {duration_ms:.1f}ms '
-    'rid={request_id} ua="{user_agent}"'
-)
-
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "webmini_request_id", default="-"
 )
@@ -63,11 +58,6 @@ _reset_rid = _request_id.reset
 # short ids of visible, unquoted ASCII are taken (no CR/LF to forge log
 # lines, no quotes or spaces to break a field); anything else is replaced.
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
-# SECURITY: control characters, quotes and backslashes of request fields
-# are escaped in access lines, so a path or User-Agent cannot forge a line.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
-
-
 def request_id() -> str:
     """Return the current request's id (``-`` outside a request)."""
     rid = _request_id.get()
@@ -94,20 +84,6 @@ def worker_label() -> str:
     label = str(worker_id())
     _worker = (pid, label)  # a fork (uWSGI master -> worker) changes the pid: asked again
     return label
-
-
-def _escape(text: str) -> str:
-    # PERF: most fields need no escaping; one C-level scan says so.
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return text
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-class _Fields(dict[str, Any]):
-    """Access-log fields; an unknown name in a custom format prints as ``-``."""
-
-    def __missing__(self, key: str) -> str:
-        return "-"
 
 
 class AccessLog:
@@ -193,10 +169,13 @@ class AccessLine:
         self.start_response(status, headers)
         end = _clock()
         get = self.environ.get
-        path = get("SCRIPT_NAME") + get("PATH_INFO", "") if get("SCRIPT_NAME") else get("PATH_INFO")
-        _pending.append((self.start, end, status, len(data), self.rid,
-                         (get("REQUEST_METHOD"), path, get("QUERY_STRING"), get("REMOTE_ADDR"),
-                          get("HTTP_USER_AGENT"), get("HTTP_REFERER"), get("SERVER_PROTOCOL"))))
+        mount = get("SCRIPT_NAME")
+        # PERF: _fields_of() inlined: one flat tuple, no call, no nested tuple.
+        _pending.append((self.start, end, status, len(data), self.rid, get("REQUEST_METHOD", "-"),
+                         mount + get("PATH_INFO", "") if mount else get("PATH_INFO", ""),
+                         get("QUERY_STRING", ""), get("REMOTE_ADDR", "-"),
+                         get("HTTP_USER_AGENT", "-"), get("HTTP_REFERER", "-"),
+                         get("SERVER_PROTOCOL", "-")))
         if end > _due[0]:  # no flusher yet in this process, or it is late
             _kick(end)
         return [data]
@@ -236,15 +215,17 @@ def access_line_ids(always: bool = False) -> tuple[str, str] | None:
 
 def _fields_of(environ: dict[str, Any]) -> tuple[Any, ...]:
     # The environ values an access line shows, taken when the request ends
-    # (a server may clear or reuse its environ dict after the request).
-    # The mount point too: under a dispatcher at /api the line says /api/json.
+    # (a server may clear or reuse its environ dict after the request:
+    # uWSGI does). The mount point too: under a dispatcher at /api the line
+    # says /api/json. A missing field is "-" (an empty path or query "").
     get = environ.get
-    path = get("PATH_INFO")
+    path = get("PATH_INFO", "")
     mount = get("SCRIPT_NAME")
     if mount:
         path = mount + (path or "")
-    return (get("REQUEST_METHOD"), path, get("QUERY_STRING"), get("REMOTE_ADDR"),
-            get("HTTP_USER_AGENT"), get("HTTP_REFERER"), get("SERVER_PROTOCOL"))
+    return (get("REQUEST_METHOD", "-"), path, get("QUERY_STRING", ""), get("REMOTE_ADDR", "-"),
+            get("HTTP_USER_AGENT", "-"), get("HTTP_REFERER", "-"), get("SERVER_PROTOCOL", "-"))
+
 
 _clock = time.perf_counter
 _good_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
@@ -280,7 +261,7 @@ FLUSH_INTERVAL = 0.2
 #: the flusher cannot run (a server without threads, a hub kept busy).
 FLUSH_LATE = 1.0
 
-# (start, end, status, bytes, request id, environ fields) of requests not yet written.
+# (start, end, status, bytes, request id, *_fields_of(environ)) of requests not yet written.
 _pending: deque[tuple[Any, ...]] = deque()
 # [t]: a request ending after perf_counter() t calls _kick(): 0 until this
 # process's flusher runs (the first request starts it), then FLUSH_LATE
@@ -294,7 +275,7 @@ if hasattr(os, "register_at_fork"):
 
 def _record(environ: dict[str, Any], status: Any, sent: int, start: float, rid: str) -> None:
     end = _clock()
-    _pending.append((start, end, status, sent, rid, _fields_of(environ)))
+    _pending.append((start, end, status, sent, rid, *_fields_of(environ)))
     if end > _due[0]:
         _kick(end)
 
@@ -352,41 +333,14 @@ def flush() -> None:
         _emit_record(item, offset)
 
 
-def _fields(item: tuple[Any, ...]) -> _Fields:
-    start, end, status, sent, rid, env = item
-    method, path, query, client, agent, referer, protocol = env
-    path = path or ""
-    if query:
-        path += "?" + query
-    return _Fields(
-        client=client or "-",
-        method=_escape(method or "-"),
-        path=_escape(path),
-        status=str(status).split(" ", 1)[0],
-        bytes=sent,
-        duration_ms=(end - start) * 1000,
-        request_id=rid,
-        user_agent=_escape(agent or "-"),
-        referer=_escape(referer or "-"),
-        protocol=protocol or "-",
-    )
-
-
-def _message(fields: _Fields) -> str:
-    fmt = config.get("access_log_format") or ACCESS_FORMAT
-    try:
-        return fmt.format_map(fields)
-    except (ValueError, IndexError, TypeError, KeyError) as exc:
-        return ACCESS_FORMAT.format_map(fields) + f" (bad access_log_format: {exc!r})"
-
-
 def _emit_record(item: tuple[Any, ...], offset: float) -> None:
     """Hand one waiting line to Python logging (an app or test that set up its own handlers)."""
     if not access_log.isEnabledFor(logging.INFO):
         return
-    fields = _fields(item)
-    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, _message(fields),
-                                   (), None, extra={"access": fields})
+    fields = accessformat.fields(item)
+    record = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0,
+                                   accessformat.message(fields), (), None,
+                                   extra={"access": fields})
     created = item[1] + offset
     record.created = created
     record.msecs = int((created - int(created)) * 1000) + 0.0
@@ -395,7 +349,6 @@ def _emit_record(item: tuple[Any, ...], offset: float) -> None:
 
 
 _direct: logging.Handler | None = None  # the handler configure() installed
-_stamp: list[Any] = [-1, ""]  # second -> "YYYY-mm-dd HH:MM:SS" (cached)
 
 
 def _direct_handler() -> Any:
@@ -421,39 +374,14 @@ def _direct_handler() -> Any:
 def _direct_lines(batch: list[tuple[Any, ...]], offset: float) -> str:
     """The batch's access lines in configure()'s format, without LogRecords."""
     head = f" INFO [pid {os.getpid()} worker {worker_label()}] webmini.access: "
-    custom = config.get("access_log_format")
-    esc = _escape
-    lines = []
-    for item in batch:
-        start, end, status, sent, rid, env = item
-        created = end + offset
-        second = int(created)
-        if _stamp[0] != second:
-            _stamp[0] = second
-            _stamp[1] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        if custom:
-            message = _message(_fields(item))
-        else:
-            # PERF: the default format as one f-string, no fields dict.
-            method, path, query, client, agent, referer, protocol = env
-            if query:
-                path = f"{path}?{query}"
-            method = method or "-"
-            path = path or ""
-            agent = agent or "-"
-            # PERF: one scan of the three fields says none needs escaping (the usual case).
-            probe = f"{method}{path}{agent}"
-            if not probe.isprintable() or '"' in probe or "\\" in probe:
-                method, path, agent = esc(method), esc(path), esc(agent)
-            if type(status) is not str:
-                status = str(status)
-            message = (
-                f'{client or "-"} "{method} {path} {protocol or "-"}" '
-                f'{status[:3] if status[3:4] == " " else status.split(" ", 1)[0]} {sent} '
-                f'{(end - start) * 1000:.1f}ms rid={rid} ua="{agent}"'
-            )
-        lines.append(f"{_stamp[1]},{int((created - second) * 1000):03d}{head}{message}\n")
-    return "".join(lines)
+    if not config.get("access_log_format"):
+        try:
+            return accessformat.default_lines(batch, offset, head)
+        except accessformat.NeedsCare:
+            pass  # a field to escape, or a value of another type: line by line
+    stamp_of, line_message = accessformat.stamp_of, accessformat.line_message
+    return "".join([f"{stamp_of(item[1] + offset)}{head}{line_message(item)}\n"
+                    for item in batch])
 
 
 def write_access(environ: dict[str, Any], status: Any, sent: int, duration_ms: float,
@@ -463,7 +391,7 @@ def write_access(environ: dict[str, Any], status: Any, sent: int, duration_ms: f
     if not config.get("access_log", True) or not access_log.isEnabledFor(logging.INFO):
         return
     end = _clock()
-    item = (end - duration_ms / 1000, end, status, sent, rid, _fields_of(environ))
+    item = (end - duration_ms / 1000, end, status, sent, rid, *_fields_of(environ))
     _emit_record(item, time.time() - end)
 
 

@@ -219,11 +219,16 @@ class _HubSelector(selectors._BaseSelectorImpl):
 
     def close(self) -> None:
         """Close every watcher, then the selector."""
-        for watcher in self._io.values():
-            watcher.stop()
-            watcher.close()
-        self._io.clear()
+        _close_watchers(self._io)
         super().close()
+
+
+def _close_watchers(watchers: dict[int, Any]) -> None:
+    """Stop and close every libev watcher of ``watchers``, then empty it."""
+    for watcher in watchers.values():
+        watcher.stop()
+        watcher.close()
+    watchers.clear()
 
 
 _DRAIN = 64
@@ -303,10 +308,7 @@ class _HubLoop(asyncio.SelectorEventLoop):
 
     def close(self) -> None:
         """Stop the pending timers, then close the loop."""
-        for watcher in self._timers.values():
-            watcher.stop()
-            watcher.close()
-        self._timers.clear()
+        _close_watchers(self._timers)
         super().close()
 
 

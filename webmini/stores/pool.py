@@ -153,28 +153,24 @@ class PoolOwner(Protocol):
         """Where the database is, for error messages (never the password)."""
 
 
-class PoolTimeout(ServiceUnavailable):
+class _PoolUnavailable(ServiceUnavailable):
+    """The pool could not give a connection (answered 503); ``detail`` says why, for logs."""
+
+    def __init__(self, detail: str) -> None:
+        # SECURITY: the HTTP body stays generic; the detail is for logs only.
+        super().__init__("service unavailable", [("Retry-After", "1")])
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class PoolTimeout(_PoolUnavailable):
     """No pooled connection became free within ``acquire_timeout`` (answered 503)."""
 
-    def __init__(self, detail: str) -> None:
-        # SECURITY: the HTTP body stays generic; the detail is for logs only.
-        super().__init__("service unavailable", [("Retry-After", "1")])
-        self.detail = detail
 
-    def __str__(self) -> str:
-        return self.detail
-
-
-class ConnectError(ServiceUnavailable):
+class ConnectError(_PoolUnavailable):
     """The database could not be reached within ``connect_timeout`` (answered 503)."""
-
-    def __init__(self, detail: str) -> None:
-        # SECURITY: the HTTP body stays generic; the detail is for logs only.
-        super().__init__("service unavailable", [("Retry-After", "1")])
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.detail
 
 
 class Pooled:
