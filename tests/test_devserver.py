@@ -370,6 +370,21 @@ def test_sigterm_lets_in_flight_requests_finish(webmini_run, tmp_path):
         socket.create_connection(("127.0.0.1", server.port), timeout=2)
 
 
+def test_sigterm_serves_a_connection_accepted_before_its_request_arrived(webmini_run, tmp_path):
+    """A connection the server accepted is not idle: when SIGTERM (a reload, a restart)
+    comes before its request, the request is still answered (it was closed unanswered)."""
+    server = _start_slow(webmini_run, tmp_path, "--graceful-timeout", "5")
+    fresh = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    time.sleep(0.3)  # accepted: its handler waits for the request line
+    server.proc.terminate()
+    server.wait_for_output("stopping")
+    fresh.sendall(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+    reply = _recv_all(fresh)
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"done /fast"), reply
+    assert b"Connection: close" in reply
+    assert server.proc.wait(10) == 0
+
+
 def test_sigterm_grace_is_bounded(webmini_run, tmp_path):
     """A request slower than the grace period is cut off: the process still exits in time."""
     server = _start_slow(webmini_run, tmp_path, "--graceful-timeout", "1")

@@ -113,6 +113,7 @@ class DevHandler(WSGIHandler):
     close_connection: bool
     _timer: Any = None
     _header_lines: list[bytes] = []
+    _had_request = False  # a request was read on this connection: waits after it are idle
 
     def __init__(self, sock: Any, address: Any, server: DevServer, rfile: Any = None) -> None:
         # PERF: without TCP_NODELAY the body write after the header write waits
@@ -126,16 +127,23 @@ class DevHandler(WSGIHandler):
     def read_requestline(self) -> str:
         """Wait at most ``keepalive_timeout`` for a request, then bound the header read."""
         server = self.server
-        if server.stopping:
-            return ""  # shutting down: no new request on this connection
         # SECURITY: an idle keep-alive connection is closed after keepalive_timeout.
         self.socket.settimeout(server.keepalive_timeout)
-        me = gevent.getcurrent()
-        server.idle.add(me)  # a graceful stop may end this wait: no request is lost
-        try:
-            self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
-        finally:
-            server.idle.discard(me)
+        if self._had_request:
+            if server.stopping:
+                return ""  # shutting down: no further request on this connection
+            me = gevent.getcurrent()
+            server.idle.add(me)  # a graceful stop may end this wait: no request is lost
+            try:
+                self.rfile.peek(1)  # raises TimeoutError (an OSError): the connection is closed
+            finally:
+                server.idle.discard(me)
+        else:
+            # A new connection is not idle: the server accepted it, so its
+            # first request is served even when a stop began meanwhile (a
+            # reload or a restart must not close it unanswered).
+            self.rfile.peek(1)
+            self._had_request = True
         timer = self._timer
         if timer is None:
             timer = self._timer = gevent.Timeout(server.header_timeout, HeaderTimeout)
