@@ -248,11 +248,15 @@ class Load:
         """One idempotent request, sent again once if the connection closed with no answer.
 
         RFC 9110 9.2.2 lets a client retry an idempotent request on such a
-        close; each retry is counted, and the test bounds the count.
+        close; each retry is counted, and the test bounds the count. A node
+        SIGKILLed while writing a response cuts it off: nginx cannot send the
+        request elsewhere once the head went to the client, and closes the
+        connection (a FIN: RemoteDisconnected; a reset: the head is dropped
+        unread, ConnectionResetError).
         """
         try:
             return call(self.cluster.url, method, path, body, cookie=cookie)
-        except http.client.RemoteDisconnected as exc:
+        except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
             self.retried.append(f"{method} {path}: {exc!r}")
             return call(self.cluster.url, method, path, body, cookie=cookie)
 
