@@ -392,4 +392,4 @@ def test_failover_under_load(cluster: LocalCluster) -> None:
     assert wait_until(lambda: bool(retried()), 5, interval=0.1), "no request was retried"
     per_node = Counter(name for _, name, _ in load.served)
     print(f"failover: {len(load.served)} GETs {dict(per_node)}, {load.puts} PUTs, "
-          f"{len(retried())} retried by nginx, 0 failed")
+          f"{len(retried())} retried by nginx, {len(load.retried)} resent by the client, 0 failed")
