@@ -134,3 +134,17 @@ def test_plain_servers_keep_logs_and_name_the_fix(tmp_path, kind):
             assert len(warnings) == 1 and fix in warnings[0], log
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("kind", ["uwsgi", "gunicorn"])
+def test_access_lines_of_the_last_requests_are_written_at_stop(tmp_path, kind):
+    """Lines wait up to 0.2 s for their batch: a stop right after the last requests
+    writes them (under uWSGI, Python's atexit does not run when SIGTERM stops a worker)."""
+    (tmp_path / "logapp.py").write_text(APP)
+    with logged_server(kind, tmp_path, "logapp:application") as (port, read):
+        for i in range(5):
+            assert http_get(port, f"/hello?x=last{i}").status == 200
+    text = read()
+    for i in range(5):
+        assert re.search(rf'webmini\.access: 127\.0\.0\.1 "GET /hello\?x=last{i} HTTP/1\.[01]" '
+                         r"200 5 ", text), text[-3000:]

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextvars
 import itertools
 import logging
@@ -289,7 +288,11 @@ def _kick(now: float) -> None:
         _due[0] = now + FLUSH_LATE
         thread = threading.Thread(target=_flush_forever, name="webmini-access-log", daemon=True)
         thread.start()
-        atexit.register(flush)
+        # A uWSGI worker runs Python's atexit functions only in some exits
+        # (not when die-on-term stops it): uwsgi.atexit then, atexit elsewhere.
+        from webmini.serving.uwsgi import at_exit  # a stdlib-only module
+
+        at_exit(flush)
         return
     flush()
 
