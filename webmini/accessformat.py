@@ -38,10 +38,20 @@ _UNSAFE_BARE = re.compile(r'[^\x21-\x7e]|["\\]')
 _stamp: list[Any] = [-1, ""]  # second -> "YYYY-mm-dd HH:MM:SS" (cached)
 
 
+def _quoted_ok(text: str) -> bool:
+    """True when ``text`` may stand in a quoted field as it is (one C-level scan each)."""
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def _bare_ok(text: str) -> bool:
+    """True when ``text`` may stand in an unquoted field as it is."""
+    return _quoted_ok(text) and " " not in text and text.isascii()
+
+
 def escape(text: str) -> str:
     """Return ``text`` with control characters, quotes and backslashes as ``\\xNN``."""
     # PERF: most fields need no escaping; one C-level scan says so.
-    if text.isprintable() and '"' not in text and "\\" not in text:
+    if _quoted_ok(text):
         return text
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
@@ -49,8 +59,7 @@ def escape(text: str) -> str:
 def escape_bare(text: str) -> str:
     """Return ``text`` for an unquoted field: also spaces and non-ASCII as ``\\xNN``."""
     # PERF: one C-level scan for the usual address or protocol.
-    if text.isprintable() and " " not in text and '"' not in text and "\\" not in text \
-            and text.isascii():
+    if _bare_ok(text):
         return text
     return _UNSAFE_BARE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
@@ -138,11 +147,8 @@ def default_lines(batch: list[tuple[Any, ...]], offset: float, head: str) -> str
         probe = "".join(chain(methods, paths, queries, clients, agents, protocols, statuses))
     except TypeError:
         raise NeedsCare from None  # a None or a number among them
-    # SECURITY: the same guard as escape(), for the whole batch at once.
-    if not probe.isprintable() or '"' in probe or "\\" in probe:
-        raise NeedsCare
-    bare = "".join(chain(clients, protocols))
-    if " " in bare or not bare.isascii():
+    # SECURITY: escape()'s and escape_bare()'s guards, for the whole batch at once.
+    if not _quoted_ok(probe) or not _bare_ok("".join(chain(clients, protocols))):
         raise NeedsCare
     ms = map(int, map(mul, map(offset.__add__, ends), repeat(1000)))
     rows = zip(
