@@ -117,3 +117,10 @@ class NginxServer(Service):
     def error_log(self) -> str:
         """nginx's error log so far."""
         return self.log_text()
+
+    def access_log(self) -> str:
+        """nginx's access log so far (one line per request nginx parsed)."""
+        try:
+            return (self.workdir / "access.log").read_text(errors="replace")
+        except OSError:
+            return ""

@@ -47,8 +47,8 @@ NGINX_DIFFERS = {
     "size with space": "re-framed by nginx",
     "huge chunk extension": "re-framed by nginx",
     "bad trailer name": "re-framed by nginx",
-    "chunk ext hiding CRLF": "re-framed by nginx (a lone LF ends the line: RFC 9112 §2.2)",
-    "LF-only chunk lines": "re-framed by nginx (a lone LF ends the line: RFC 9112 §2.2)",
+    "chunk ext hiding CRLF": "pipelined by nginx (a lone LF ends the line: RFC 9112 §2.2)",
+    "LF-only chunk lines": "pipelined by nginx (a lone LF ends the line: RFC 9112 §2.2)",
     # nginx still speaks HTTP/0.9: a body-only answer, no status line.
     "HTTP/0.9 request": "nginx answers in HTTP/0.9",
 }
@@ -128,10 +128,18 @@ def test_nginx_uwsgi(shipped: tuple[UwsgiServer, NginxServer]) -> None:
     pids = sorted(uwsgi.worker_pids())
     assert set(NGINX_DIFFERS) <= {c.name for c in CASES}
 
+    pipelined: list[str] = []
+
     def check(case: Case, outcome: Outcome) -> str | None:
         if case.name in NGINX_DIFFERS:
             # Still: nothing hidden runs, no hang, no 5xx from nginx or webmini.
-            if outcome.smuggled or outcome.hang:
+            if outcome.smuggled and NGINX_DIFFERS[case.name].startswith("pipelined by nginx"):
+                # nginx ended the body at the lone LF, so the bytes after it are a second,
+                # pipelined request to nginx: it runs only if nginx served (and logged) it
+                # as one, which is checked below. Whether it runs at all depends on whether
+                # nginx noticed the client's half-close first.
+                pipelined.append(case.name)
+            elif outcome.smuggled or outcome.hang:
                 return "smuggled or hung"
             if any(500 <= s < 600 for s in outcome.statuses):
                 return "5xx"
@@ -141,6 +149,10 @@ def test_nginx_uwsgi(shipped: tuple[UwsgiServer, NginxServer]) -> None:
     failures = _run_suite(nginx.port, check)
     assert not failures, "\n".join(failures)
     assert sorted(uwsgi.worker_pids()) == pids, "a uWSGI worker died"
+    # SECURITY: every /smuggled webmini answered was a request nginx itself parsed and
+    # logged: nothing reached webmini hidden from the proxy in front of it.
+    seen_by_nginx = nginx.access_log().count('"GET /smuggled HTTP/1.1" 200 ')
+    assert len(pipelined) <= seen_by_nginx, (pipelined, nginx.access_log()[-3000:])
     log = nginx.error_log()
     # No upstream fault: every rejection reached the client as a 4xx, never a 502.
     assert "while reading upstream" not in log and "upstream prematurely" not in log, log[-3000:]
