@@ -106,7 +106,7 @@ def test_shipped_node_files_match_the_nginx_upstream() -> None:
 
 
 def test_requests_spread_over_all_nodes(cluster: LocalCluster) -> None:
-    """Round robin through nginx reaches every node, and both workers of a node."""
+    """Round robin through nginx reaches every node, and both workers of every node."""
     nodes: Counter[str] = Counter()
     workers: set[tuple[str, int]] = set()
 
@@ -119,7 +119,14 @@ def test_requests_spread_over_all_nodes(cluster: LocalCluster) -> None:
     gevent.joinall([gevent.spawn(one) for _ in range(90)], raise_error=True)
     assert set(nodes) == {"node1", "node2", "node3"}
     assert min(nodes.values()) >= 10, nodes
-    assert len(workers) >= 4, workers  # the workers of the nodes share the load too
+    # Which worker of a node accepts is the kernel's and uWSGI's choice (one gevent
+    # worker may take a whole burst while the other sleeps): send bursts until every
+    # worker has answered; a worker that never accepts fails the test.
+    for _ in range(30):
+        if len(workers) >= 6:
+            break
+        gevent.joinall([gevent.spawn(one) for _ in range(30)], raise_error=True)
+    assert len(workers) == 6, workers  # 3 nodes x 2 workers (deploy/node-common.ini)
 
 
 def test_cache_is_consistent_across_nodes(cluster: LocalCluster) -> None:
