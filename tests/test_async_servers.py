@@ -201,9 +201,14 @@ class Running:
     def no_task_left(self) -> None:
         """Every worker answers /tasks with no coroutine running on its loop."""
         seen: dict[int, int] = {}
+        # Bursts of concurrent requests: which worker accepts a connection is the
+        # kernel's choice, and one-at-a-time requests may all reach the same one.
         for _ in range(60):
-            reply = self.get("/tasks").json()
-            seen[reply["pid"]] = reply["tasks"]
+            burst = [gevent.spawn(self.get, "/tasks") for _ in range(4)]
+            gevent.joinall(burst, raise_error=True)
+            for job in burst:
+                reply = job.value.json()
+                seen[reply["pid"]] = reply["tasks"]
             if len(seen) >= self.workers and not any(seen.values()):
                 return
             gevent.sleep(0.05)
