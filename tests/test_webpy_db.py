@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
 import web as webpy  # web.py 0.76, the reference
 import web.db as webpy_db
@@ -507,10 +508,14 @@ def test_a_failed_request_leaks_no_connection(db: wdb.DB, request: pytest.Fixtur
         def GET(self) -> str:
             return str(small.query("SELECT 41 + 1 AS n").first().n)
 
+    holding, release = gevent.event.Event(), gevent.event.Event()
+
     class Hold:
         def GET(self) -> str:
             with small.transaction():
-                gevent.sleep(1.0)
+                small.query("SELECT 1")
+                holding.set()
+                release.wait(10)
             return "held"
 
     app = web.application(("/broken", "Broken", "/fine", "Fine", "/hold", "Hold"), locals())
@@ -520,9 +525,10 @@ def test_a_failed_request_leaks_no_connection(db: wdb.DB, request: pytest.Fixtur
             assert client.request("GET", "/broken").status.startswith("500")
         assert client.request("GET", "/fine").text == "42"
         holder = gevent.spawn(client.request, "GET", "/hold")
-        gevent.sleep(0.3)
+        assert holding.wait(5)
         busy = client.request("GET", "/fine")  # the only connection is held: 503, not a hang
         assert busy.status.startswith("503") and busy.headers.get("Retry-After") == "1"
+        release.set()
         assert holder.get(timeout=10).text == "held"
         assert client.request("GET", "/fine").text == "42"
     finally:

@@ -23,6 +23,7 @@ import pytest
 
 #: ``file::test`` of every test with a wall-clock bound (parametrized ones: all their cases).
 TIMED = frozenset({
+    "test_async_handlers.py::test_hub_monitor_names_an_async_handler_that_blocks",
     "test_cache.py::test_dead_node_under_load",
     # A node killed, restarted and reloaded under load, no request may fail:
     # one PUT was cut off once (RemoteDisconnected) with three Pythons at once.
@@ -50,6 +51,7 @@ TIMED = frozenset({
     "test_mysql_tls.py::test_tls_handshakes_never_stall_the_hub",
     "test_nginx.py::test_concurrent_slow_requests_through_nginx",
     "test_offload.py::test_pings_stay_fast_while_offloaded_heavy_request_runs",
+    "test_offload.py::test_process_offload_runs_elsewhere_and_keeps_hub_free",
     "test_offload.py::test_process_timeout_and_cancel_of_queued_call",
     "test_offload.py::test_thread_offload_returns_result_and_keeps_hub_free",
     "test_offload.py::test_thread_timeout_covers_waiting_for_a_busy_thread",
