@@ -15,6 +15,7 @@ import pymysql
 import pytest
 from support import free_port
 
+from localservices import wait_until
 from webmini.errors import ServiceUnavailable
 from webmini.storage import Storage
 from webmini.stores.mysql import (
@@ -207,17 +208,18 @@ def test_waiters_are_served_in_order(make_db: MakeDB) -> None:
     db = make_db(pool_size=1)
     order: list[str] = []
 
-    def use(name: str, hold: float, again: bool = False) -> None:
+    def use(name: str, again: bool = False) -> None:
         with db.connection():
             order.append(name)
-            gevent.sleep(hold)
+            if again:  # hold the only connection until "b" waits for it
+                assert wait_until(lambda: db.stats().waiting == 1, 5)
         if again:  # releases and re-acquires at once: must queue behind "b"
             with db.connection():
                 order.append(name + "2")
 
-    a = gevent.spawn(use, "a", 0.1, True)
+    a = gevent.spawn(use, "a", True)
     gevent.sleep(0.02)
-    b = gevent.spawn(use, "b", 0.0)
+    b = gevent.spawn(use, "b")
     gevent.joinall([a, b], timeout=5, raise_error=True)
     assert order == ["a", "b", "a2"]
 

@@ -47,6 +47,8 @@ TIMED = frozenset({
     "test_green.py::test_monitor_ignores_cooperative_waits",
     "test_green.py::test_monitor_names_the_request_and_handler_that_blocked",
     "test_metrics.py::test_readiness_is_bounded_when_mysql_hangs",
+    # Ten in-process requests must each take under 50 ms (the histogram's bucket).
+    "test_metrics.py::test_processor_counts_status_codes_and_latency",
     "test_mysql_tls.py::test_pool_operations_never_stall_the_hub",
     "test_mysql_tls.py::test_tls_handshakes_never_stall_the_hub",
     "test_nginx.py::test_concurrent_slow_requests_through_nginx",
