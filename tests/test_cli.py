@@ -425,10 +425,13 @@ app = web.application(("/", "Hello"), globals())
 """
 
 
-def _get_until(port, wanted, timeout=30.0):
+def _get_until(port, wanted, timeout=30.0, save=None):
+    """GET / until ``wanted(answer)``; ``save`` (the edit awaited) is done again every 2 s
+    meanwhile, in case the reloader's watch was not armed yet when it was first made."""
     import time
 
     deadline = time.monotonic() + timeout
+    next_save = time.monotonic() + 2.0
     got = None
     while time.monotonic() < deadline:
         try:
@@ -437,6 +440,9 @@ def _get_until(port, wanted, timeout=30.0):
             got = exc
         if isinstance(got, tuple) and wanted(got):
             return got
+        if save is not None and time.monotonic() >= next_save:
+            save()
+            next_save = time.monotonic() + 2.0
         time.sleep(0.2)
     raise AssertionError(f"last answer: {got!r}")
 
@@ -451,11 +457,19 @@ def test_reload_answers_500_while_the_app_is_broken_then_recovers(webmini_run, t
         server = webmini_run("fragile:app", "--reload", *flags)
         assert _get(server.port) == (200, b"v1")
         time.sleep(0.5)  # let the watcher settle
-        module.write_text("class Broken(:\n")  # a syntax error saved
-        status, body = _get_until(server.port, lambda r: r[0] == 500)  # never a hang (timeout 10 s)
+        def save_broken() -> None:
+            module.write_text("class Broken(:\n")  # a syntax error saved
+
+        def save_v2() -> None:
+            module.write_text(RELOAD_APP.format(version="v2"))  # the next good save
+
+        save_broken()
+        # never a hang (each GET's timeout: 10 s)
+        status, body = _get_until(server.port, lambda r: r[0] == 500, save=save_broken)
         assert shows.encode() in body, body
         if not flags:
             assert b"SyntaxError" not in body and b"fragile.py" not in body
-        module.write_text(RELOAD_APP.format(version="v2"))  # the next good save
-        assert _get_until(server.port, lambda r: r[0] == 200) == (200, b"v2"), server.output()
+        save_v2()
+        assert _get_until(server.port, lambda r: r[0] == 200, save=save_v2) == (200, b"v2"), \
+            server.output()
         server.stop()

@@ -285,6 +285,7 @@ def test_reloader_picks_up_an_edited_file(webmini_run, tmp_path):
     time.sleep(0.5)  # let the watcher settle
     module.write_text(VERSIONED_APP.format(version="v2"))
     deadline = time.monotonic() + 20
+    next_save = time.monotonic() + 2.0
     body = b""
     while time.monotonic() < deadline:
         try:
@@ -293,6 +294,9 @@ def test_reloader_picks_up_an_edited_file(webmini_run, tmp_path):
             body = b""
         if body == b"v2":
             break
+        if time.monotonic() >= next_save:  # the watch may not have been armed yet: save again
+            module.write_text(VERSIONED_APP.format(version="v2"))
+            next_save = time.monotonic() + 2.0
         time.sleep(0.2)
     assert body == b"v2", server.output()
     assert "reloading (reloadme.py)" in server.output()
