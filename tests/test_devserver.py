@@ -380,12 +380,33 @@ def test_sigterm_lets_in_flight_requests_finish(webmini_run, tmp_path):
         socket.create_connection(("127.0.0.1", server.port), timeout=2)
 
 
+def _accept_queue(port: int) -> int:
+    """Connections the kernel holds for accept() on the listening socket at ``port``."""
+    with open("/proc/net/tcp") as table:
+        lines = table.read().splitlines()[1:]
+    for line in lines:
+        fields = line.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+            return int(queues.split(":")[1], 16)  # rx_queue of a listener: its accept queue
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def _wait_accepted(port: int) -> None:
+    """Until the server has accepted every connection made to ``port`` (bounded: 10 s)."""
+    deadline = time.monotonic() + 10
+    while _accept_queue(port):
+        assert time.monotonic() < deadline, "the server accepts nothing"
+        time.sleep(0.02)
+
+
 def test_sigterm_serves_a_connection_accepted_before_its_request_arrived(webmini_run, tmp_path):
     """A connection the server accepted is not idle: when SIGTERM (a reload, a restart)
     comes before its request, the request is still answered (it was closed unanswered)."""
     server = _start_slow(webmini_run, tmp_path, "--graceful-timeout", "5")
     fresh = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    time.sleep(0.3)  # accepted: its handler waits for the request line
+    _wait_accepted(server.port)  # accepted: its handler waits for the request line
+    time.sleep(0.1)
     server.proc.terminate()
     server.wait_for_output("stopping")
     fresh.sendall(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
