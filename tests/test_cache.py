@@ -182,6 +182,32 @@ def test_dead_node_under_load(cache: Cache, memcached: MemcachedCluster) -> None
     assert raw_command(victim.address, b"get " + moved.encode()).count(b"home again") == 1
 
 
+def test_a_call_that_finds_its_node_dead_is_served_by_the_next_node(
+    memcached: MemcachedCluster,
+) -> None:
+    """The call that meets a node's death, and the probe after each retry delay, fail
+    over like every other call: a session on the next node is not read as a miss."""
+    cache = Cache(memcached.addresses, retry_delay=0.2, socket_timeout=SOCKET_TIMEOUT)
+    victim = memcached.nodes[1]
+    keys = [k for k in (f"probe:{i}" for i in range(2000)) if cache.node_for(k) == victim.address]
+    key, counter = keys[0], keys[1]
+    assert cache.get(key) is None  # a pooled connection to the victim
+    victim.kill()
+    # Its death, met by a write: stored on the next node, not refused.
+    assert cache.set(key, "on the next node") is True
+    assert cache.stats()["nodes"][victim.address]["up"] is False
+    assert cache.set(counter, 1) is True
+    for round_ in range(3):
+        time.sleep(0.3)  # past the retry delay: the next call probes the dead node
+        assert cache.get(key) == "on the next node", round_
+        time.sleep(0.3)
+        assert cache.incr(counter) == round_ + 2, round_
+        time.sleep(0.3)
+        assert cache.set(key, "on the next node") is True, round_
+    assert cache.stats()["nodes"][victim.address]["failures"] >= 9
+    cache.close()
+
+
 def test_frozen_node_costs_at_most_the_socket_timeout(
     cache: Cache, memcached: MemcachedCluster
 ) -> None:

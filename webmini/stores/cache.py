@@ -7,8 +7,10 @@ all greenlets; ``memcache.Client`` itself is not used because it is a
 ``threading.local``: under gevent it would open sockets per greenlet.
 
 A node that fails is marked down for ``retry_delay`` seconds and its keys
-fall to the next node on the ring; reads against it are misses and writes
-return False: a cache failure never raises into the handler.
+fall to the next node on the ring, for the call that found it failing too
+(``Cache._on_ring``); after the delay one call tries it again. With no node
+to serve a key, reads are misses and writes return False: a cache failure
+never raises into the handler.
 
 Nothing written during an outage is lost when the node returns: a key
 written while its owner was down went to the next node on the ring, and
@@ -33,6 +35,7 @@ never written, and never read (flag 1 is a miss).
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
@@ -53,6 +56,8 @@ __all__ = ["Cache", "encode_value", "decode_value"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: Values read, by raw key (a fresh one per exchange: callers add to it).
+_Values = dict[bytes, Any]
 
 FLAG_BYTES = 0
 FLAG_PICKLE = 1 << 0  # python-memcached's pickle flag: refused
@@ -82,6 +87,12 @@ class _NodeFailure(Exception):
 
 class _BadReply(Exception):
     """The node answered something unexpected: drop the connection, keep the node."""
+
+
+class _Failed(enum.Enum):
+    """What ``Cache._attempt`` returns when the node failed (and is now marked down)."""
+
+    NODE = "node failed"
 
 
 def encode_value(value: Any) -> tuple[int, bytes]:
@@ -397,15 +408,15 @@ class Cache:
             node.missed_overflow |= overflow
             raise
 
-    def _safely(
-        self, node: _Node | None, failed: T, exchange: Callable[..., T], *args: Any
-    ) -> T:
-        if node is None:
-            return failed
+    def _attempt(
+        self, node: _Node, failed: T, exchange: Callable[..., T], *args: Any
+    ) -> T | _Failed:
+        """``exchange`` on ``node``; ``failed`` on a bad reply, ``_Failed.NODE`` if the
+        node failed (it is marked down now)."""
         try:
             return self._run(node, exchange, *args)
         except _NodeFailure:
-            return failed
+            return _Failed.NODE
         except _BadReply as e:
             log.warning("memcached %s: %s", node.name, e)
             return failed
@@ -416,17 +427,45 @@ class Cache:
             log.warning("memcached %s: bad reply (%s: %s)", node.name, type(e).__name__, e)
             return failed
 
+    def _safely(
+        self, node: _Node | None, failed: T, exchange: Callable[..., T], *args: Any
+    ) -> T:
+        """``exchange`` on ``node``; ``failed`` if there is none, or it failed or answered badly."""
+        if node is None:
+            return failed
+        result = self._attempt(node, failed, exchange, *args)
+        return failed if result is _Failed.NODE else result
+
+    def _on_ring(
+        self, raw: bytes, failed: T, exchange: Callable[..., T], *args: Any
+    ) -> tuple[_Node | None, T]:
+        """``exchange`` for key ``raw`` on the node serving it: (that node, the result).
+
+        When the node fails on this very call (it died, or this call probed it
+        after its retry delay), it is marked down and the key's next node on
+        the ring serves the call, as it serves every later one until the node
+        is back: a miss here would log out a visitor whose session was
+        rewritten on that next node. At most one failover per call.
+        """
+        node = self._pick(raw, time.monotonic())
+        if node is None:
+            return None, failed
+        result = self._attempt(node, failed, exchange, *args)
+        if result is not _Failed.NODE:
+            return node, result
+        node = self._pick(raw, time.monotonic())
+        return node, self._safely(node, failed, exchange, *args)
+
     # -- reads --------------------------------------------------------------
 
     def get(self, key: str | bytes, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` on a miss or when its node is down."""
         raw = self._key(key)
-        now = time.monotonic()
-        node = self._pick(raw, now)
-        found: dict[bytes, Any] = self._safely(node, {}, _get, [raw])
+        node, found = self._on_ring(raw, _Values(), _get, [raw])
         if raw not in found and node is not None and node.back_at:
             # Written while its owner was away? Then on the next node.
-            found = self._safely(self._fallback(raw, node, now), {}, _get, [raw])
+            fallback = self._fallback(raw, node, time.monotonic())
+            found = self._safely(fallback, _Values(), _get, [raw])
         return found.get(raw, default)
 
     def get_multi(self, keys: Iterable[str | bytes]) -> dict[Any, Any]:
@@ -437,7 +476,14 @@ class Cache:
         result: dict[Any, Any] = {}
         now = time.monotonic()
         for node, raws in self._group(originals).items():
-            found: dict[bytes, Any] = self._safely(node, {}, _get, raws)
+            attempt = self._attempt(node, _Values(), _get, raws)
+            if attempt is _Failed.NODE:
+                # The node failed on this call: its keys' next nodes serve them (_on_ring).
+                found = _Values()
+                for other, rest in self._group(raws).items():
+                    found.update(self._safely(other, _Values(), _get, rest))
+            else:
+                found = attempt
             if node.back_at and len(found) < len(raws):
                 for raw in raws:  # written while their owner was away?
                     if raw not in found:
@@ -462,11 +508,9 @@ class Cache:
         raw = self._key(key)
         flags, payload = encode_value(value)
         line = _storage_command(cmd, raw, flags, expire, payload)
-        now = time.monotonic()
-        node = self._pick(raw, now)
-        refused: list[int] | None = self._safely(node, None, _store, line, 1)
+        node, refused = self._on_ring(raw, None, _store, line, 1)
         if refused == [] and node is not None and node.back_at:
-            self._drop_fallback_copy(raw, node, now)
+            self._drop_fallback_copy(raw, node, time.monotonic())
         return refused == []
 
     def _drop_fallback_copy(self, raw: bytes, node: _Node, now: float) -> None:
@@ -484,17 +528,25 @@ class Cache:
             flags, payload = encode_value(value)
             originals[raw] = key
             commands[raw] = _storage_command(b"set", raw, flags, expire, payload)
-        failed: list[Any] = []
         stored: set[bytes] = set()
-        for node, raws in self._group(originals).items():
+
+        def store(node: _Node, raws: list[bytes]) -> bool:
+            """Pipeline ``raws`` to ``node``; False if the node failed on this call."""
             blob = b"".join(commands[raw] for raw in raws)
-            refused: list[int] | None = self._safely(node, None, _store, blob, len(raws))
-            if refused is None:
-                continue
-            refused_set = set(refused)
-            stored.update(raw for i, raw in enumerate(raws) if i not in refused_set)
-        failed = [key for raw, key in originals.items() if raw not in stored]
-        return failed
+            refused = self._attempt(node, None, _store, blob, len(raws))
+            if refused is _Failed.NODE:
+                return False
+            if refused is not None:
+                refused_set = set(refused)
+                stored.update(raw for i, raw in enumerate(raws) if i not in refused_set)
+            return True
+
+        for node, raws in self._group(originals).items():
+            if not store(node, raws):
+                # The node failed on this call: its keys' next nodes take them (_on_ring).
+                for other, rest in self._group(raws).items():
+                    store(other, rest)
+        return [key for raw, key in originals.items() if raw not in stored]
 
     def delete(self, key: str | bytes) -> bool:
         """Delete ``key`` on every node it may live on; True if it existed somewhere.
@@ -530,8 +582,7 @@ class Cache:
         if delta < 0:
             raise ValueError("delta must be >= 0 (use decr)")
         raw = self._key(key)
-        node = self._pick(raw, time.monotonic())
-        reply = self._safely(node, b"", _simple, b"%s %s %d" % (cmd, raw, delta))
+        _, reply = self._on_ring(raw, b"", _simple, b"%s %s %d" % (cmd, raw, delta))
         return int(reply) if reply.isdigit() else None
 
     # -- health -------------------------------------------------------------
