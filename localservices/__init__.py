@@ -30,11 +30,20 @@ from .memcached import (
     raw_command,
     server_stats,
 )
-from .process import Service, ServiceError, free_port, stop_process, wait_until
+from .process import (
+    Service,
+    ServiceError,
+    child_pids,
+    free_port,
+    process_state,
+    stop_process,
+    wait_until,
+)
 
 __all__ = [
     "DATABASE", "MEMCACHED", "USER", "JsonReply", "LocalServer", "MariaDBError",
     "MariaDBServer", "MemcachedCluster", "MemcachedError", "MemcachedNode", "Reply", "Service",
-    "ServiceError", "TLSFiles", "call_json", "free_port", "http_get", "launch", "make_tls_files",
-    "raw_command", "server_stats", "start_mariadb", "stop_process", "wait_until",
+    "ServiceError", "TLSFiles", "call_json", "child_pids", "free_port", "http_get", "launch",
+    "make_tls_files", "process_state", "raw_command", "server_stats", "start_mariadb",
+    "stop_process", "wait_until",
 ]

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .process import Service, ServiceError, free_port
+from .process import Service, ServiceError, child_pids, free_port
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
@@ -73,11 +73,7 @@ class GunicornServer(Service):
     def worker_pids(self) -> list[int]:
         """The live workers (children of the master)."""
         assert self.proc is not None
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                return [int(p) for p in f.read().split()]
-        except OSError:
-            return []
+        return child_pids(self.proc.pid)
 
     def wait_ready(self, timeout: float = 30.0, interval: float = 0.1,
                    exclude: Sequence[int] = ()) -> bool:

@@ -45,6 +45,22 @@ def free_port() -> int:
     raise ServiceError("no free loopback port left that this process has not handed out")
 
 
+def child_pids(pid: int) -> list[int]:
+    """Pids of the children of ``pid`` (Linux /proc; zombies included); [] if it is gone."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of ``pid`` from /proc (R, S, Z...); ``X`` if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     """Poll ``predicate`` every ``interval`` seconds: True as soon as it is, else False at
     ``timeout``."""

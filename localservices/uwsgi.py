@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import Reply, http_get
-from .process import Service, ServiceError, free_port
+from .process import Service, ServiceError, child_pids, free_port, process_state
 
 ROOT = Path(__file__).resolve().parent.parent
 UWSGI_INI = ROOT / "uwsgi.ini"
@@ -51,21 +51,9 @@ def read_stats(port: int, timeout: float = 2.0) -> dict[str, Any]:
     return result
 
 
-def _live_children(pid: int) -> list[int] | None:
-    """Children of ``pid`` that have not exited (zombies excluded); None if unknown."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return None
-    live = []
-    for child in children:
-        try:
-            state = Path(f"/proc/{child}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in (b"Z", b"X"):
-            live.append(int(child))
-    return live
+def _live_children(pid: int) -> list[int]:
+    """Children of ``pid`` that have not exited (zombies excluded)."""
+    return [child for child in child_pids(pid) if process_state(child) not in ("Z", "X")]
 
 
 class UwsgiServer(Service):

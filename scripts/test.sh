@@ -89,12 +89,11 @@ run_pytest() {
 # test runs on every Python either way; the built sdist and wheel are shared
 # between them (tests/test_packaging.py). A test with a wall-clock bound runs
 # alone: the others wait between two tests meanwhile (tests/support/overlap.py).
-STATUS=0
 FAILED=()  # what failed, named in the last line
 if [ "${WEBMINI_TEST_JOBS:-${#VERSIONS[@]}}" -le 1 ] || [ "${#VERSIONS[@]}" -eq 1 ]; then
     for i in "${!VERSIONS[@]}"; do
         echo "webmini: pytest on Python ${VERSIONS[$i]}" >&2
-        run_pytest "${VENVS[$i]}" "$@" || { STATUS=1; FAILED+=("pytest on Python ${VERSIONS[$i]}"); }
+        run_pytest "${VENVS[$i]}" "$@" || FAILED+=("pytest on Python ${VERSIONS[$i]}")
     done
 else
     LOGS="$(mktemp -d "${TMPDIR:-/tmp}/webmini-test.XXXXXX")"
@@ -109,13 +108,13 @@ else
         wait "${PIDS[$i]}" || rc=$?
         echo "==================== Python ${VERSIONS[$i]}: pytest exit status $rc ====================" >&2
         cat "$LOGS/${VERSIONS[$i]}.log"
-        if [ "$rc" -ne 0 ]; then STATUS=1; FAILED+=("pytest on Python ${VERSIONS[$i]}"); fi
+        if [ "$rc" -ne 0 ]; then FAILED+=("pytest on Python ${VERSIONS[$i]}"); fi
     done
-    if [ "$STATUS" -eq 0 ]; then rm -rf "$LOGS"; fi
+    if [ "${#FAILED[@]}" -eq 0 ]; then rm -rf "$LOGS"; fi
 fi
-.venv/bin/ruff check . || { STATUS=1; FAILED+=("ruff"); }
-.venv/bin/mypy || { STATUS=1; FAILED+=("mypy"); }
-if [ "$STATUS" -ne 0 ]; then
+.venv/bin/ruff check . || FAILED+=("ruff")
+.venv/bin/mypy || FAILED+=("mypy")
+if [ "${#FAILED[@]}" -ne 0 ]; then
     echo "webmini: FAILED: $(printf "%s; " "${FAILED[@]}")see above" >&2
     exit 1
 fi

@@ -24,6 +24,8 @@ import pytest
 from support.gunicorn import GunicornServer
 from support.servers import UwsgiServer
 
+from localservices import child_pids
+
 APP = """
 import os
 
@@ -186,8 +188,7 @@ def test_dev_server_reload_starts_the_new_workers_before_stopping_the_old(webmin
     gevent.sleep(1.0)  # the workers import, the watcher settles
 
     def workers() -> list[int]:
-        path = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
-        return [int(p) for p in path.read_text().split()]
+        return child_pids(server.proc.pid)
 
     def done(old: set[int]) -> bool:
         now = set(workers())

@@ -56,7 +56,9 @@ _reset_rid = _request_id.reset
 # SECURITY: a client-sent id goes into every log line of its request: only
 # short ids of visible, unquoted ASCII are taken (no CR/LF to forge log
 # lines, no quotes or spaces to break a field); anything else is replaced.
-_GOOD_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_good_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
+
+
 def request_id() -> str:
     """Return the current request's id (``-`` outside a request)."""
     rid = _request_id.get()
@@ -227,7 +229,6 @@ def _fields_of(environ: dict[str, Any]) -> tuple[Any, ...]:
 
 
 _clock = time.perf_counter
-_good_id = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}").fullmatch
 
 
 def _id_stream() -> Iterator[str]:
